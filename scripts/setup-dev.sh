@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv with svdops, its [bench] extra and the dev tools. Idempotent.
+# torch comes first, pinned to the CPU build this machine keeps on disk; on a GPU host install the
+# CUDA build you want before running this (the [bench] range accepts it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+    .venv/bin/python -m pip install -q "torch==${SVDOPS_TORCH_VERSION:-2.13.0}"
+fi
+.venv/bin/python -m pip install -q -e ".[bench,dev]"
+# System packages the integration tests use (real sshd, real browser). Only as root, only if missing.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    need=()
+    [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+    if [ ${#need[@]} -gt 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+    fi
+fi

@@ -1,0 +1,369 @@
+"""HostFacts: one snapshot of what a host has. Frozen dataclasses; units live in the names.
+
+A value that could not be gathered is None, and `HostFacts.notes` says why (subject, reason).
+Versions are `Version` objects (comparable); in JSON they are strings.
+
+The JSON form is versioned (`SCHEMA`); see docs/facts-schema.md. Readers must accept unknown keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from svdops.errors import FactsError
+from svdops.versions import Version
+
+SCHEMA = "svdops.facts/1"
+
+
+@dataclass(frozen=True)
+class Note:
+    """Why a value is not available (or a caveat about it). `subject` is a dotted facts path."""
+
+    subject: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class OsFacts:
+    id: str | None = None  # "ubuntu"
+    version_id: str | None = None  # "24.04"
+    pretty_name: str | None = None
+    codename: str | None = None
+    kernel_release: str | None = None  # from uname -r / uname -a
+    arch: str | None = None
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class CpuFacts:
+    model_name: str | None = None
+    vendor: str | None = None
+    arch: str | None = None
+    logical_cpus: int | None = None
+    sockets: int | None = None
+    cores_per_socket: int | None = None
+    threads_per_core: int | None = None
+    numa_nodes: int | None = None
+
+
+@dataclass(frozen=True)
+class MemoryFacts:
+    total_mib: int | None = None
+    available_mib: int | None = None
+    swap_total_mib: int | None = None
+    hugepages_total: int | None = None
+
+
+@dataclass(frozen=True)
+class DriverFacts:
+    userspace_version: Version | None = None  # nvidia-smi "Driver Version" (libnvidia-ml)
+    kernel_module_version: Version | None = None  # /proc/driver/nvidia/version (loaded module)
+    kernel_module_flavor: str | None = None  # "open" | "proprietary"
+    cuda_driver_api: Version | None = None  # highest CUDA the driver supports ("CUDA Version: 13.0")
+    nvml_version: str | None = None
+    library_mismatch: bool = False  # nvidia-smi said "Driver/library version mismatch"
+    nouveau_loaded: bool | None = None
+    secure_boot_enabled: bool | None = None
+    dkms_modules_signed: bool | None = None
+    persistenced_running: bool | None = None
+
+    @property
+    def needs_reboot(self) -> bool:
+        """The loaded kernel module is not the installed userspace driver: only a reboot fixes it."""
+        if self.library_mismatch:
+            return True
+        if self.userspace_version and self.kernel_module_version:
+            return self.userspace_version != self.kernel_module_version
+        return False
+
+
+@dataclass(frozen=True)
+class GpuFacts:
+    index: int
+    name: str
+    uuid: str | None = None
+    pci_bus_id: str | None = None
+    architecture: str | None = None  # "Hopper"
+    compute_capability: Version | None = None  # 9.0
+    memory_total_mib: int | None = None
+    memory_used_mib: int | None = None
+    pcie_gen_current: int | None = None
+    pcie_gen_max: int | None = None  # of the GPU and host together
+    pcie_width_current: int | None = None
+    pcie_width_max: int | None = None
+    power_limit_w: float | None = None
+    power_max_limit_w: float | None = None
+    power_draw_w: float | None = None
+    temperature_c: int | None = None
+    temp_slowdown_c: int | None = None
+    temp_shutdown_c: int | None = None
+    persistence_mode: bool | None = None
+    ecc_enabled: bool | None = None
+    mig_enabled: bool | None = None
+    vbios_version: str | None = None
+    sm_clock_max_mhz: int | None = None
+    numa_node: int | None = None
+
+
+@dataclass(frozen=True)
+class GpuLink:
+    """How two GPUs reach each other, as `nvidia-smi topo -m` prints it."""
+
+    gpu_a: int
+    gpu_b: int
+    kind: str  # "NV#" (e.g. "NV18"), "PIX", "PXB", "PHB", "NODE", "SYS"
+    nvlinks: int = 0  # the # in NV#
+
+    @property
+    def is_nvlink(self) -> bool:
+        return self.kind.startswith("NV")
+
+
+@dataclass(frozen=True)
+class GpuAffinity:
+    gpu: int
+    cpu_affinity: str | None = None  # "0-15" as printed
+    numa_affinity: str | None = None
+
+
+@dataclass(frozen=True)
+class TopologyFacts:
+    gpu_count: int = 0
+    links: tuple[GpuLink, ...] = ()
+    affinity: tuple[GpuAffinity, ...] = ()
+
+    def link(self, a: int, b: int) -> GpuLink | None:
+        for item in self.links:
+            if {item.gpu_a, item.gpu_b} == {a, b}:
+                return item
+        return None
+
+    @property
+    def all_pairs_nvlink(self) -> bool:
+        """True when every GPU pair is joined by NVLink (vacuously true for 0 or 1 GPU)."""
+        pairs = [(a, b) for a in range(self.gpu_count) for b in range(a + 1, self.gpu_count)]
+        return all((link := self.link(a, b)) is not None and link.is_nvlink for a, b in pairs)
+
+
+@dataclass(frozen=True)
+class CudaFacts:
+    toolkit_version: Version | None = None  # nvcc --version
+    toolkit_path: str | None = None
+    cudnn_version: Version | None = None  # system libcudnn (ldconfig / dpkg)
+    nccl_version: Version | None = None  # system libnccl
+    libraries: tuple[str, ...] = ()  # sonames seen in ldconfig -p (libcudnn.so.9, ...)
+
+
+@dataclass(frozen=True)
+class CondaFacts:
+    executable: str | None = None  # conda / mamba / micromamba found
+    version: Version | None = None
+    envs: tuple[str, ...] = ()  # env prefixes
+
+
+@dataclass(frozen=True)
+class PythonEnvFacts:
+    executable: str | None = None
+    python_version: Version | None = None
+    packages: dict[str, str] = field(default_factory=dict)  # normalised name -> version text
+    torch_version: Version | None = None  # without the local label: 2.11.0
+    torch_cuda: Version | None = None  # CUDA the wheel was built for, None for a CPU wheel
+    torch_cudnn: Version | None = None  # bundled in the wheel
+    torch_nccl: Version | None = None
+    torch_arch_list: tuple[str, ...] = ()  # sm_80, sm_90, ...
+    diffusers_version: Version | None = None
+    transformers_version: Version | None = None
+    conda: CondaFacts = field(default_factory=CondaFacts)
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    name: str
+    type: str  # disk, part, raid0, lvm, loop, rom, ...
+    size_bytes: int = 0
+    rotational: bool | None = None
+    transport: str | None = None  # nvme, sata, virtio, usb
+    model: str | None = None
+    mountpoint: str | None = None
+    fstype: str | None = None
+    children: tuple[BlockDevice, ...] = ()
+
+    @property
+    def is_nvme(self) -> bool:
+        return self.transport == "nvme" or self.name.startswith("nvme")
+
+
+@dataclass(frozen=True)
+class MdArray:
+    name: str  # md0
+    level: str | None  # raid0, raid5, raid6, raid1, raid10
+    state: str  # active, inactive
+    members: tuple[str, ...] = ()  # nvme0n1, sdb1 (without [n] and flags)
+    failed_members: tuple[str, ...] = ()  # marked (F)
+    size_bytes: int | None = None
+    devices_total: int | None = None  # [n/m]: n
+    devices_up: int | None = None  # [n/m]: m
+    recovering: bool = False  # a resync/recovery/reshape is running
+
+    @property
+    def degraded(self) -> bool:
+        if self.devices_total is not None and self.devices_up is not None:
+            return self.devices_up < self.devices_total
+        return bool(self.failed_members)
+
+
+@dataclass(frozen=True)
+class Mount:
+    device: str
+    mountpoint: str
+    fstype: str | None = None
+    size_bytes: int | None = None
+    available_bytes: int | None = None
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StorageFacts:
+    block_devices: tuple[BlockDevice, ...] = ()
+    md_arrays: tuple[MdArray, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    hostname: str
+    collected_at: str  # ISO 8601 UTC
+    source: str  # "local", "ssh://user@host:port", "recorded:/path"
+    os: OsFacts = field(default_factory=OsFacts)
+    cpu: CpuFacts = field(default_factory=CpuFacts)
+    memory: MemoryFacts = field(default_factory=MemoryFacts)
+    driver: DriverFacts = field(default_factory=DriverFacts)
+    gpus: tuple[GpuFacts, ...] = ()
+    topology: TopologyFacts = field(default_factory=TopologyFacts)
+    cuda: CudaFacts = field(default_factory=CudaFacts)
+    python: PythonEnvFacts = field(default_factory=PythonEnvFacts)
+    storage: StorageFacts = field(default_factory=StorageFacts)
+    notes: tuple[Note, ...] = ()
+    schema: str = SCHEMA
+
+    def note_for(self, subject: str) -> str | None:
+        """The recorded reason a subject (or anything under it) is not available."""
+        for note in self.notes:
+            if note.subject == subject or note.subject.startswith(subject + "."):
+                return note.reason
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_jsonable(self)  # type: ignore[no-any-return]
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "facts") -> HostFacts:
+        if not isinstance(data, dict):
+            raise FactsError("facts must be a JSON object", where=where)
+        schema = data.get("schema", SCHEMA)
+        if not isinstance(schema, str) or not schema.startswith("svdops.facts/"):
+            raise FactsError(f"not an svdops facts snapshot (schema {schema!r})", where=where)
+        if schema.split("/")[-1] != SCHEMA.split("/")[-1]:
+            raise FactsError(
+                f"facts schema {schema} is not supported by this svdops (reads {SCHEMA})",
+                where=where,
+                hint="gather the facts again with this version: `svdops facts --json`",
+            )
+        return _from_jsonable(cls, data, where)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "facts") -> HostFacts:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FactsError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where=where) from exc
+        return cls.from_dict(data, where)
+
+
+# --- JSON conversion -------------------------------------------------------------------------
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, Version):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+T = TypeVar("T")
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _from_jsonable(args[0], value, where)
+    if tp is Version:
+        if not isinstance(value, str | int | float):
+            raise FactsError(f"expected a version string, got {type(value).__name__}", where=where)
+        try:
+            return Version.parse(str(value))
+        except ValueError as exc:
+            raise FactsError(str(exc), where=where) from exc
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise FactsError(f"expected an object, got {type(value).__name__}", where=where)
+        hints = _hints(tp)
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name in value:
+                kwargs[f.name] = _from_jsonable(hints[f.name], value[f.name], f"{where}.{f.name}")
+        try:
+            return tp(**kwargs)
+        except TypeError as exc:
+            raise FactsError(f"missing or wrong fields: {exc}", where=where) from exc
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise FactsError(f"expected a list, got {type(value).__name__}", where=where)
+        (item_tp, *_rest) = get_args(tp)
+        return tuple(_from_jsonable(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise FactsError(f"expected an object, got {type(value).__name__}", where=where)
+        return {str(k): str(v) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise FactsError(f"expected true/false, got {value!r}", where=where)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FactsError(f"expected an integer, got {value!r}", where=where)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FactsError(f"expected a number, got {value!r}", where=where)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise FactsError(f"expected a string, got {value!r}", where=where)
+        return value
+    if tp is typing.Any:
+        return value
+    raise FactsError(f"cannot read a value of type {tp}", where=where)
