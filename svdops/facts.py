@@ -237,20 +237,20 @@ class StorageFacts:
 
 @dataclass(frozen=True)
 class HostFacts:
-    hostname: str
+    hostname: str  # as the host names itself (uname -n), else the label it was reached by
     collected_at: str  # ISO 8601 UTC
     source: str  # "local", "ssh://user@host:port", "recorded:/path"
     os: OsFacts = field(default_factory=OsFacts)
     cpu: CpuFacts = field(default_factory=CpuFacts)
     memory: MemoryFacts = field(default_factory=MemoryFacts)
     driver: DriverFacts = field(default_factory=DriverFacts)
-    gpus: tuple[GpuFacts, ...] = ()
+    gpus: tuple[GpuFacts, ...] = ()  # in nvidia-smi order; empty on a host without NVIDIA GPUs
     topology: TopologyFacts = field(default_factory=TopologyFacts)
     cuda: CudaFacts = field(default_factory=CudaFacts)
     python: PythonEnvFacts = field(default_factory=PythonEnvFacts)
     storage: StorageFacts = field(default_factory=StorageFacts)
-    notes: tuple[Note, ...] = ()
-    schema: str = SCHEMA
+    notes: tuple[Note, ...] = ()  # why each null value is null
+    schema: str = SCHEMA  # "svdops.facts/1"
 
     def note_for(self, subject: str) -> str | None:
         """The recorded reason a subject (or anything under it) is not available."""

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 
-_VERSION_RE = re.compile(r"(\d+(?:\.\d+)*)(?:[.+-]?([A-Za-z][\w.+-]*))?")
+# digits glued to a word ("x86_64", "sm_90") are not a version; a leading v/V ("V13.0.88") is fine
+_VERSION_RE = re.compile(r"(?:(?<=[vV])|(?<![\w.]))(\d+(?:\.\d+)*)(?:[.+-]?([A-Za-z][\w.+-]*))?")
 
 
 @total_ordering
