@@ -1,0 +1,256 @@
+"""The run store: one folder per benchmark run, written atomically, readable without svdops.
+
+    <store>/<YYYYmmddTHHMMSSZ>-<host>-<scenario>/
+        facts.json        HostFacts snapshot (JSON null when the facts could not be gathered)
+        config.json       the resolved configuration, including which weights were used
+        results.json      status and summaries (one entry per configuration point)
+        iterations.csv    one row per iteration with per-stage times
+        steps.csv         one row per UNet step
+        telemetry.csv     NVML samples (t_unix, t_mono, ...)
+        marks.csv         stage start/end marks on the same clocks as the telemetry
+        versions.json     torch, diffusers, transformers, python, driver
+
+A run is written into `<store>/.tmp-<name>-<pid>/` and renamed into place when complete, so a
+reader never sees half a run: a writer killed mid-way leaves only a hidden `.tmp-` folder, which
+readers skip. Plain JSON and CSV on purpose: `pandas.read_csv(run / "iterations.csv")` is all a
+reader needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+import os
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from svdops.errors import BadInputError
+
+TMP_PREFIX = ".tmp-"
+DEFAULT_STORE = "svdops-runs"
+RUN_FILES = (
+    "facts.json",
+    "config.json",
+    "results.json",
+    "iterations.csv",
+    "steps.csv",
+    "telemetry.csv",
+    "marks.csv",
+    "versions.json",
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def run_name(host: str, scenario: str, when: datetime | None = None) -> str:
+    """`20261126T101500Z-gpu01-svd-xt-25f`: sorts by time, and safe in any file system."""
+    stamp = (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    host_part = _UNSAFE.sub("_", host).strip("._") or "host"
+    scenario_part = _UNSAFE.sub("_", scenario).strip("._") or "run"
+    return f"{stamp}-{host_part}-{scenario_part}"
+
+
+class RunWriter:
+    """Collects one run's files in a hidden folder; `commit()` makes the run appear whole.
+
+    Use as a context manager: leaving the block with an exception removes the hidden folder
+    (a run that failed before it had anything worth keeping); call `commit()` inside the block
+    to keep it. A process killed with SIGKILL leaves the hidden folder behind; readers skip it.
+    """
+
+    def __init__(self, store: str | os.PathLike[str], name: str) -> None:
+        self.store = Path(store)
+        self.name = name
+        try:
+            self.store.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BadInputError(
+                f"cannot create the run store: {exc.strerror}",
+                where=str(self.store),
+                hint="pass a writable folder with --store DIR",
+            ) from exc
+        self.tmp = self.store / f"{TMP_PREFIX}{name}-{os.getpid()}"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        self.path: Path | None = None
+
+    def write_json(self, filename: str, data: Any) -> None:
+        text = json.dumps(_finite(data), indent=2, sort_keys=False, default=str, allow_nan=False)
+        self._write(filename, text + "\n")
+
+    def write_csv(self, filename: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        target = self.tmp / filename
+        with target.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            for row in rows:
+                writer.writerow(["" if v is None else _cell(v) for v in row])
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _write(self, filename: str, text: str) -> None:
+        with (self.tmp / filename).open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def commit(self) -> Path:
+        """Rename the hidden folder to its final name (`-2`, `-3`… if the name is taken)."""
+        if self.path is not None:
+            return self.path
+        _fsync_dir(self.tmp)
+        for n in range(1, 1000):
+            final = self.store / (self.name if n == 1 else f"{self.name}-{n}")
+            if final.exists():
+                continue
+            try:
+                # rename(2) would silently replace an empty folder created since the check;
+                # the check above and the error below cover all but that harmless case.
+                os.rename(self.tmp, final)
+            except OSError:
+                continue
+            _fsync_dir(self.store)
+            self.path = final
+            return final
+        raise BadInputError("no free run folder name", where=str(self.store / self.name))
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if self.path is None:
+            self.discard()
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null: strict JSON readers (and jq) reject the bare tokens."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)  # 0/1 reads back as a number in pandas and in a spreadsheet
+    if isinstance(value, float):
+        return repr(value)  # shortest exact form: CSV round-trips the float bit for bit
+    return value
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """A committed run folder. JSON files are parsed; CSV tables are read on demand."""
+
+    path: Path
+    facts: dict[str, Any] | None
+    config: dict[str, Any]
+    results: dict[str, Any]
+    versions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        return str(self.results.get("status", "unknown"))
+
+    def table(self, name: str) -> list[dict[str, Any]]:
+        """Rows of `<name>.csv` as dicts, numbers parsed, empty cells as None ([] when absent)."""
+        path = self.path / f"{name}.csv"
+        if not path.exists():
+            return []
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+    def frame(self, name: str) -> Any:
+        """`<name>.csv` as a pandas DataFrame (pandas is imported only here, untyped on purpose)."""
+        pandas = importlib.import_module("pandas")
+        return pandas.read_csv(self.path / f"{name}.csv")
+
+
+def _parse_cell(text: str | None) -> Any:
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"cannot read {path.name}: {exc}", where=str(path)) from exc
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    folder = Path(path)
+    if folder.name.startswith(TMP_PREFIX):
+        raise BadInputError(
+            "this is an unfinished run (its writer stopped before committing it)",
+            where=str(folder),
+            hint="delete it; finished runs have no '.tmp-' prefix",
+        )
+    if not (folder / "results.json").is_file():
+        raise BadInputError(
+            "not a run folder (no results.json)",
+            where=str(folder),
+            hint="pass a folder inside the run store, e.g. ./svdops-runs/<run>",
+        )
+    results = _read_json(folder / "results.json")
+    config = _read_json(folder / "config.json")
+    facts = _read_json(folder / "facts.json")
+    versions = _read_json(folder / "versions.json")
+    return Run(
+        path=folder,
+        facts=facts if isinstance(facts, dict) else None,
+        config=config if isinstance(config, dict) else {},
+        results=results if isinstance(results, dict) else {},
+        versions=versions if isinstance(versions, dict) else {},
+    )
+
+
+def list_runs(store: str | os.PathLike[str]) -> list[Run]:
+    """Every committed run in the store, oldest first. Hidden (`.tmp-`) folders are skipped."""
+    root = Path(store)
+    if not root.is_dir():
+        return []
+    runs = []
+    for child in sorted(root.iterdir()):
+        if child.name.startswith(".") or not child.is_dir() or not (child / "results.json").is_file():
+            continue
+        runs.append(load_run(child))
+    return runs

@@ -1,0 +1,113 @@
+"""Run folders: complete or invisible, and readable with plain pandas."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from svdops.errors import BadInputError
+from svdops.store import RunWriter, list_runs, load_run, run_name
+
+WHEN = datetime(2026, 11, 26, 10, 15, 0, tzinfo=UTC)
+
+
+def write_run(store: Path, name: str = "20261126T101500Z-gpu01-tiny", status: str = "ok") -> Path:
+    with RunWriter(store, name) as run:
+        run.write_json("config.json", {"scenario": "tiny", "weights": {"kind": "random-init"}})
+        run.write_json("facts.json", None)
+        run.write_json("results.json", {"status": status, "e2e_s": float("nan")})
+        rows = [[0, 0.125, False, None], [1, 0.5, True, "x"]]
+        run.write_csv("iterations.csv", ["iteration", "e2e_s", "warmup", "note"], rows)
+        return run.commit()
+
+
+def test_run_name_sorts_by_time_and_is_filesystem_safe():
+    assert run_name("gpu01", "svd-xt-25f", WHEN) == "20261126T101500Z-gpu01-svd-xt-25f"
+    assert run_name("a b/c:d", "x/y", WHEN) == "20261126T101500Z-a_b_c_d-x_y"
+    assert run_name("", "", WHEN) == "20261126T101500Z-host-run"
+
+
+def test_committed_run_is_readable_with_pandas_and_load_run(tmp_path):
+    path = write_run(tmp_path)
+    assert path == tmp_path / "20261126T101500Z-gpu01-tiny"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no hidden leftovers
+    frame = pd.read_csv(path / "iterations.csv")
+    assert list(frame["e2e_s"]) == [0.125, 0.5]
+    assert list(frame["warmup"]) == [0, 1]
+    assert frame["note"].isna().tolist() == [True, False]
+    results = json.loads((path / "results.json").read_text())
+    assert results["e2e_s"] is None  # NaN is written as null: strict JSON
+    run = load_run(path)
+    assert run.status == "ok"
+    assert run.facts is None
+    assert run.config["weights"]["kind"] == "random-init"
+    assert run.table("iterations") == [
+        {"iteration": 0, "e2e_s": 0.125, "warmup": 0, "note": None},
+        {"iteration": 1, "e2e_s": 0.5, "warmup": 1, "note": "x"},
+    ]
+    assert run.table("absent") == []
+    assert list(run.frame("iterations")["iteration"]) == [0, 1]
+    assert [r.name for r in list_runs(tmp_path)] == [path.name]
+
+
+def test_same_name_twice_gets_a_suffix(tmp_path):
+    first, second = write_run(tmp_path), write_run(tmp_path)
+    assert second.name == first.name + "-2"
+    assert len(list_runs(tmp_path)) == 2
+
+
+def test_failure_before_commit_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError), RunWriter(tmp_path, "20261126T101500Z-gpu01-tiny") as run:
+        run.write_json("config.json", {})
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_writer_leaves_no_visible_run(tmp_path):
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from svdops.store import RunWriter
+        run = RunWriter(sys.argv[1], "20261126T101500Z-gpu01-tiny")
+        run.write_json("config.json", {"scenario": "tiny"})
+        run.write_csv("iterations.csv", ["iteration"], [[0]])
+        print("written", flush=True)
+        time.sleep(60)
+        run.commit()
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    leftovers = list(tmp_path.iterdir())
+    assert len(leftovers) == 1 and leftovers[0].name.startswith(".tmp-")
+    assert list_runs(tmp_path) == []
+    with pytest.raises(BadInputError, match="unfinished run"):
+        load_run(leftovers[0])
+    # A later writer is not disturbed by the leftover.
+    write_run(tmp_path)
+    assert len(list_runs(tmp_path)) == 1
+
+
+def test_bad_paths_are_clear_errors(tmp_path):
+    with pytest.raises(BadInputError, match="not a run folder"):
+        load_run(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(BadInputError, match="cannot create the run store") as err:
+        RunWriter(blocker / "store", "x")
+    assert err.value.hint and "--store" in err.value.hint
+    assert list_runs(tmp_path / "nowhere") == []
