@@ -1,0 +1,499 @@
+"""The versioned compatibility knowledge the rules use: typed accessors over the YAML files beside this.
+
+Every row in the data files carries a `source:` (a URL or a document title) and every file a
+`version:`. Lookups that find nothing raise `UnknownKnowledgeError` (a LookupError) with what was
+asked for; the `find_*` variants return None instead, for callers such as the rules that must not raise.
+The files are read once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from svdops.versions import Version, parse_version
+
+FILES = ("cuda.yaml", "torch.yaml", "libraries.yaml", "scenarios.yaml", "gpus.yaml")
+
+
+class UnknownKnowledgeError(LookupError):
+    """The knowledge base has no row for what was asked."""
+
+
+class KnowledgeDataError(RuntimeError):
+    """A data file in the package is malformed: a bug in svdops, caught by the tests."""
+
+
+# --- typed rows -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DriverRequirement:
+    """What a CUDA toolkit (or a wheel built with it) needs from the Linux driver."""
+
+    cuda: Version
+    min_driver_ga: Version  # the toolkit's own minimum: every feature, PTX JIT included
+    min_driver_compat: Version  # minor-version compatibility floor of the CUDA major family
+    exact: bool  # False when the toolkit minor is newer than any row and the latest row stood in
+    source: str
+
+    def level(self, driver: Version) -> str:
+        """'full' (driver >= GA minimum), 'compat' (minor-version compatibility only) or 'none'."""
+        if driver >= self.min_driver_ga:
+            return "full"
+        if driver >= self.min_driver_compat:
+            return "compat"
+        return "none"
+
+
+@dataclass(frozen=True)
+class TorchRelease:
+    version: Version  # major.minor
+    cuda_variants: tuple[Version, ...]
+    python_min: Version
+    python_max: Version
+    source: str
+
+    def supports_python(self, python: Version) -> bool:
+        short = python.truncate(2)
+        return self.python_min <= short <= self.python_max
+
+
+@dataclass(frozen=True)
+class LibraryRequirement:
+    name: str
+    version: Version  # holds from this version up to the next row
+    min_python: Version
+    min_torch: Version | None
+    source: str
+
+
+@dataclass(frozen=True)
+class SvdPipeline:
+    diffusers_min: Version  # first diffusers with StableVideoDiffusionPipeline
+    reference_diffusers: Version  # today's pipeline
+    reference_python: Version  # what the reference host runs: the target when a stack is rebuilt
+    reference_torch: Version
+    source: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    needs_gpu: bool
+    peak_allocated_gib: float
+    peak_reserved_gib: float | None
+    min_vram_gib: float
+    source: str
+
+
+@dataclass(frozen=True)
+class GpuSpec:
+    name: str
+    names: tuple[str, ...]  # nvidia-smi product names
+    arch: str
+    compute_capability: Version
+    memory_gb: float
+    memory_bandwidth_gbps: float
+    fp16_tflops: float  # dense tensor peak, FP32 accumulate
+    bf16_tflops: float | None
+    nvlink_gen: int | None
+    form_factor: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ArchSupport:
+    cuda_major: int
+    min_cc: Version
+    dropped: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class DriverBranch:
+    branch: int
+    open: bool
+    source: str
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    versions: Mapping[str, str]  # file -> its version
+    toolkit_drivers: tuple[tuple[Version, Version, str], ...]  # (cuda, min driver, source), newest first
+    minor_compat: Mapping[int, tuple[Version, str]]
+    arch_support: tuple[ArchSupport, ...]
+    driver_branches: tuple[DriverBranch, ...]
+    open_module_min_cc: Version
+    open_module_required_cc: Version
+    torch_index_url: str
+    torch_releases: tuple[TorchRelease, ...]  # newest first
+    arch_lists: tuple[tuple[tuple[Version, ...], Version, tuple[str, ...], str], ...]
+    libraries: tuple[LibraryRequirement, ...]
+    svd_pipeline: SvdPipeline
+    scenarios: Mapping[str, Scenario]
+    gpus: tuple[GpuSpec, ...]
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def _read(name: str) -> dict[str, Any]:
+    text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or not isinstance(data.get("version"), str):
+        raise KnowledgeDataError(f"{name}: expected a mapping with a string `version:`")
+    return data
+
+
+def _rows(data: Mapping[str, Any], key: str, file: str) -> list[dict[str, Any]]:
+    rows = data.get(key)
+    if not isinstance(rows, list):
+        raise KnowledgeDataError(f"{file}: {key}: expected a list")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("source"), str) or not row["source"].strip():
+            raise KnowledgeDataError(f"{file}: {key}[{i}]: every row needs a `source:`")
+    return rows
+
+
+def _v(value: Any, where: str) -> Version:
+    # versions are strings in the data files: a YAML float would turn 12.10 into 12.1
+    if not isinstance(value, str | int):
+        raise KnowledgeDataError(f"{where}: expected a version string, got {value!r}")
+    found = parse_version(str(value))
+    if found is None:
+        raise KnowledgeDataError(f"{where}: not a version: {value!r}")
+    return found
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _load() -> Knowledge:
+    cuda = _read("cuda.yaml")
+    torch = _read("torch.yaml")
+    libs = _read("libraries.yaml")
+    scen = _read("scenarios.yaml")
+    gpus = _read("gpus.yaml")
+    versions = {"cuda.yaml": cuda["version"], "torch.yaml": torch["version"], "libraries.yaml": libs["version"],
+                "scenarios.yaml": scen["version"], "gpus.yaml": gpus["version"]}
+
+    toolkit = sorted(
+        ((_v(r["cuda"], "cuda.yaml: toolkit_drivers"), _v(r["min_driver"], "cuda.yaml: toolkit_drivers"), r["source"])
+         for r in _rows(cuda, "toolkit_drivers", "cuda.yaml")),
+        key=lambda row: row[0], reverse=True,
+    )
+    compat = {int(r["cuda_major"]): (_v(r["min_driver"], "cuda.yaml: minor_version_compat"), str(r["source"]))
+              for r in _rows(cuda, "minor_version_compat", "cuda.yaml")}
+    arch_support = tuple(
+        ArchSupport(int(r["cuda_major"]), _v(r["min_cc"], "cuda.yaml: arch_support"), tuple(r["dropped"]), r["source"])
+        for r in _rows(cuda, "arch_support", "cuda.yaml")
+    )
+    branches = tuple(sorted(
+        (DriverBranch(int(r["branch"]), bool(r["open"]), r["source"])
+         for r in _rows(cuda, "driver_branches", "cuda.yaml")),
+        key=lambda b: b.branch,
+    ))
+    open_module = cuda.get("open_module")
+    if not isinstance(open_module, dict) or not open_module.get("source"):
+        raise KnowledgeDataError("cuda.yaml: open_module needs min_cc, required_from_cc and source")
+
+    releases = tuple(sorted(
+        (TorchRelease(
+            _v(r["torch"], "torch.yaml: releases"),
+            tuple(_v(c, "torch.yaml: releases.cuda") for c in r["cuda"]),
+            _v(r["python_min"], "torch.yaml: releases"),
+            _v(r["python_max"], "torch.yaml: releases"),
+            r["source"],
+        ) for r in _rows(torch, "releases", "torch.yaml")),
+        key=lambda rel: rel.version, reverse=True,
+    ))
+    arch_lists = tuple(
+        (tuple(_v(t, "torch.yaml: arch_lists") for t in r["torch"]), _v(r["cuda"], "torch.yaml: arch_lists"),
+         tuple(str(a) for a in r["archs"]), str(r["source"]))
+        for r in _rows(torch, "arch_lists", "torch.yaml")
+    )
+
+    libraries = tuple(
+        LibraryRequirement(
+            str(r["name"]), _v(r["version"], "libraries.yaml"), _v(r["min_python"], "libraries.yaml"),
+            None if r.get("min_torch") is None else _v(r["min_torch"], "libraries.yaml"), r["source"],
+        )
+        for r in _rows(libs, "libraries", "libraries.yaml")
+    )
+    pipe = libs.get("svd_pipeline")
+    if not isinstance(pipe, dict) or not pipe.get("source"):
+        raise KnowledgeDataError("libraries.yaml: svd_pipeline needs diffusers_min, reference_* and source")
+
+    scenarios = {
+        str(r["name"]): Scenario(
+            str(r["name"]), str(r["description"]), bool(r["needs_gpu"]), float(r["peak_allocated_gib"]),
+            _opt_float(r.get("peak_reserved_gib")), float(r["min_vram_gib"]), r["source"],
+        )
+        for r in _rows(scen, "scenarios", "scenarios.yaml")
+    }
+    gpu_specs = tuple(
+        GpuSpec(
+            str(r["name"]), tuple(str(n) for n in r["names"]), str(r["arch"]),
+            _v(r["compute_capability"], "gpus.yaml"), float(r["memory_gb"]), float(r["memory_bandwidth_gbps"]),
+            float(r["fp16_tflops"]), _opt_float(r.get("bf16_tflops")),
+            None if r.get("nvlink_gen") is None else int(r["nvlink_gen"]), str(r["form_factor"]), r["source"],
+        )
+        for r in _rows(gpus, "gpus", "gpus.yaml")
+    )
+    return Knowledge(
+        versions=versions,
+        toolkit_drivers=tuple(toolkit),
+        minor_compat=compat,
+        arch_support=arch_support,
+        driver_branches=branches,
+        open_module_min_cc=_v(open_module["min_cc"], "cuda.yaml: open_module"),
+        open_module_required_cc=_v(open_module["required_from_cc"], "cuda.yaml: open_module"),
+        torch_index_url=str(torch.get("index_url", "https://download.pytorch.org/whl")).rstrip("/"),
+        torch_releases=releases,
+        arch_lists=arch_lists,
+        libraries=libraries,
+        svd_pipeline=SvdPipeline(
+            _v(pipe["diffusers_min"], "libraries.yaml: svd_pipeline"),
+            _v(pipe["reference_diffusers"], "libraries.yaml: svd_pipeline"),
+            _v(pipe["reference_python"], "libraries.yaml: svd_pipeline"),
+            _v(pipe["reference_torch"], "libraries.yaml: svd_pipeline"), str(pipe["source"]),
+        ),
+        scenarios=scenarios,
+        gpus=gpu_specs,
+    )
+
+
+@functools.cache
+def knowledge() -> Knowledge:
+    """The whole knowledge base, parsed and checked once."""
+    return _load()
+
+
+def version() -> str:
+    """One string naming the data version of every file, for reports ('cuda.yaml=2026.11.1 ...')."""
+    return " ".join(f"{name}={ver}" for name, ver in sorted(knowledge().versions.items()))
+
+
+# --- CUDA and the driver ------------------------------------------------------------------------
+
+def min_driver_for_cuda(cuda: Version) -> DriverRequirement:
+    """The driver a CUDA toolkit (or a wheel built with it) needs: GA minimum and minor-compat floor."""
+    kb = knowledge()
+    short = cuda.truncate(2)
+    compat = kb.minor_compat.get(short.major)
+    same_major = [row for row in kb.toolkit_drivers if row[0].major == short.major]
+    if not same_major:
+        raise UnknownKnowledgeError(f"no driver data for CUDA {cuda} (knowledge {version()})")
+    exact = next((row for row in same_major if row[0] == short), None)
+    if exact is not None:
+        row, is_exact = exact, True
+    else:
+        # a newer minor than we know: its GA minimum is at least the newest known one of that major
+        older = [r for r in same_major if r[0] < short]
+        if not older:
+            raise UnknownKnowledgeError(f"no driver data for CUDA {cuda} (knowledge {version()})")
+        row, is_exact = older[0], False
+    compat_min, compat_src = compat if compat is not None else (row[1], row[2])
+    return DriverRequirement(short, row[1], compat_min, is_exact, f"{row[2]}; {compat_src}")
+
+
+def find_min_driver_for_cuda(cuda: Version) -> DriverRequirement | None:
+    try:
+        return min_driver_for_cuda(cuda)
+    except UnknownKnowledgeError:
+        return None
+
+
+def known_cuda_versions() -> tuple[Version, ...]:
+    """Toolkit versions with driver data, newest first."""
+    return tuple(row[0] for row in knowledge().toolkit_drivers)
+
+
+def arch_support(cuda_major: int) -> ArchSupport | None:
+    return next((a for a in knowledge().arch_support if a.cuda_major == cuda_major), None)
+
+
+def driver_branch_for(min_driver: Version, *, want_open: bool) -> DriverBranch | None:
+    """The lowest Ubuntu-packaged driver branch that satisfies `min_driver` (an -open one if wanted)."""
+    for branch in knowledge().driver_branches:
+        if want_open and not branch.open:
+            continue
+        if Version((branch.branch, 999, 999)) >= min_driver:
+            return branch
+    return None
+
+
+def driver_package(min_driver: Version, compute_capabilities: tuple[Version, ...] = ()) -> str | None:
+    """The apt package that brings a driver >= min_driver, open flavour where every GPU can use it."""
+    kb = knowledge()
+    want_open = all(cc >= kb.open_module_min_cc for cc in compute_capabilities)
+    branch = driver_branch_for(min_driver, want_open=want_open)
+    if branch is None and want_open:
+        branch = driver_branch_for(min_driver, want_open=False)
+    if branch is None:
+        return None
+    return f"nvidia-driver-{branch.branch}" + ("-open" if want_open and branch.open else "")
+
+
+def open_module_min_cc() -> Version:
+    return knowledge().open_module_min_cc
+
+
+def open_module_required_cc() -> Version:
+    return knowledge().open_module_required_cc
+
+
+# --- PyTorch ----------------------------------------------------------------------------------------
+
+def torch_release(torch: Version) -> TorchRelease:
+    """The release row (major.minor) of a torch version: its wheel CUDA variants and Python range."""
+    short = torch.truncate(2)
+    for release in knowledge().torch_releases:
+        if release.version == short:
+            return release
+    raise UnknownKnowledgeError(f"no data for PyTorch {short} (knowledge {version()})")
+
+
+def find_torch_release(torch: Version) -> TorchRelease | None:
+    try:
+        return torch_release(torch)
+    except UnknownKnowledgeError:
+        return None
+
+
+def torch_releases() -> tuple[TorchRelease, ...]:
+    """Every known release, newest first."""
+    return knowledge().torch_releases
+
+
+def torch_arch_list(torch: Version, cuda: Version) -> tuple[str, ...] | None:
+    """The sm_XY list a torch build for this CUDA carries, where the knowledge base has it."""
+    short, cuda_short = torch.truncate(2), cuda.truncate(2)
+    for releases, row_cuda, archs, _source in knowledge().arch_lists:
+        if short in releases and row_cuda == cuda_short:
+            return archs
+    return None
+
+
+def torch_index_url(cuda: Version | None) -> str:
+    """download.pytorch.org index of a CUDA variant (cu130) or of the CPU build (None)."""
+    base = knowledge().torch_index_url
+    if cuda is None:
+        return f"{base}/cpu"
+    return f"{base}/{cuda_tag(cuda)}"
+
+
+def cuda_tag(cuda: Version) -> str:
+    """13.0 -> 'cu130', 12.8 -> 'cu128', 11.3 -> 'cu113'."""
+    return f"cu{cuda.major}{cuda.minor}"
+
+
+_ARCH_RE = re.compile(r"^(sm|compute)_(\d+?)(\d)([a-z]?)$")
+
+
+def arch_runs_on(arch_list: tuple[str, ...], cc: Version) -> bool:
+    """Whether a build with these archs has code a GPU of compute capability `cc` can run.
+
+    A cubin for sm_XY runs on X.z for z >= Y (same major); compute_XY PTX JITs onto any cc >= X.Y;
+    arch-specific cubins (sm_90a, sm_100f) run only on their exact cc.
+    """
+    for entry in arch_list:
+        match = _ARCH_RE.match(entry.strip().lower())
+        if not match:
+            continue
+        kind, major_txt, minor_txt, suffix = match.groups()
+        arch = Version((int(major_txt), int(minor_txt)))
+        if kind == "compute":
+            if cc >= arch:
+                return True
+        elif suffix:
+            if cc.truncate(2) == arch:
+                return True
+        elif arch.major == cc.major and arch.minor <= cc.minor:
+            return True
+    return False
+
+
+# --- Python libraries ---------------------------------------------------------------------------------
+
+def library_requirements(name: str, lib_version: Version) -> LibraryRequirement:
+    """What `name` at `lib_version` needs (Python, torch): the newest row at or below that version."""
+    rows = sorted((r for r in knowledge().libraries if r.name == name.lower()), key=lambda r: r.version, reverse=True)
+    if not rows:
+        raise UnknownKnowledgeError(f"no data for library {name!r} (knowledge {version()})")
+    for row in rows:
+        if row.version <= lib_version:
+            return row
+    raise UnknownKnowledgeError(f"no data for {name} {lib_version}: the oldest row is {rows[-1].version}")
+
+
+def find_library_requirements(name: str, lib_version: Version) -> LibraryRequirement | None:
+    try:
+        return library_requirements(name, lib_version)
+    except UnknownKnowledgeError:
+        return None
+
+
+def svd_pipeline() -> SvdPipeline:
+    return knowledge().svd_pipeline
+
+
+def reference_pipeline_requirements() -> LibraryRequirement:
+    """What today's SVD pipeline (the reference diffusers release) needs from Python and torch."""
+    return library_requirements("diffusers", svd_pipeline().reference_diffusers)
+
+
+# --- SVD scenarios ----------------------------------------------------------------------------------
+
+def scenario(name: str) -> Scenario:
+    found = knowledge().scenarios.get(name)
+    if found is None:
+        raise UnknownKnowledgeError(f"unknown SVD scenario {name!r}; known: {', '.join(scenario_names())}")
+    return found
+
+
+def scenario_names() -> tuple[str, ...]:
+    return tuple(knowledge().scenarios)
+
+
+def scenario_vram_gib(name: str) -> float:
+    """GPU memory (GiB) one GPU needs to run the scenario; 0 for a CPU-only scenario."""
+    return scenario(name).min_vram_gib
+
+
+# --- GPUs -----------------------------------------------------------------------------------------------
+
+def _norm(name: str) -> str:
+    text = " ".join(name.lower().replace("_", " ").split())
+    for prefix in ("nvidia ", "tesla ", "geforce "):
+        text = text.removeprefix(prefix)
+    return text
+
+
+def find_gpu_spec(name: str) -> GpuSpec | None:
+    """The spec of a GPU by its nvidia-smi product name (or the table's short name), else None."""
+    wanted = _norm(name)
+    for spec in knowledge().gpus:
+        if wanted == _norm(spec.name) or any(wanted == _norm(n) for n in spec.names):
+            return spec
+    return None
+
+
+def gpu_spec(name: str) -> GpuSpec:
+    """Like find_gpu_spec, but an unknown name raises UnknownKnowledgeError naming the known ones."""
+    spec = find_gpu_spec(name)
+    if spec is None:
+        known = ", ".join(s.name for s in knowledge().gpus)
+        raise UnknownKnowledgeError(f"no spec for GPU {name!r}; known: {known}")
+    return spec
+
+
+def gpu_specs() -> tuple[GpuSpec, ...]:
+    return knowledge().gpus

@@ -1,0 +1,258 @@
+"""The knowledge base: every row sourced, and the lookups the rules and the bench depend on."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import pytest
+import yaml
+
+from svdops import knowledge as kb
+from svdops.versions import Version
+
+V = Version.parse
+
+
+def _rows(node: Any) -> list[dict[str, Any]]:
+    """Every mapping inside a list anywhere in the document: the data rows."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        for value in node.values():
+            found += _rows(value)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict):
+                found.append(item)
+            found += _rows(item)
+    return found
+
+
+@pytest.mark.parametrize("name", kb.FILES)
+def test_every_file_is_versioned_and_every_row_sourced(name: str) -> None:
+    data = yaml.safe_load(resources.files("svdops.knowledge").joinpath(name).read_text(encoding="utf-8"))
+    assert isinstance(data["version"], str)
+    rows = _rows(data)
+    assert rows
+    for row in rows:
+        assert isinstance(row.get("source"), str) and row["source"].strip(), row
+
+
+def test_the_whole_base_parses() -> None:
+    assert set(kb.knowledge().versions) == set(kb.FILES)
+    assert "cuda.yaml=" in kb.version()
+
+
+@pytest.mark.parametrize(
+    ("cuda", "ga", "compat"),
+    [
+        ("13.0", "580.65.06", "580"),
+        ("13.0.88", "580.65.06", "580"),
+        ("12.9", "575.51.03", "525.60.13"),
+        ("12.8", "570.26", "525.60.13"),
+        ("12.6", "560.28.03", "525.60.13"),
+        ("12.4", "550.54.14", "525.60.13"),
+        ("12.2", "535.54.03", "525.60.13"),
+        ("12.1", "530.30.02", "525.60.13"),
+        ("12.0", "525.60.13", "525.60.13"),
+        ("11.8", "520.61.05", "450.80.02"),
+        ("11.3", "465.19.01", "450.80.02"),
+    ],
+)
+def test_min_driver_for_cuda(cuda: str, ga: str, compat: str) -> None:
+    req = kb.min_driver_for_cuda(V(cuda))
+    assert req.min_driver_ga == V(ga)
+    assert req.min_driver_compat == V(compat)
+    assert req.exact
+    assert req.source
+
+
+def test_unknown_cuda_minor_uses_the_newest_known_row_of_its_major() -> None:
+    req = kb.min_driver_for_cuda(V("12.7"))
+    assert not req.exact and req.min_driver_ga == V("560.28.03")
+
+
+def test_unknown_cuda_major_raises_or_is_none() -> None:
+    with pytest.raises(kb.UnknownKnowledgeError, match=r"CUDA 14\.0"):
+        kb.min_driver_for_cuda(V("14.0"))
+    assert kb.find_min_driver_for_cuda(V("14.0")) is None
+
+
+@pytest.mark.parametrize(
+    ("cuda", "driver", "level"),
+    [
+        ("13.0", "580.159.04", "full"),
+        ("13.0", "575.57.08", "none"),
+        ("12.8", "535.183.01", "compat"),
+        ("12.8", "570.26", "full"),
+        ("12.4", "470.256.02", "none"),
+        ("11.3", "465.19.01", "full"),
+    ],
+)
+def test_driver_levels(cuda: str, driver: str, level: str) -> None:
+    assert kb.min_driver_for_cuda(V(cuda)).level(V(driver)) == level
+
+
+@pytest.mark.parametrize(
+    ("torch", "variants", "py_min"),
+    [
+        ("2.11.0", ("12.6", "12.8", "13.0"), "3.10"),
+        ("2.7.1", ("11.8", "12.6", "12.8"), "3.9"),
+        ("2.6.0", ("11.8", "12.4", "12.6"), "3.9"),
+        ("2.5.1", ("11.8", "12.1", "12.4"), "3.9"),
+        ("2.4.0", ("11.8", "12.1", "12.4"), "3.8"),
+        ("1.10.2", ("10.2", "11.1", "11.3"), "3.6"),
+    ],
+)
+def test_torch_release(torch: str, variants: tuple[str, ...], py_min: str) -> None:
+    release = kb.torch_release(V(torch))
+    assert release.cuda_variants == tuple(V(v) for v in variants)
+    assert release.python_min == V(py_min)
+
+
+def test_torch_release_python_support_and_unknown() -> None:
+    assert kb.torch_release(V("2.11")).supports_python(V("3.12.3"))
+    assert not kb.torch_release(V("1.10")).supports_python(V("3.12.3"))
+    with pytest.raises(kb.UnknownKnowledgeError):
+        kb.torch_release(V("3.0"))
+    assert kb.find_torch_release(V("3.0")) is None
+
+
+def test_torch_arch_lists() -> None:
+    archs = kb.torch_arch_list(V("2.11.0"), V("13.0"))
+    assert archs == ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120")
+    assert kb.torch_arch_list(V("2.6.0"), V("12.6")) is not None
+    assert kb.torch_arch_list(V("2.11.0"), V("11.0")) is None
+
+
+@pytest.mark.parametrize(
+    ("archs", "cc", "runs"),
+    [
+        (("sm_80", "sm_86", "sm_90"), "8.9", True),  # sm_86 cubin runs on 8.9
+        (("sm_80", "sm_86", "sm_90"), "9.0", True),
+        (("sm_75", "sm_80"), "7.0", False),  # Volta is not in a cu128+ build
+        (("sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"), "12.0", False),  # 5090 on cu126
+        (("sm_80", "compute_90"), "12.0", True),  # PTX JITs forward
+        (("sm_90a",), "9.0", True),
+        (("sm_90a",), "10.0", False),
+        (("sm_100",), "10.3", True),
+    ],
+)
+def test_arch_runs_on(archs: tuple[str, ...], cc: str, runs: bool) -> None:
+    assert kb.arch_runs_on(archs, V(cc)) is runs
+
+
+def test_arch_support_per_cuda_major() -> None:
+    assert kb.arch_support(12) is not None and kb.arch_support(12).min_cc == V("5.0")  # type: ignore[union-attr]
+    cuda13 = kb.arch_support(13)
+    assert cuda13 is not None and cuda13.min_cc == V("7.5") and "sm_70" in cuda13.dropped
+    assert kb.arch_support(99) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "py", "torch"),
+    [
+        ("diffusers", "0.42.1", "3.11", "2.6"),
+        ("diffusers", "0.42", "3.11", "2.6"),
+        ("diffusers", "0.24.0", "3.8", "1.4"),
+        ("diffusers", "0.30.3", "3.8", "1.4"),
+        ("transformers", "5.24.0", "3.11", "2.6"),
+        ("transformers", "5.17.0", "3.10", "2.5"),
+        ("transformers", "4.57.1", "3.9", "2.2"),
+    ],
+)
+def test_library_requirements(name: str, version: str, py: str, torch: str) -> None:
+    req = kb.library_requirements(name, V(version))
+    assert req.min_python == V(py)
+    assert req.min_torch == V(torch)
+
+
+def test_library_requirements_unknown() -> None:
+    with pytest.raises(kb.UnknownKnowledgeError):
+        kb.library_requirements("diffusers", V("0.10.0"))
+    with pytest.raises(kb.UnknownKnowledgeError):
+        kb.library_requirements("leftpad", V("1.0"))
+    assert kb.find_library_requirements("diffusers", V("0.10.0")) is None
+
+
+def test_todays_pipeline_needs_python_311_and_torch_26() -> None:
+    req = kb.reference_pipeline_requirements()
+    assert (req.min_python, req.min_torch) == (V("3.11"), V("2.6"))
+    assert kb.svd_pipeline().diffusers_min == V("0.24.0")
+
+
+@pytest.mark.parametrize(
+    ("scenario", "gib", "gpu"),
+    [("svd-xt-25f", 15.6, True), ("svd-14f", 15.5, True), ("low-vram", 8.0, True), ("tiny", 0.0, False)],
+)
+def test_scenarios(scenario: str, gib: float, gpu: bool) -> None:
+    assert kb.scenario_vram_gib(scenario) == gib
+    assert kb.scenario(scenario).needs_gpu is gpu
+
+
+def test_scenario_needs_follow_the_anchors() -> None:
+    xt = kb.scenario("svd-xt-25f")
+    assert xt.peak_allocated_gib == 15.06 and xt.peak_reserved_gib == 30.79
+    assert xt.peak_allocated_gib < xt.min_vram_gib < 16  # fits a 16 GiB card, not a 12 GiB one
+    assert kb.scenario_vram_gib("low-vram") <= 12  # low-vram fits 12-16 GB cards
+    with pytest.raises(kb.UnknownKnowledgeError, match="known: svd-xt-25f"):
+        kb.scenario_vram_gib("svd-xl")
+
+
+@pytest.mark.parametrize(
+    ("name", "short", "fp16", "mem_gb", "cc", "nvlink"),
+    [
+        ("NVIDIA H100 80GB HBM3", "H100 SXM", 989.4, 80, "9.0", 4),
+        ("NVIDIA H100 PCIe", "H100 PCIe", 756.5, 80, "9.0", 4),
+        ("NVIDIA H200", "H200", 989.4, 141, "9.0", 4),
+        ("NVIDIA A100-SXM4-80GB", "A100 SXM 80GB", 312, 80, "8.0", 3),
+        ("NVIDIA A100-SXM4-40GB", "A100 SXM 40GB", 312, 40, "8.0", 3),
+        ("NVIDIA A100 80GB PCIe", "A100 PCIe 80GB", 312, 80, "8.0", 3),
+        ("NVIDIA A100-PCIE-40GB", "A100 PCIe 40GB", 312, 40, "8.0", 3),
+        ("Tesla V100-SXM2-32GB", "V100 SXM2 32GB", 125, 32, "7.0", 2),
+        ("NVIDIA GeForce RTX 3090", "RTX 3090", 71, 24, "8.6", 3),
+        ("NVIDIA GeForce RTX 4090", "RTX 4090", 165.2, 24, "8.9", None),
+        ("NVIDIA GeForce RTX 5090", "RTX 5090", 209.5, 32, "12.0", None),
+        ("NVIDIA L4", "L4", 121, 24, "8.9", None),
+        ("NVIDIA L40S", "L40S", 362.05, 48, "8.9", None),
+        ("NVIDIA A10", "A10", 125, 24, "8.6", None),
+        ("NVIDIA B200", "B200", 2250, 180, "10.0", 5),
+    ],
+)
+def test_gpu_specs_by_nvidia_smi_name(name: str, short: str, fp16: float, mem_gb: float, cc: str,
+                                      nvlink: int | None) -> None:
+    spec = kb.gpu_spec(name)
+    assert spec.name == short
+    assert spec.fp16_tflops == fp16 and spec.memory_gb == mem_gb
+    assert spec.compute_capability == V(cc) and spec.nvlink_gen == nvlink
+    assert spec.memory_bandwidth_gbps > 0 and spec.source
+    assert kb.gpu_spec(short) is spec  # the short name works too
+
+
+def test_gpu_spec_unknown_and_volta_has_no_bf16() -> None:
+    assert kb.gpu_spec("Tesla V100-SXM2-16GB").bf16_tflops is None
+    assert kb.find_gpu_spec("NVIDIA Quadro K6000") is None
+    with pytest.raises(kb.UnknownKnowledgeError, match="known: H100 SXM"):
+        kb.gpu_spec("NVIDIA Quadro K6000")
+    assert kb.gpu_spec("nvidia  h100 80gb hbm3").name == "H100 SXM"  # spacing and case do not matter
+
+
+@pytest.mark.parametrize(
+    ("min_driver", "ccs", "package"),
+    [
+        ("580.65.06", ("9.0",), "nvidia-driver-580-open"),
+        ("570.26", ("8.9",), "nvidia-driver-570-open"),
+        ("560.28.03", ("8.0",), "nvidia-driver-570-open"),  # no 560 package: the next branch up
+        ("465.19.01", ("7.0",), "nvidia-driver-470"),  # Volta cannot use the open modules
+        ("525.60.13", ("7.0", "9.0"), "nvidia-driver-535"),
+        ("600.0", ("9.0",), None),
+    ],
+)
+def test_driver_package(min_driver: str, ccs: tuple[str, ...], package: str | None) -> None:
+    assert kb.driver_package(V(min_driver), tuple(V(c) for c in ccs)) == package
+
+
+def test_torch_index_urls() -> None:
+    assert kb.torch_index_url(V("13.0")) == "https://download.pytorch.org/whl/cu130"
+    assert kb.torch_index_url(None) == "https://download.pytorch.org/whl/cpu"
+    assert kb.cuda_tag(V("11.3")) == "cu113"
