@@ -13,6 +13,17 @@ NVIDIA_SMI_XML = Command("nvidia-smi-q.xml", ("nvidia-smi", "-q", "-x"), timeout
 NVIDIA_SMI_TOPO = Command("nvidia-smi-topo-m.txt", ("nvidia-smi", "topo", "-m"), timeout_s=30)
 NVIDIA_SMI_VERSION = Command("nvidia-smi-version.txt", ("nvidia-smi", "--version"))
 NVIDIA_SMI = Command("nvidia-smi.txt", ("nvidia-smi",), timeout_s=30)
+# The XML has no compute capability; this field list matches the recorded fixtures, column for column.
+QUERY_GPU_FIELDS: tuple[str, ...] = (
+    "index", "name", "uuid", "driver_version", "memory.total", "memory.used", "temperature.gpu",
+    "power.draw", "power.limit", "clocks.sm", "clocks.max.sm", "pcie.link.gen.current",
+    "pcie.link.width.current", "persistence_mode", "compute_cap", "ecc.mode.current",
+)
+NVIDIA_SMI_QUERY_GPU = Command(
+    "nvidia-smi-query-gpu.csv",
+    ("nvidia-smi", "--query-gpu=" + ",".join(QUERY_GPU_FIELDS), "--format=csv,noheader,nounits"),
+    timeout_s=30,
+)
 PROC_DRIVER_VERSION = Command("proc-driver-nvidia-version.txt", ("cat", "/proc/driver/nvidia/version"))
 NVCC_VERSION = Command("nvcc-version.txt", ("nvcc", "--version"))
 # nvcc is often only under /usr/local/cuda/bin, which a non-login SSH shell lacks on PATH
@@ -78,14 +89,18 @@ WHICH = Command(
 CONDA_ENVS = Command("conda-envs.json", ("conda", "env", "list", "--json"))
 CONDA_VERSION = Command("conda-version.txt", ("conda", "--version"))
 SYSTEMCTL_PERSISTENCED = Command("systemctl-persistenced.txt", ("systemctl", "is-active", "nvidia-persistenced"))
+# Imports torch (seconds): never run live, but read when a support bundle carries it.
+TORCH_COLLECT_ENV = Command("torch-env.txt", ("python3", "-m", "torch.utils.collect_env"), timeout_s=60)
 
 ALL: tuple[Command, ...] = (
     HOSTNAME, OS_RELEASE, UNAME, LSCPU, MEMINFO,
-    NVIDIA_SMI_XML, NVIDIA_SMI_TOPO, NVIDIA_SMI_VERSION, NVIDIA_SMI, PROC_DRIVER_VERSION,
+    NVIDIA_SMI_XML, NVIDIA_SMI_TOPO, NVIDIA_SMI_VERSION, NVIDIA_SMI, NVIDIA_SMI_QUERY_GPU, PROC_DRIVER_VERSION,
     NVCC_VERSION, NVCC_VERSION_DEFAULT_PATH, LDCONFIG, LDCONFIG_SBIN, DPKG_NVIDIA, PROC_MODULES, MOKUTIL,
     LSBLK, DF, PROC_MOUNTS, MDSTAT, PIP_LIST, PYTHON_VERSION, TORCH_VERSIONS, WHICH, CONDA_ENVS, CONDA_VERSION,
     SYSTEMCTL_PERSISTENCED,
 )
+
+RECORDED_ONLY: tuple[Command, ...] = (TORCH_COLLECT_ENV,)
 
 
 def with_python(command: Command, python: str) -> Command:
