@@ -41,6 +41,7 @@ class FakeNvml:
         self.gpus: list[dict[str, Any]] = [dict(g) for g in data["gpus"]]
         self.library_missing = library_missing
         self.unsupported: set[str] = set()  # query names that answer NotSupported
+        self.energy_step_mj = 0  # added to the energy counter at every read: a GPU drawing power
         self.calls: dict[str, int] = {}
         self.initialised = 0
         self.shutdowns = 0
@@ -115,7 +116,9 @@ class FakeNvml:
         return SimpleNamespace(**self._answer("memory", handle, "memory"))
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
-        return self._answer("energy", handle, "energy_mj")
+        value = self._answer("energy", handle, "energy_mj")
+        self.gpus[handle]["energy_mj"] = value + self.energy_step_mj
+        return value
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: int) -> int:
         return self._answer("clocks_event", handle, "clocks_event_reasons")

@@ -1,0 +1,276 @@
+"""What to run: scenarios from data, the user's overrides, sweeps. Pure: no torch here.
+
+A `BenchRequest` is what the user asked for; `resolve_points()` turns it into one `PointConfig`
+per configuration to measure (one, or the cross product of the `--sweep` axes).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from svdops.errors import BadInputError
+
+SCENARIOS_FILE = "scenarios.yaml"
+DEFAULT_SCENARIO = "svd-xt-25f"
+DTYPES = ("fp16", "bf16", "fp32")
+# Options that --sweep may vary; all are integers, and none needs the pipeline rebuilt.
+SWEEP_KEYS = ("decode_chunk", "frames", "height", "width", "steps", "videos_per_call")
+_SWEEP_ALIASES = {"decode_chunk_size": "decode_chunk", "num_frames": "frames", "videos": "videos_per_call"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    model: str
+    unet_num_frames: int
+    needs_gpu: bool
+    frames: int
+    height: int
+    width: int
+    steps: int
+    warmup_steps: int
+    decode_chunk: int
+    videos_per_call: int
+    min_guidance_scale: float
+    max_guidance_scale: float
+    fps: int
+    motion_bucket_id: int
+    noise_aug_strength: float
+    cpu_offload: bool
+    forward_chunking: bool
+    iterations: int
+    warmup: int
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """The user's options. None means 'what the scenario says' (or the device's default)."""
+
+    scenario: str = DEFAULT_SCENARIO
+    device: str | None = None
+    dtype: str | None = None
+    decode_chunk: int | None = None
+    steps: int | None = None
+    frames: int | None = None
+    height: int | None = None
+    width: int | None = None
+    videos_per_call: int | None = None
+    compile: bool = False
+    iterations: int | None = None
+    warmup: int | None = None
+    seed: int = 0
+    store: str = "svdops-runs"
+    weights: str | None = None
+    sweep: tuple[str, ...] = ()
+    telemetry: bool = True
+    telemetry_hz: float = 10.0
+
+
+@dataclass(frozen=True)
+class PointConfig:
+    """One fully resolved configuration: everything that decides what is measured."""
+
+    scenario: str
+    model: str
+    device: str
+    dtype: str
+    frames: int
+    height: int
+    width: int
+    steps: int
+    warmup_steps: int
+    decode_chunk: int
+    videos_per_call: int
+    min_guidance_scale: float
+    max_guidance_scale: float
+    fps: int
+    motion_bucket_id: int
+    noise_aug_strength: float
+    cpu_offload: bool
+    forward_chunking: bool
+    compile: bool
+    iterations: int
+    warmup: int
+    seed: int
+    unet_num_frames: int
+    sweep: dict[str, int] = field(default_factory=dict)  # the axes' values at this point
+
+    @property
+    def guidance(self) -> bool:
+        return self.max_guidance_scale > 1.0
+
+    @property
+    def unet_batch(self) -> int:
+        """Batch the UNet sees per step: classifier-free guidance doubles it."""
+        return self.videos_per_call * (2 if self.guidance else 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def size_key(self) -> tuple[int, ...]:
+        """Orders configurations by how much they ask of the card (for 'largest that fits')."""
+        return (self.videos_per_call * self.frames * self.height * self.width, self.decode_chunk, self.steps)
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+
+@cache
+def _scenarios_document() -> dict[str, Any]:
+    text = resources.files("svdops").joinpath("data", SCENARIOS_FILE).read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), dict):
+        raise BadInputError("no `scenarios:` mapping", where=f"svdops/data/{SCENARIOS_FILE}")
+    return data
+
+
+def scenario_names() -> list[str]:
+    return list(_scenarios_document()["scenarios"])
+
+
+def load_scenario(name: str) -> Scenario:
+    doc = _scenarios_document()
+    entries = doc["scenarios"]
+    if name not in entries:
+        raise BadInputError(
+            f"unknown scenario {name!r}",
+            where="--scenario",
+            hint=f"choose one of: {', '.join(entries)}",
+        )
+    values = {**doc.get("defaults", {}), **(entries[name] or {})}
+    values.setdefault("description", "")
+    names = {f.name for f in dataclasses.fields(Scenario)} - {"name"}
+    missing = names - values.keys()
+    unknown = values.keys() - names
+    where = f"svdops/data/{SCENARIOS_FILE}: scenarios.{name}"
+    if missing or unknown:
+        raise BadInputError(f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}", where=where)
+    return Scenario(name=name, **{k: values[k] for k in names})
+
+
+def model_configs(model: str) -> dict[str, dict[str, Any]]:
+    """Component configs (unet, vae, image_encoder, scheduler, feature_extractor) for a model name.
+
+    A model with `base:` starts from that model's configs and replaces the keys it names, so the
+    tiny model keeps the released scheduler and feature extractor.
+    """
+    models = _scenarios_document().get("models", {})
+    where = f"svdops/data/{SCENARIOS_FILE}: models.{model}"
+    if model not in models:
+        raise BadInputError(f"unknown model {model!r}", where=where)
+    entry = models[model] or {}
+    if "configs" in entry:
+        text = resources.files("svdops").joinpath("data", entry["configs"]).read_text(encoding="utf-8")
+        raw = json.loads(text)
+        configs = {
+            name: {k: v for k, v in component.items() if not k.startswith("_")}
+            for name, component in raw.items()
+            if isinstance(component, dict)
+        }
+    elif "base" in entry:
+        configs = copy.deepcopy(model_configs(entry["base"]))
+    else:
+        raise BadInputError("a model needs `configs:` (a JSON file) or `base:` (another model)", where=where)
+    for component in ("unet", "vae", "image_encoder", "scheduler", "feature_extractor"):
+        configs.setdefault(component, {}).update(copy.deepcopy(entry.get(component, {})))
+    return configs
+
+
+# --- resolving ---------------------------------------------------------------------------------
+
+
+def parse_sweep(items: tuple[str, ...] | list[str]) -> dict[str, list[int]]:
+    """`('decode_chunk=1,2,4', 'frames=14,25')` -> {'decode_chunk': [1, 2, 4], 'frames': [14, 25]}."""
+    axes: dict[str, list[int]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = _SWEEP_ALIASES.get(key.strip(), key.strip()).replace("-", "_")
+        if not sep or key not in SWEEP_KEYS:
+            raise BadInputError(
+                f"cannot sweep {item!r}",
+                where="--sweep",
+                hint=f"use KEY=V1,V2,... with KEY one of {', '.join(SWEEP_KEYS)}, e.g. --sweep decode_chunk=1,2,4,8",
+            )
+        if key in axes:
+            raise BadInputError(f"{key} is swept twice", where="--sweep", hint="give each key once")
+        try:
+            parsed = [int(v) for v in values.split(",") if v.strip()]
+        except ValueError as exc:
+            raise BadInputError(f"{item!r}: values must be whole numbers", where="--sweep") from exc
+        if not parsed or any(v <= 0 for v in parsed):
+            raise BadInputError(f"{item!r}: give one or more values above 0", where="--sweep")
+        axes[key] = list(dict.fromkeys(parsed))
+    return axes
+
+
+def resolve_points(request: BenchRequest, device: str) -> list[PointConfig]:
+    """The request as configurations to measure, in sweep order (the last axis varies fastest)."""
+    scenario = load_scenario(request.scenario)
+    dtype = request.dtype or ("fp32" if device == "cpu" else "fp16")
+    if dtype not in DTYPES:
+        raise BadInputError(f"unknown dtype {dtype!r}", where="--dtype", hint=f"choose one of {', '.join(DTYPES)}")
+    iterations = scenario.iterations if request.iterations is None else request.iterations
+    warmup = scenario.warmup if request.warmup is None else request.warmup
+    if iterations < 1:
+        raise BadInputError("--iterations must be at least 1", where="--iterations")
+    if warmup < 0:
+        raise BadInputError("--warmup cannot be negative", where="--warmup")
+    if request.compile:
+        warmup = max(warmup, 1)  # the first call compiles; it must never land in the timed set
+
+    def pick(option: int | None, default: int, flag: str) -> int:
+        value = default if option is None else option
+        if value < 1:
+            raise BadInputError(f"{flag} must be at least 1, got {value}", where=flag)
+        return value
+
+    base = PointConfig(
+        scenario=scenario.name,
+        model=scenario.model,
+        device=device,
+        dtype=dtype,
+        frames=pick(request.frames, scenario.frames, "--frames"),
+        height=pick(request.height, scenario.height, "--height"),
+        width=pick(request.width, scenario.width, "--width"),
+        steps=pick(request.steps, scenario.steps, "--steps"),
+        warmup_steps=scenario.warmup_steps,
+        decode_chunk=pick(request.decode_chunk, scenario.decode_chunk, "--decode-chunk"),
+        videos_per_call=pick(request.videos_per_call, scenario.videos_per_call, "--videos-per-call"),
+        min_guidance_scale=scenario.min_guidance_scale,
+        max_guidance_scale=scenario.max_guidance_scale,
+        fps=scenario.fps,
+        motion_bucket_id=scenario.motion_bucket_id,
+        noise_aug_strength=scenario.noise_aug_strength,
+        cpu_offload=scenario.cpu_offload,
+        forward_chunking=scenario.forward_chunking,
+        compile=request.compile,
+        iterations=iterations,
+        warmup=warmup,
+        seed=request.seed,
+        unet_num_frames=scenario.unet_num_frames,
+    )
+    axes = parse_sweep(request.sweep)
+    if not axes:
+        return [base]
+    points = []
+    for values in itertools.product(*axes.values()):
+        chosen = dict(zip(axes, values, strict=True))
+        points.append(dataclasses.replace(base, sweep=chosen, **chosen))
+    return points
+
+
+def largest_fitting(points: list[tuple[PointConfig, str]]) -> PointConfig | None:
+    """The biggest configuration (by `size_key`) whose status is 'ok'."""
+    fitting = [p for p, status in points if status == "ok"]
+    return max(fitting, key=lambda p: p.size_key) if fitting else None

@@ -1,0 +1,622 @@
+"""`svdops bench`: run the reference pipeline point by point, keep every finished iteration, store the run.
+
+Faults are results: an out-of-memory at one configuration is recorded as "oom" and a sweep goes
+on; Ctrl-C (or SIGTERM) ends the run as "interrupted" with every finished iteration kept. The run
+folder is committed in both cases; only an exception that is a bug leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import platform
+import signal
+import socket
+import statistics
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from svdops import __version__
+from svdops.bench.config import BenchRequest, PointConfig, largest_fitting, load_scenario, parse_sweep, resolve_points
+from svdops.bench.flops import unet_flops
+from svdops.bench.models import Weights, check_shape, import_stack, prepare_pipeline
+from svdops.bench.stats import describe
+from svdops.bench.timing import StageClock, inspect_frames
+from svdops.errors import BadInputError
+from svdops.store import RunWriter, run_name
+from svdops.telemetry import (
+    MARK_COLUMNS,
+    TELEMETRY_COLUMNS,
+    TelemetrySampler,
+    energy_joules,
+    samples_between,
+    summarize,
+)
+
+RESULTS_SCHEMA = "svdops.bench.results/1"
+Progress = Callable[[str, dict[str, Any]], None]
+
+ITERATION_COLUMNS = (
+    "point", "iteration", "warmup", "frames", "height", "width", "steps", "decode_chunk", "videos_per_call",
+    "t_start_unix", "clip_s", "vae_encode_s", "unet_s", "unet_step_median_s", "decode_s", "e2e_s", "other_s",
+    "peak_allocated_gib", "peak_reserved_gib", "nan_frac", "black_frames", "frames_out", "energy_j",
+)  # fmt: skip
+STEP_COLUMNS = ("point", "iteration", "warmup", "step", "step_s", "t_end_unix")
+
+
+@dataclass
+class IterationRecord:
+    iteration: int
+    warmup: bool
+    steps: int
+    t_start_unix: float
+    t_start_mono: float
+    t_end_mono: float
+    stages_s: dict[str, float]
+    steps_s: list[float]
+    step_end_unix: list[float]
+    e2e_s: float
+    peak_allocated_gib: float | None
+    peak_reserved_gib: float | None
+    nan_frac: float | None
+    black_frames: int | None
+    frames_out: int | None
+    energy_j: float | None = None
+
+
+@dataclass
+class PointResult:
+    index: int
+    point: PointConfig
+    status: str = "not_run"  # ok | oom | failed | interrupted | not_run
+    error: str | None = None
+    records: list[IterationRecord] = field(default_factory=list)
+    flops_per_step: int | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timed(self) -> list[IterationRecord]:
+        return [r for r in self.records if not r.warmup]
+
+
+@dataclass
+class BenchOutcome:
+    path: Path
+    status: str  # ok | partial | oom | failed | interrupted
+    results: dict[str, Any]
+    points: list[PointResult]
+
+    @property
+    def any_ok(self) -> bool:
+        return any(p.status == "ok" for p in self.points)
+
+
+# --- device ------------------------------------------------------------------------------------
+
+
+def resolve_device(request: BenchRequest, torch: Any) -> str:
+    scenario = load_scenario(request.scenario)
+    has_cuda = bool(torch.cuda.is_available())
+    hint = (
+        f"run `svdops bench --scenario tiny` (seconds on a CPU), or `--scenario {scenario.name} --device cpu` "
+        "(the full model on the CPU: very slow); `svdops check` says why no GPU is visible"
+    )
+    requested = request.device
+    if requested is None:
+        if has_cuda:
+            requested = "cuda"
+        elif scenario.needs_gpu:
+            message = f"no CUDA GPU is visible to torch, and scenario {scenario.name!r} needs one"
+            raise BadInputError(message, where="--scenario", hint=hint)
+        else:
+            return "cpu"
+    if requested == "cpu":
+        return "cpu"
+    if requested == "cuda" or requested.startswith("cuda:"):
+        if not has_cuda:
+            raise BadInputError(f"--device {requested}: no CUDA GPU is visible to torch", where="--device", hint=hint)
+        index = int(requested.partition(":")[2] or torch.cuda.current_device())
+        if index >= torch.cuda.device_count():
+            raise BadInputError(
+                f"--device {requested}: torch sees {torch.cuda.device_count()} GPU(s)",
+                where="--device",
+                hint="GPUs are numbered from 0 (CUDA_VISIBLE_DEVICES renumbers them)",
+            )
+        return f"cuda:{index}"
+    raise BadInputError(f"unsupported device {requested!r}", where="--device", hint="use cuda, cuda:N or cpu")
+
+
+def _check_dtype(point: PointConfig) -> None:
+    if point.device == "cpu" and point.dtype == "fp16":
+        raise BadInputError(
+            "fp16 on the CPU is slow and not supported by every layer of this pipeline",
+            where="--dtype",
+            hint="use --dtype fp32 (the CPU default) or --dtype bf16",
+        )
+
+
+def is_oom(exc: BaseException, torch: Any) -> bool:
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A preempted cloud instance gets SIGTERM: treat it like Ctrl-C so finished work is kept."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# --- facts, versions, peak ----------------------------------------------------------------------
+
+
+def gather_local_facts(use_nvml: bool) -> tuple[Any, str | None]:
+    """(HostFacts or None, note). A benchmark never fails because the facts could not be gathered."""
+    try:
+        from svdops.probe.gather import gather_facts
+        from svdops.shell import LocalShell
+    except ImportError as exc:
+        return None, f"host facts not recorded: svdops.probe.gather is not available ({exc})"
+    try:
+        return gather_facts(LocalShell(), use_nvml=use_nvml), None
+    except Exception as exc:  # a probe bug must not cost a benchmark run
+        return None, f"host facts not recorded: gathering failed: {type(exc).__name__}: {exc}"
+
+
+def dense_peak_tflops(gpu_name: str | None, dtype: str) -> tuple[float | None, str]:
+    """The GPU's dense tensor peak for this dtype (TFLOP/s) and where it came from.
+
+    Read from `svdops.knowledge.gpu_spec(name)`; without it (or for an unknown GPU) MFU is None.
+    """
+    if not gpu_name:
+        return None, "no GPU"
+    try:
+        from svdops.knowledge import gpu_spec
+    except ImportError:
+        return None, "svdops.knowledge.gpu_spec is not available"
+    try:
+        spec = gpu_spec(gpu_name)
+    except Exception as exc:
+        return None, f"no spec for {gpu_name}: {exc}"
+    if spec is None:
+        return None, f"no spec for {gpu_name}"
+    key = "fp32" if dtype == "fp32" else dtype
+    for name in (f"dense_{key}_tflops", f"{key}_dense_tflops", "dense_fp16_tflops", "fp16_dense_tflops"):
+        value = spec.get(name) if isinstance(spec, dict) else getattr(spec, name, None)
+        if isinstance(value, int | float) and value > 0:
+            return float(value), f"svdops.knowledge.gpu_spec({gpu_name!r}).{name}"
+    return None, f"the spec for {gpu_name} has no dense {key} peak"
+
+
+def collect_versions(torch: Any, sampler: TelemetrySampler, facts: Any, device: str) -> dict[str, Any]:
+    import diffusers
+    import transformers
+
+    try:
+        import accelerate
+
+        accelerate_version: str | None = accelerate.__version__
+    except ImportError:
+        accelerate_version = None
+    driver = sampler.driver_version
+    if driver is None and facts is not None and facts.driver.userspace_version is not None:
+        driver = str(facts.driver.userspace_version)
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "svdops": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cudnn": cudnn,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate_version,
+        "driver": driver,
+        "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
+    }
+
+
+def conditioning_image(point: PointConfig) -> Any:
+    """A deterministic, structured RGB picture at the output size (no file, nothing downloaded)."""
+    import numpy as np
+    from PIL import Image
+
+    y, x = np.mgrid[0 : point.height, 0 : point.width]
+    rng = np.random.default_rng(point.seed)
+    red = 255 * x / max(point.width - 1, 1)
+    green = 255 * y / max(point.height - 1, 1)
+    blue = 127 + 64 * np.sin(x / 17.0) * np.cos(y / 23.0) + rng.normal(0, 8, size=x.shape)
+    pixels = np.stack([red, green, blue], axis=-1).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+class _Bench:
+    """State of one run, so the loop reads as the steps it takes."""
+
+    def __init__(self, request: BenchRequest, torch: Any, emit: Progress, sampler: TelemetrySampler) -> None:
+        self.request = request
+        self.torch = torch
+        self.emit = emit
+        self.sampler = sampler
+        self.where = (0, 0)  # (point, iteration) for the stage marks
+
+    def sync(self, device: str) -> Callable[[], None]:
+        if device.startswith("cuda"):
+            torch = self.torch
+            return lambda: torch.cuda.synchronize(device)
+        return lambda: None
+
+    def mark(self, label: str) -> None:
+        self.sampler.mark(label, point=self.where[0], iteration=self.where[1])
+
+    def run_point(self, pipe: Any, result: PointResult, clock: StageClock) -> None:
+        point, torch = result.point, self.torch
+        check_shape(pipe, point)
+        vae_scale = int(pipe.vae_scale_factor)
+        result.flops_per_step = unet_flops(
+            dict(pipe.unet.config),
+            batch=point.unet_batch,
+            frames=point.frames,
+            latent_height=point.height // vae_scale,
+            latent_width=point.width // vae_scale,
+        )
+        image = conditioning_image(point)
+        total = point.warmup + point.iterations
+        for i in range(total):
+            warmup = i < point.warmup
+            steps = min(point.steps, point.warmup_steps) if warmup else point.steps
+            self.where = (result.index, i)
+            info = {"point": result.index, "iteration": i, "total": total, "warmup": warmup, "steps": steps}
+            self.emit("iteration", info)
+            result.records.append(self._iteration(pipe, point, clock, image, i, warmup, steps, torch))
+            self.emit("iteration_done", {"point": result.index, "iteration": i, "e2e_s": result.records[-1].e2e_s})
+
+    def _iteration(
+        self, pipe: Any, point: PointConfig, clock: StageClock, image: Any, i: int, warmup: bool, steps: int, torch: Any
+    ) -> IterationRecord:
+        cuda = point.device.startswith("cuda")
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(point.device)
+        generator = torch.Generator(device=point.device).manual_seed(point.seed)
+        times = clock.begin()
+        mark = self.sampler.mark("iteration:start", point=self.where[0], iteration=i)
+        out = clock.run(
+            lambda: pipe(
+                image,
+                height=point.height,
+                width=point.width,
+                num_frames=point.frames,
+                num_inference_steps=steps,
+                min_guidance_scale=point.min_guidance_scale,
+                max_guidance_scale=point.max_guidance_scale,
+                fps=point.fps,
+                motion_bucket_id=point.motion_bucket_id,
+                noise_aug_strength=point.noise_aug_strength,
+                decode_chunk_size=point.decode_chunk,
+                num_videos_per_prompt=point.videos_per_call,
+                generator=generator,
+                output_type="pt",
+                callback_on_step_end=clock.callback,
+            )
+        )
+        end = self.sampler.mark("iteration:end", point=self.where[0], iteration=i)
+        inspect_frames(out.frames, times)
+        del out
+        gib = 2**30
+        return IterationRecord(
+            iteration=i,
+            warmup=warmup,
+            steps=steps,
+            t_start_unix=mark.t_unix,
+            t_start_mono=mark.t_mono,
+            t_end_mono=end.t_mono,
+            stages_s=dict(times.stages_s),
+            steps_s=list(times.steps_s),
+            step_end_unix=list(times.step_end_unix),
+            e2e_s=times.e2e_s or 0.0,
+            peak_allocated_gib=torch.cuda.max_memory_allocated(point.device) / gib if cuda else None,
+            peak_reserved_gib=torch.cuda.max_memory_reserved(point.device) / gib if cuda else None,
+            nan_frac=times.nan_frac,
+            black_frames=times.black_frames,
+            frames_out=times.frames_out,
+        )
+
+    def release_memory(self, device: str) -> None:
+        gc.collect()
+        if device.startswith("cuda"):
+            self.torch.cuda.empty_cache()
+
+
+def run_bench(
+    request: BenchRequest,
+    *,
+    progress: Progress | None = None,
+    nvml: Any = None,
+    gather: Callable[[], tuple[Any, str | None]] | None = None,
+    before_point: Callable[[Any, PointConfig], None] | None = None,
+) -> BenchOutcome:
+    """Run the benchmark the request describes and commit one run folder to `request.store`.
+
+    `nvml` replaces the pynvml module (tests pass a fake); `gather` replaces host-facts gathering;
+    `before_point(pipe, point)` runs before each configuration (tests use it to inject faults
+    through the pipeline's real code paths). Raises BadInputError for a request that cannot run.
+    """
+    torch, _, _ = import_stack()
+    emit: Progress = progress or (lambda event, info: None)
+    device = resolve_device(request, torch)
+    points = resolve_points(request, device)
+    for point in points:
+        _check_dtype(point)
+    axes = parse_sweep(request.sweep)
+
+    emit("phase", {"text": "gathering host facts"})
+    facts, facts_note = gather() if gather else gather_local_facts(use_nvml=device.startswith("cuda"))
+    notes = [facts_note] if facts_note else []
+    host = getattr(facts, "hostname", None) or socket.gethostname()
+    started = datetime.now(UTC)
+
+    gpu_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
+    sampler = TelemetrySampler(_nvml_device(device, torch), hz=request.telemetry_hz, nvml=nvml)
+    use_telemetry = request.telemetry and (device.startswith("cuda") or nvml is not None)
+    if not request.telemetry:
+        notes.append("telemetry off (--no-telemetry)")
+    elif not use_telemetry:
+        notes.append("no telemetry: the run is on the CPU (NVML reports NVIDIA GPUs only)")
+
+    results = [PointResult(index=k, point=p) for k, p in enumerate(points)]
+    emit("plan", {"points": len(points), "iterations": sum(p.warmup + p.iterations for p in points)})
+    bench = _Bench(request, torch, emit, sampler)
+    weights: Weights | None = None
+    build_s: float | None = None
+    interrupted = False
+    with RunWriter(request.store, run_name(host, request.scenario, started)) as writer, _sigterm_as_interrupt():
+        if use_telemetry:
+            sampler.start()
+            if not sampler.available:
+                notes.append(f"no telemetry: {sampler.note}")
+        try:
+            emit("phase", {"text": "building the pipeline"})
+            t0 = time.perf_counter()
+            build_error: BaseException | None = None
+            try:
+                pipe, weights = prepare_pipeline(points[0], request.weights)
+            except BadInputError:
+                raise
+            except Exception as exc:
+                if not is_oom(exc, torch):
+                    raise
+                build_error = exc
+            build_s = time.perf_counter() - t0
+            if build_error is not None:
+                for r in results:
+                    r.status, r.error = "oom", f"out of memory while loading the pipeline: {_first_line(build_error)}"
+                build_error = None
+                bench.release_memory(device)
+            else:
+                clock = StageClock(
+                    pipe,
+                    bench.sync(device),
+                    mark=bench.mark,
+                    on_step=lambda i: emit("step", {"step": i}),
+                )
+                for result in results:
+                    emit("point", {"point": result.index, "total": len(results), "config": result.point.sweep})
+                    _run_one_point(bench, pipe, result, clock, before_point, torch)
+                    emit("point_done", {"point": result.index, "status": result.status})
+                del pipe, clock
+        except KeyboardInterrupt:
+            interrupted = True
+            for r in results:
+                if r.status == "running":
+                    r.status = "interrupted"
+        finally:
+            sampler.stop()
+
+        samples = sampler.samples
+        for r in results:
+            for rec in r.records:
+                rec.energy_j = energy_joules(samples_between(samples, rec.t_start_mono, rec.t_end_mono))
+            r.summary = _summarize_point(r, samples, gpu_name)
+        status = _overall_status(results, interrupted)
+        fits = largest_fitting([(r.point, r.status) for r in results]) if axes else None
+        results_doc = {
+            "schema": RESULTS_SCHEMA,
+            "status": status,
+            "scenario": request.scenario,
+            "device": device,
+            "gpu": gpu_name,
+            "weights": weights.to_dict() if weights else None,
+            "started_at": started.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "build_s": build_s,
+            "points": [_point_doc(r) for r in results],
+            "largest_fitting": None if fits is None else {"point": points.index(fits), "config": fits.to_dict()},
+            "telemetry": {
+                "enabled": use_telemetry,
+                "available": sampler.available,
+                "gpu": sampler.gpu_name,
+                "note": sampler.note,
+                "summary": summarize(samples),
+            },
+            "notes": notes,
+        }
+        config_doc = {
+            "request": dataclasses.asdict(request),
+            "scenario": dataclasses.asdict(load_scenario(request.scenario)),
+            "sweep_axes": axes,
+            "weights": results_doc["weights"],
+            "points": [p.to_dict() for p in points],
+        }
+        writer.write_json("facts.json", facts.to_dict() if facts is not None else None)
+        writer.write_json("config.json", config_doc)
+        writer.write_json("results.json", results_doc)
+        writer.write_json("versions.json", collect_versions(torch, sampler, facts, device))
+        writer.write_csv("iterations.csv", ITERATION_COLUMNS, _iteration_rows(results))
+        writer.write_csv("steps.csv", STEP_COLUMNS, _step_rows(results))
+        writer.write_csv("telemetry.csv", TELEMETRY_COLUMNS, (s.as_row() for s in samples))
+        writer.write_csv("marks.csv", MARK_COLUMNS, (m.as_row() for m in sampler.marks))
+        path = writer.commit()
+    return BenchOutcome(path=path, status=status, results=results_doc, points=results)
+
+
+def _run_one_point(
+    bench: _Bench,
+    pipe: Any,
+    result: PointResult,
+    clock: StageClock,
+    before_point: Callable[[Any, PointConfig], None] | None,
+    torch: Any,
+) -> None:
+    result.status = "running"
+    failure: BaseException | None = None
+    try:
+        if before_point is not None:
+            before_point(pipe, result.point)
+        bench.run_point(pipe, result, clock)
+        result.status = "ok"
+    except BadInputError as exc:
+        result.status, result.error = "failed", str(exc) + (f" ({exc.hint})" if exc.hint else "")
+    except Exception as exc:
+        failure = exc
+        if is_oom(exc, torch):
+            result.status, result.error = "oom", _first_line(exc)
+        else:
+            result.status = "failed"
+            result.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            result.summary["traceback"] = traceback.format_exc()
+    if failure is not None:
+        # The traceback holds the frames that hold the tensors: drop it before freeing memory.
+        failure = None
+        bench.release_memory(result.point.device)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def _nvml_device(device: str, torch: Any) -> int | str:
+    """The NVML identity of a CUDA device: its UUID, since CUDA_VISIBLE_DEVICES renumbers indices."""
+    if not device.startswith("cuda"):
+        return 0
+    index = int(device.partition(":")[2] or 0)
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    if uuid is None:
+        return index
+    text = str(uuid)
+    return text if text.startswith("GPU-") else f"GPU-{text}"
+
+
+def _overall_status(results: list[PointResult], interrupted: bool) -> str:
+    if interrupted:
+        return "interrupted"
+    statuses = {r.status for r in results}
+    if statuses == {"ok"}:
+        return "ok"
+    if "ok" in statuses:
+        return "partial"
+    if statuses == {"oom"}:
+        return "oom"
+    return "failed"
+
+
+def _summarize_point(result: PointResult, samples: list[Any], gpu_name: str | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {k: v for k, v in result.summary.items() if k == "traceback"}
+    timed = result.timed
+    point = result.point
+    summary["iterations"] = len(timed)
+    summary["warmup_iterations"] = len(result.records) - len(timed)
+    summary["unet_tflop_per_step"] = None if result.flops_per_step is None else result.flops_per_step / 1e12
+    if not timed:
+        return summary
+    for stage in ("clip", "vae_encode", "unet", "decode"):
+        summary[f"{stage}_s"] = describe([r.stages_s.get(stage) for r in timed])
+    summary["e2e_s"] = describe([r.e2e_s for r in timed])
+    all_steps = [s for r in timed for s in r.steps_s]
+    summary["unet_step_s"] = describe(all_steps)
+    summary["first_step_s"] = describe([r.steps_s[0] for r in timed if r.steps_s])
+    e2e = summary["e2e_s"]["median"]
+    videos = point.videos_per_call
+    summary["videos_per_hour"] = 3600.0 * videos / e2e if e2e else None
+    summary["frames_per_s"] = point.frames * videos / e2e if e2e else None
+    step = summary["unet_step_s"]["median"]
+    tflops = result.flops_per_step / step / 1e12 if result.flops_per_step and step else None
+    summary["unet_tflops"] = tflops
+    peak, source = dense_peak_tflops(gpu_name, point.dtype)
+    summary["peak_tflops"] = peak
+    summary["peak_tflops_source"] = source
+    summary["mfu"] = tflops / peak if tflops and peak else None
+    allocated = [r.peak_allocated_gib for r in timed if r.peak_allocated_gib is not None]
+    reserved = [r.peak_reserved_gib for r in timed if r.peak_reserved_gib is not None]
+    summary["peak_allocated_gib"] = max(allocated) if allocated else None
+    summary["peak_reserved_gib"] = max(reserved) if reserved else None
+    nan = [r.nan_frac for r in timed if r.nan_frac is not None]
+    summary["nan_frac_max"] = max(nan) if nan else None
+    summary["black_frames"] = sum(r.black_frames or 0 for r in timed)
+    summary["output_ok"] = bool(nan) and max(nan) == 0.0 and summary["black_frames"] == 0
+    energies = [r.energy_j for r in timed if r.energy_j is not None]
+    summary["energy_j_per_video"] = statistics.median(energies) / videos if energies else None
+    if point.compile and result.records and result.records[0].warmup and result.records[0].steps_s and step:
+        # The first UNet call compiles; what it took beyond a normal step is the compile time.
+        summary["compile_s"] = result.records[0].steps_s[0] - step
+    window = samples_between(samples, timed[0].t_start_mono, timed[-1].t_end_mono)
+    telemetry = summarize(window)
+    summary["telemetry"] = telemetry
+    summary["nvml_mem_used_mib_max"] = telemetry.get("mem_used_mib_max")
+    summary["throttled"] = telemetry.get("throttled") if window else None
+    return summary
+
+
+def _point_doc(result: PointResult) -> dict[str, Any]:
+    return {
+        "point": result.index,
+        "config": result.point.to_dict(),
+        "status": result.status,
+        "error": result.error,
+        "iterations_done": len(result.timed),
+        "summary": result.summary,
+    }
+
+
+def _iteration_rows(results: list[PointResult]) -> Iterator[list[Any]]:
+    for r in results:
+        p = r.point
+        for rec in r.records:
+            staged = sum(rec.stages_s.values())
+            yield [
+                r.index, rec.iteration, rec.warmup, p.frames, p.height, p.width, rec.steps, p.decode_chunk,
+                p.videos_per_call, rec.t_start_unix, rec.stages_s.get("clip"), rec.stages_s.get("vae_encode"),
+                rec.stages_s.get("unet"), statistics.median(rec.steps_s) if rec.steps_s else None,
+                rec.stages_s.get("decode"), rec.e2e_s, rec.e2e_s - staged, rec.peak_allocated_gib,
+                rec.peak_reserved_gib, rec.nan_frac, rec.black_frames, rec.frames_out, rec.energy_j,
+            ]  # fmt: skip
+
+
+def _step_rows(results: list[PointResult]) -> Iterator[list[Any]]:
+    for r in results:
+        for rec in r.records:
+            for step, (seconds, t_end) in enumerate(zip(rec.steps_s, rec.step_end_unix, strict=True)):
+                yield [r.index, rec.iteration, rec.warmup, step, seconds, t_end]

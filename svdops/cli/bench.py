@@ -1,0 +1,163 @@
+"""`svdops bench`: parse options, run the benchmark, render the summary, exit with the right code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from svdops.bench.config import DEFAULT_SCENARIO, DTYPES, SWEEP_KEYS, BenchRequest, scenario_names
+from svdops.cli.errors import handles_errors
+from svdops.errors import InterruptedRunError, RunFailedError
+from svdops.store import DEFAULT_STORE
+
+
+@click.command("bench")
+@click.option("--scenario", type=click.Choice(scenario_names()), default=DEFAULT_SCENARIO, show_default=True,
+              help="What to run (svdops/data/scenarios.yaml); `tiny` runs in seconds on a CPU.")
+@click.option("--dtype", type=click.Choice(DTYPES), help="Default: fp16 on a GPU, fp32 on the CPU.")
+@click.option("--decode-chunk", type=click.IntRange(min=1), help="Frames the VAE decodes at a time.")
+@click.option("--steps", type=click.IntRange(min=1), help="Denoising steps.")
+@click.option("--frames", type=click.IntRange(min=1), help="Frames per video.")
+@click.option("--height", type=click.IntRange(min=8), help="Output height in pixels.")
+@click.option("--width", type=click.IntRange(min=8), help="Output width in pixels.")
+@click.option("--videos-per-call", type=click.IntRange(min=1), help="Videos per pipeline call (batch).")
+@click.option("--compile", "compile_unet", is_flag=True, help="torch.compile the UNet (compile time reported apart).")
+@click.option("--iterations", type=click.IntRange(min=1), help="Timed iterations.")
+@click.option("--warmup", type=click.IntRange(min=0), help="Untimed warm-up iterations first.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", help="cuda, cuda:N or cpu. Default: the first GPU, else the CPU for `tiny`.")
+@click.option("--store", type=click.Path(file_okay=False), default=DEFAULT_STORE, show_default=True,
+              help="Run store: one folder per run is written here.")
+@click.option("--weights", type=click.Path(), help="A local diffusers snapshot of SVD or SVD-XT (never downloaded).")
+@click.option("--sweep", multiple=True, metavar="KEY=V1,V2",
+              help=f"Repeatable; runs the cross product. KEY: {', '.join(SWEEP_KEYS)}.")
+@click.option("--no-telemetry", is_flag=True, help="Do not sample the GPU through NVML.")
+@click.option("--telemetry-hz", type=click.FloatRange(min=0.1, max=1000), default=10.0, show_default=True)
+@handles_errors
+def bench(
+    scenario: str,
+    dtype: str | None,
+    decode_chunk: int | None,
+    steps: int | None,
+    frames: int | None,
+    height: int | None,
+    width: int | None,
+    videos_per_call: int | None,
+    compile_unet: bool,
+    iterations: int | None,
+    warmup: int | None,
+    seed: int,
+    device: str | None,
+    store: str,
+    weights: str | None,
+    sweep: tuple[str, ...],
+    no_telemetry: bool,
+    telemetry_hz: float,
+) -> None:
+    """Benchmark the reference Stable Video Diffusion pipeline on this machine, stage by stage."""
+    from svdops.bench import run_bench
+
+    request = BenchRequest(
+        scenario=scenario, device=device, dtype=dtype, decode_chunk=decode_chunk, steps=steps, frames=frames,
+        height=height, width=width, videos_per_call=videos_per_call, compile=compile_unet, iterations=iterations,
+        warmup=warmup, seed=seed, store=store, weights=weights, sweep=sweep, telemetry=not no_telemetry,
+        telemetry_hz=telemetry_hz,
+    )  # fmt: skip
+    with progress_bar() as progress:
+        outcome = run_bench(request, progress=progress)
+    render(outcome)
+    if outcome.status == "interrupted":
+        done = sum(p["iterations_done"] for p in outcome.results["points"])
+        raise InterruptedRunError(
+            f"interrupted: {done} finished iteration(s) kept in {outcome.path}",
+            hint="run again with fewer --iterations, or read the partial run with `svdops report`",
+        )
+    if not outcome.any_ok:
+        errors = {p["error"] for p in outcome.results["points"] if p["error"]}
+        hint = (
+            "try --scenario low-vram, a smaller --decode-chunk or fewer --frames"
+            if outcome.status == "oom"
+            else "the run folder's results.json has the details"
+        )
+        raise RunFailedError(f"no configuration ran ({outcome.status}): {'; '.join(sorted(errors))}", hint=hint)
+
+
+@contextmanager
+def progress_bar() -> Iterator[Any]:
+    """A bar over iterations and one over UNet steps, on stderr; nothing when stderr is not a TTY."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    tasks: dict[str, Any] = {}
+
+    def on_event(event: str, info: dict[str, Any]) -> None:
+        if event == "phase":
+            bar.console.log(info["text"])
+        elif event == "plan":
+            tasks["iterations"] = bar.add_task("iterations", total=info["iterations"])
+            tasks["steps"] = bar.add_task("UNet steps", total=1)
+        elif event == "iteration":
+            label = "warm-up" if info["warmup"] else "timed"
+            bar.update(tasks["iterations"], description=f"point {info['point'] + 1} {label}")
+            bar.reset(tasks["steps"], total=info["steps"])
+        elif event == "step":
+            bar.advance(tasks["steps"])
+        elif event == "iteration_done":
+            bar.advance(tasks["iterations"])
+
+    with bar:
+        yield on_event
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _median(summary: dict[str, Any], key: str) -> Any:
+    return (summary.get(key) or {}).get("median")
+
+
+def render(outcome: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    # A pipe or a file has no width: do not squeeze the table into 80 columns there.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    results = outcome.results
+    table = Table(title=f"svdops bench {results['scenario']} on {results['gpu'] or results['device']}")
+    for column in ("point", "status", "config", "e2e s", "UNet s/step", "decode s", "videos/h", "TFLOP/s", "MFU",
+                   "peak alloc GiB", "J/video", "throttled"):  # fmt: skip
+        table.add_column(column)
+    for p in results["points"]:
+        s, c = p["summary"], p["config"]
+        config = f"{c['frames']}f {c['height']}x{c['width']} {c['steps']} steps chunk {c['decode_chunk']} {c['dtype']}"
+        table.add_row(
+            str(p["point"]), p["status"], config, _fmt(_median(s, "e2e_s")), _fmt(_median(s, "unet_step_s")),
+            _fmt(_median(s, "decode_s")), _fmt(s.get("videos_per_hour"), 1), _fmt(s.get("unet_tflops"), 1),
+            _fmt(s.get("mfu"), 3), _fmt(s.get("peak_allocated_gib"), 2), _fmt(s.get("energy_j_per_video"), 0),
+            _fmt(s.get("throttled")),
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"weights: {results['weights']['description'] if results['weights'] else '-'}")
+    if results.get("largest_fitting"):
+        fit = results["largest_fitting"]["config"]
+        console.print(f"largest configuration that fits: point {results['largest_fitting']['point']} "
+                      f"({', '.join(f'{k}={v}' for k, v in fit['sweep'].items())})")  # fmt: skip
+    for note in results.get("notes", []):
+        console.print(f"note: {note}")
+    console.print(f"run: {outcome.path}")
