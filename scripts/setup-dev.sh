@@ -11,11 +11,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install -q "torch==${SVDOPS_TORCH_VERSION:-2.13.0}"
 fi
 .venv/bin/python -m pip install -q -e ".[bench,dev]"
-# System packages the integration tests use (real sshd, real browser). Only as root, only if missing.
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    need=()
-    [ -x /usr/sbin/sshd ] || need+=(openssh-server)
-    if [ ${#need[@]} -gt 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
-    fi
+# The SSH fleet tests and benchmark start real sshd instances on loopback (tests/integration/sshd_fleet.py).
+# Install Debian's openssh-server only as root and only when sshd is missing. The tests never use the
+# package's own service (under systemd apt starts it on port 22; in a container nothing starts it).
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
 fi
