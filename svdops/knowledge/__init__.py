@@ -382,6 +382,20 @@ def torch_arch_list(torch: Version, cuda: Version) -> tuple[str, ...] | None:
     return None
 
 
+def nearest_torch_arch_list(torch: Version, cuda: Version) -> tuple[Version, tuple[str, ...]] | None:
+    """The arch list of the nearest known build for the same CUDA (the closest release at or below
+    `torch`, else the closest above) and that release: builds for one CUDA change their list rarely."""
+    short, cuda_short = torch.truncate(2), cuda.truncate(2)
+    known = [(release, archs) for releases, row_cuda, archs, _source in knowledge().arch_lists
+             if row_cuda == cuda_short for release in releases]
+    if not known:
+        return None
+    below = [k for k in known if k[0] <= short]
+    if below:
+        return max(below, key=lambda k: k[0])
+    return min(known, key=lambda k: k[0])
+
+
 def torch_index_url(cuda: Version | None) -> str:
     """download.pytorch.org index of a CUDA variant (cu130) or of the CPU build (None)."""
     base = knowledge().torch_index_url

@@ -1,0 +1,505 @@
+"""Rules, table-driven: each rule's pass and fail on HostFacts built here, plus whole-profile judgements."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from svdops import rules
+from svdops.facts import (
+    BlockDevice,
+    CondaFacts,
+    CudaFacts,
+    DriverFacts,
+    GpuFacts,
+    GpuLink,
+    HostFacts,
+    MdArray,
+    MemoryFacts,
+    Mount,
+    Note,
+    OsFacts,
+    PythonEnvFacts,
+    StorageFacts,
+    TopologyFacts,
+)
+from svdops.findings import Finding, Status, summarize, worst
+from svdops.profiles import (
+    CudaRequirements,
+    DataArrayRequirements,
+    DriverRequirements,
+    GpuRequirements,
+    OsRequirements,
+    Profile,
+    PythonRequirements,
+    RamRequirements,
+    ScratchRequirements,
+    StorageRequirements,
+    SvdRequirements,
+    VersionSpec,
+    load_profile,
+)
+from svdops.versions import Version
+
+V = Version.parse
+S = VersionSpec.parse
+TB = 10**12
+
+# The recorded H100 host (shared/fixtures/h100-sxm-ubuntu2404), as the probes would report it.
+H100 = HostFacts(
+    hostname="h100-vm",
+    collected_at="2026-11-26T12:00:00Z",
+    source="recorded:h100-sxm-ubuntu2404",
+    os=OsFacts(id="ubuntu", version_id="24.04", pretty_name="Ubuntu 24.04.3 LTS", codename="noble"),
+    memory=MemoryFacts(total_mib=131981020 // 1024),
+    driver=DriverFacts(
+        userspace_version=V("580.159.04"), kernel_module_version=V("580.159.04"), kernel_module_flavor="open",
+        cuda_driver_api=V("13.0"), nouveau_loaded=False, secure_boot_enabled=False, persistenced_running=None,
+    ),
+    gpus=(GpuFacts(index=0, name="NVIDIA H100 80GB HBM3", architecture="Hopper", compute_capability=V("9.0"),
+                   memory_total_mib=81559, persistence_mode=True, ecc_enabled=True),),
+    topology=TopologyFacts(gpu_count=1),
+    cuda=CudaFacts(toolkit_version=V("13.0.88"), cudnn_version=V("9.14.0"), nccl_version=None,
+                   libraries=("libcudnn.so.9", "libnccl.so.2")),
+    python=PythonEnvFacts(
+        executable="/usr/bin/python3", python_version=V("3.12.3"),
+        packages={"torch": "2.11.0", "transformers": "5.17.0", "accelerate": "1.15.0"},
+        torch_version=V("2.11.0"), torch_cuda=V("13.0"), torch_cudnn=V("9.19.0"), torch_nccl=V("2.28.9"),
+        torch_arch_list=("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"),
+        transformers_version=V("5.17.0"),
+    ),
+    notes=(Note("storage.md_arrays", "/proc/mdstat: No such file or directory"),
+           Note("driver.secure_boot_enabled", "mokutil: EFI variables are not supported on this system")),
+)
+
+# A machine built by the 2023 guide: 2x RTX 3090 on an NVLink bridge, CUDA 11.3, conda Python 3.8.
+SEED = HostFacts(
+    hostname="seed-01",
+    collected_at="2026-11-26T12:00:00Z",
+    source="ssh://lab@seed-01:22",
+    os=OsFacts(id="ubuntu", version_id="20.04", pretty_name="Ubuntu 20.04.6 LTS", codename="focal"),
+    memory=MemoryFacts(total_mib=128 * 1024 - 2600),
+    driver=DriverFacts(
+        userspace_version=V("465.19.01"), kernel_module_version=V("465.19.01"), kernel_module_flavor="proprietary",
+        cuda_driver_api=V("11.3"), nouveau_loaded=False, secure_boot_enabled=False, persistenced_running=True,
+    ),
+    gpus=tuple(GpuFacts(index=i, name="NVIDIA GeForce RTX 3090", compute_capability=V("8.6"),
+                        memory_total_mib=24576, persistence_mode=True) for i in range(2)),
+    topology=TopologyFacts(gpu_count=2, links=(GpuLink(0, 1, "NV4", 4),)),
+    cuda=CudaFacts(toolkit_version=V("11.3.109"), cudnn_version=V("8.2.1"), nccl_version=V("2.9.9"),
+                   libraries=("libcudnn.so.8", "libnccl.so.2")),
+    python=PythonEnvFacts(
+        executable="/home/lab/miniconda3/envs/svd/bin/python", python_version=V("3.8.10"),
+        packages={"torch": "1.10.2", "numpy": "1.21.2"},
+        torch_version=V("1.10.2"), torch_cuda=V("11.3"), torch_cudnn=V("8.2.0"),
+        conda=CondaFacts(executable="/home/lab/miniconda3/bin/conda", version=V("4.10.3"),
+                         envs=("/home/lab/miniconda3", "/home/lab/miniconda3/envs/svd")),
+    ),
+    storage=StorageFacts(
+        block_devices=(
+            BlockDevice("nvme0n1", "disk", 1_000_204_886_016, False, "nvme"),
+            BlockDevice("nvme1n1", "disk", 1_000_204_886_016, False, "nvme"),
+            *(BlockDevice(f"sd{c}", "disk", 2_000_398_934_016, True, "sata") for c in "bcde"),
+        ),
+        md_arrays=(
+            MdArray("md0", "raid0", "active", ("nvme0n1", "nvme1n1"), size_bytes=2_000_000_000_000,
+                    devices_total=2, devices_up=2),
+            MdArray("md1", "raid6", "active", ("sdb", "sdc", "sdd", "sde"), size_bytes=4_000_000_000_000,
+                    devices_total=4, devices_up=4),
+        ),
+        mounts=(Mount("/dev/md0", "/scratch", "xfs"), Mount("/dev/md1", "/data", "xfs")),
+    ),
+)
+
+BLANK = Profile(name="test", description="test profile", source=Path("test.yaml"))
+
+
+def host(base: HostFacts = H100, **changes: object) -> HostFacts:
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def drv(**changes: object) -> DriverFacts:
+    return replace(H100.driver, **changes)  # type: ignore[arg-type]
+
+
+def py(**changes: object) -> PythonEnvFacts:
+    return replace(H100.python, **changes)  # type: ignore[arg-type]
+
+
+def gpu(**changes: object) -> GpuFacts:
+    return replace(H100.gpus[0], **changes)  # type: ignore[arg-type]
+
+
+def prof(**changes: object) -> Profile:
+    return replace(BLANK, **changes)  # type: ignore[arg-type]
+
+
+def eight_gpus(kind: str) -> HostFacts:
+    gpus = tuple(gpu(index=i) for i in range(8))
+    links = tuple(GpuLink(a, b, kind, 18 if kind.startswith("NV") else 0) for a in range(8) for b in range(a + 1, 8))
+    return host(gpus=gpus, topology=TopologyFacts(gpu_count=8, links=links))
+
+
+GPU1 = GpuRequirements(min_count=1)
+SVD_XT = SvdRequirements(scenario="svd-xt-25f")
+SEED_PROFILE = load_profile("seed-2023")
+Case = tuple[str, HostFacts, Profile, str, Status, str]
+
+CASES: list[Case] = [
+    # (case, facts, profile, rule id, status, a part of the hint)
+    ("os id ok", H100, prof(os=OsRequirements(id="ubuntu")), "os.id", Status.PASS, ""),
+    ("os id other", host(os=OsFacts(id="rocky", version_id="9.4")), prof(os=OsRequirements(id="ubuntu")), "os.id",
+     Status.FAIL, "reinstall"),
+    ("release ok", H100, prof(os=OsRequirements(releases=("22.04", "24.04"))), "os.release", Status.PASS, ""),
+    ("release old", SEED, prof(os=OsRequirements(releases=("24.04",))), "os.release", Status.FAIL,
+     "sudo do-release-upgrade"),
+    ("release newer", H100, prof(os=OsRequirements(releases=("20.04",))), "os.release", Status.FAIL, "reinstall"),
+    ("release unknown", host(os=OsFacts()), prof(os=OsRequirements(releases=("24.04",))), "os.release", Status.WARN,
+     ""),
+
+    ("driver present", H100, prof(gpu=GPU1), "driver.present", Status.PASS, ""),
+    ("driver missing", host(driver=DriverFacts(), gpus=(), notes=(Note("gpus", "nvidia-smi: command not found"),)),
+     prof(gpu=GPU1), "driver.present", Status.FAIL, "sudo apt-get install -y nvidia-driver-580"),
+    ("no gpu wanted", host(driver=DriverFacts(), gpus=()), prof(gpu=GpuRequirements(min_count=0, max_count=0)),
+     "driver.present", Status.SKIP, ""),
+
+    ("driver version ok", H100, prof(driver=DriverRequirements(version=S(">=570"))), "driver.version", Status.PASS, ""),
+    ("driver version old", SEED, prof(driver=DriverRequirements(version=S(">=570"))), "driver.version", Status.FAIL,
+     "nvidia-driver-570-open"),
+
+    ("flavor ok", H100, prof(driver=DriverRequirements(flavor="open")), "driver.flavor", Status.PASS, ""),
+    ("flavor wrong", SEED, prof(driver=DriverRequirements(flavor="open")), "driver.flavor", Status.FAIL,
+     "nvidia-driver-465-open"),
+    ("blackwell needs open",
+     host(gpus=(gpu(name="NVIDIA B200", compute_capability=V("10.0"), memory_total_mib=183359),),
+          driver=drv(kernel_module_flavor="proprietary")), BLANK, "driver.flavor", Status.FAIL,
+     "nvidia-driver-580-open"),
+
+    ("reboot not needed", H100, BLANK, "driver.reboot-required", Status.PASS, ""),
+    ("module older than libraries", host(driver=drv(kernel_module_version=V("570.172.08"))), BLANK,
+     "driver.reboot-required", Status.FAIL, "sudo reboot"),
+    ("library mismatch", host(driver=drv(library_mismatch=True)), BLANK, "driver.reboot-required", Status.FAIL,
+     "sudo reboot"),
+
+    ("nouveau off", H100, BLANK, "driver.nouveau", Status.PASS, ""),
+    ("nouveau loaded", host(driver=drv(nouveau_loaded=True)), BLANK, "driver.nouveau", Status.FAIL,
+     "blacklist nouveau"),
+    ("nouveau unknown", host(driver=drv(nouveau_loaded=None)), BLANK, "driver.nouveau", Status.SKIP, ""),
+
+    ("secure boot off", H100, BLANK, "driver.secure-boot", Status.PASS, ""),
+    ("secure boot signed", host(driver=drv(secure_boot_enabled=True, dkms_modules_signed=True)), BLANK,
+     "driver.secure-boot", Status.PASS, ""),
+    ("secure boot unsigned", host(driver=drv(secure_boot_enabled=True, dkms_modules_signed=False)), BLANK,
+     "driver.secure-boot", Status.FAIL, "sudo mokutil --import"),
+    ("secure boot unknown signing, no module",
+     host(driver=drv(secure_boot_enabled=True, kernel_module_version=None)), BLANK, "driver.secure-boot",
+     Status.FAIL, "mokutil"),
+    ("secure boot unknown signing, module loads", host(driver=drv(secure_boot_enabled=True)), BLANK,
+     "driver.secure-boot", Status.WARN, "mokutil"),
+    ("secure boot unknown", host(driver=drv(secure_boot_enabled=None)), BLANK, "driver.secure-boot", Status.SKIP, ""),
+
+    ("persistence on", H100, BLANK, "driver.persistence", Status.PASS, ""),
+    ("persistence off", host(gpus=(gpu(persistence_mode=False),)), BLANK, "driver.persistence", Status.WARN,
+     "nvidia-persistenced"),
+
+    ("toolkit driver ok", H100, BLANK, "driver.cuda-toolkit-compat", Status.PASS, ""),
+    ("toolkit minor compat", host(cuda=replace(H100.cuda, toolkit_version=V("12.8.93")), driver=drv(
+        userspace_version=V("535.183.01"), kernel_module_version=V("535.183.01"))), BLANK,
+     "driver.cuda-toolkit-compat", Status.WARN, "nvidia-driver-570-open"),
+    ("toolkit newer than driver", host(driver=drv(userspace_version=V("575.57.08"),
+                                                  kernel_module_version=V("575.57.08"))), BLANK,
+     "driver.cuda-toolkit-compat", Status.FAIL, "sudo apt-get install -y nvidia-driver-580-open && sudo reboot"),
+
+    ("torch driver ok", H100, BLANK, "driver.torch-cuda-compat", Status.PASS, ""),
+    ("torch cu128 on 535", host(driver=drv(userspace_version=V("535.183.01"), kernel_module_version=V("535.183.01")),
+                                python=py(torch_cuda=V("12.8"))), BLANK, "driver.torch-cuda-compat", Status.WARN,
+     "nvidia-driver-570-open"),
+    ("torch cu130 on 570", host(driver=drv(userspace_version=V("570.172.08"), kernel_module_version=V("570.172.08"))),
+     BLANK, "driver.torch-cuda-compat", Status.FAIL,
+     "pip install 'torch==2.11.*' --index-url https://download.pytorch.org/whl/cu128"),
+
+    ("gpu count ok", H100, prof(gpu=GPU1), "gpu.count", Status.PASS, ""),
+    ("gpu count short", H100, prof(gpu=GpuRequirements(min_count=8)), "gpu.count", Status.FAIL, "dmesg"),
+    ("gpu on cpu runner", H100, prof(gpu=GpuRequirements(min_count=0, max_count=0)), "gpu.count", Status.FAIL,
+     "--profile svd-host"),
+
+    ("model ok", H100, prof(gpu=GpuRequirements(models=("H100",))), "gpu.model", Status.PASS, ""),
+    ("model other", H100, prof(gpu=GpuRequirements(models=("A100", "V100"))), "gpu.model", Status.FAIL, "fit"),
+
+    ("vram ok", H100, prof(gpu=GpuRequirements(min_vram_gib=79)), "gpu.vram", Status.PASS, ""),
+    ("vram small", SEED, prof(gpu=GpuRequirements(min_vram_gib=40)), "gpu.vram", Status.FAIL, "40 GiB"),
+
+    ("cc ok", H100, prof(gpu=GpuRequirements(min_compute_capability=V("8.0"))), "gpu.compute-capability",
+     Status.PASS, ""),
+    ("cc old", SEED, prof(gpu=GpuRequirements(min_compute_capability=V("9.0"))), "gpu.compute-capability",
+     Status.FAIL, "9.0"),
+
+    ("nvlink all pairs", eight_gpus("NV18"), prof(gpu=GpuRequirements(nvlink_all_pairs=True)), "gpu.nvlink",
+     Status.PASS, ""),
+    ("nvlink over pcie on sxm", eight_gpus("SYS"), prof(gpu=GpuRequirements(nvlink_all_pairs=True)), "gpu.nvlink",
+     Status.FAIL, "nvidia-fabricmanager-580"),
+    ("nvlink bridge missing", host(SEED, topology=TopologyFacts(gpu_count=2, links=(GpuLink(0, 1, "PHB"),))),
+     prof(gpu=GpuRequirements(nvlink_all_pairs=True)), "gpu.nvlink", Status.FAIL, "NVLink bridges"),
+    ("nvlink single gpu", H100, prof(gpu=GpuRequirements(nvlink_all_pairs=True)), "gpu.nvlink", Status.SKIP, ""),
+
+    ("ecc on", H100, prof(gpu=GpuRequirements(ecc=True)), "gpu.ecc", Status.PASS, ""),
+    ("ecc off", host(gpus=(gpu(ecc_enabled=False),)), prof(gpu=GpuRequirements(ecc=True)), "gpu.ecc", Status.FAIL,
+     "sudo nvidia-smi -e 1"),
+    ("ecc consumer", SEED, prof(gpu=GpuRequirements(ecc=True)), "gpu.ecc", Status.SKIP, ""),
+
+    ("toolkit ok", H100, prof(cuda=CudaRequirements(toolkit=S(">=12.4"))), "cuda.toolkit", Status.PASS, ""),
+    ("toolkit wrong", H100, prof(cuda=CudaRequirements(toolkit=S("11.3"))), "cuda.toolkit", Status.FAIL,
+     "sudo apt-get install -y cuda-toolkit-11-3"),
+    ("toolkit missing", host(cuda=CudaFacts(), notes=(Note("cuda.toolkit_version", "nvcc: command not found"),)),
+     prof(cuda=CudaRequirements(toolkit=S("13.0"))), "cuda.toolkit", Status.WARN, "cuda-toolkit-13-0"),
+
+    ("arch support ok", H100, BLANK, "cuda.arch-support", Status.PASS, ""),
+    ("volta on cuda 13", host(gpus=(gpu(name="Tesla V100-SXM2-32GB", compute_capability=V("7.0")),)), BLANK,
+     "cuda.arch-support", Status.FAIL, "cuda-toolkit-12-9"),
+
+    ("cudnn ok", H100, prof(cuda=CudaRequirements(cudnn=S(">=9"))), "cuda.cudnn", Status.PASS, ""),
+    ("cudnn 9 not 8", H100, prof(cuda=CudaRequirements(cudnn=S("8"))), "cuda.cudnn", Status.FAIL, "libcudnn8"),
+
+    ("nccl present", H100, prof(cuda=CudaRequirements(nccl=S("*"))), "cuda.nccl", Status.PASS, ""),
+    ("nccl version ok", SEED, prof(cuda=CudaRequirements(nccl=S(">=2.9"))), "cuda.nccl", Status.PASS, ""),
+    ("nccl missing", host(cuda=CudaFacts(toolkit_version=V("13.0"))), prof(cuda=CudaRequirements(nccl=S("*"))),
+     "cuda.nccl", Status.WARN, "libnccl2"),
+    ("nccl old", SEED, prof(cuda=CudaRequirements(nccl=S(">=2.18"))), "cuda.nccl", Status.FAIL, "libnccl2"),
+
+    ("python ok", H100, prof(python=PythonRequirements(version=S(">=3.11"))), "python.version", Status.PASS, ""),
+    ("python old", SEED, prof(python=PythonRequirements(version=S(">=3.11"), env="conda")), "python.version",
+     Status.FAIL, "conda create -y -n svd python=3.11"),
+
+    ("conda env ok", SEED, prof(python=PythonRequirements(env="conda")), "python.env", Status.PASS, ""),
+    ("system python, no conda", H100, prof(python=PythonRequirements(env="conda")), "python.env", Status.FAIL,
+     "Miniforge3"),
+    ("venv wanted", H100, prof(python=PythonRequirements(env="venv")), "python.env", Status.FAIL, "-m venv"),
+
+    ("package ok", H100, prof(python=PythonRequirements(packages=(("transformers", S(">=4.41")),))),
+     "python.package", Status.PASS, ""),
+    ("package missing", H100, prof(python=PythonRequirements(packages=(("diffusers", S(">=0.24")),))),
+     "python.package", Status.FAIL, "/usr/bin/python3 -m pip install 'diffusers>=0.24'"),
+    ("package old", SEED, prof(python=PythonRequirements(packages=(("torch", S(">=2.6")),))), "python.package",
+     Status.FAIL, "torch==2.6.*"),
+    ("env not probed", host(python=PythonEnvFacts(), notes=(Note("python", "python3: command not found"),)),
+     prof(python=PythonRequirements(packages=(("torch", S("*")),))), "python.package", Status.WARN, ""),
+
+    ("cuda wheel on gpu host", H100, BLANK, "torch.cuda-build", Status.PASS, ""),
+    ("cpu wheel on gpu host", host(python=py(torch_cuda=None, torch_arch_list=())), BLANK, "torch.cuda-build",
+     Status.FAIL, "--index-url https://download.pytorch.org/whl/cu130"),
+    ("cuda wheel on cpu runner", H100, prof(python=PythonRequirements(torch_cpu=True)), "torch.cuda-build",
+     Status.WARN, "whl/cpu"),
+
+    ("variant ok", H100, prof(python=PythonRequirements(torch_cuda=S(">=12.6"))), "torch.cuda-variant", Status.PASS,
+     ""),
+    ("variant wrong", H100, prof(python=PythonRequirements(torch_cuda=S("12.8"))), "torch.cuda-variant",
+     Status.FAIL, "whl/cu128"),
+
+    ("arch ok", H100, BLANK, "torch.arch-list", Status.PASS, ""),
+    ("5090 on cu126", host(gpus=(gpu(name="NVIDIA GeForce RTX 5090", compute_capability=V("12.0"),
+                                     memory_total_mib=32607),),
+                           python=py(torch_version=V("2.6.0"), torch_cuda=V("12.6"), torch_arch_list=())), BLANK,
+     "torch.arch-list", Status.FAIL, "torch==2.6.*"),
+    ("volta on cu130", host(gpus=(gpu(name="Tesla V100-SXM2-32GB", compute_capability=V("7.0")),)), BLANK,
+     "torch.arch-list", Status.FAIL, "whl/cu126"),
+
+    ("diffusers compat ok", host(python=py(diffusers_version=V("0.42.1"))), BLANK, "python.diffusers-compat",
+     Status.PASS, ""),
+    ("diffusers on old torch", host(SEED, python=replace(SEED.python, python_version=V("3.11.9"),
+                                                          diffusers_version=V("0.42.1"))),
+     BLANK, "python.diffusers-compat", Status.FAIL, "torch==2.11.*"),
+    ("transformers compat ok", H100, BLANK, "python.transformers-compat", Status.PASS, ""),
+    ("transformers on py38", host(SEED, python=replace(SEED.python, transformers_version=V("5.17.0"))), BLANK,
+     "python.transformers-compat", Status.FAIL, "python=3.12"),
+
+    ("pipeline ok", H100, prof(svd=SVD_XT), "svd.pipeline-stack", Status.PASS, ""),
+    ("pipeline on seed stack", SEED, prof(svd=SVD_XT), "svd.pipeline-stack", Status.FAIL, "python=3.12"),
+
+    ("profile admits", H100, prof(svd=SVD_XT, python=PythonRequirements(version=S(">=3.10"))), "profile.svd-stack",
+     Status.PASS, ""),
+    ("profile pins py38", H100, SEED_PROFILE, "profile.svd-stack", Status.FAIL, "python.version: '>=3.11'"),
+
+    ("vram fits", SEED, prof(svd=SVD_XT), "svd.vram", Status.PASS, ""),
+    ("vram short", host(gpus=(gpu(name="NVIDIA GeForce RTX 3060", compute_capability=V("8.6"),
+                                  memory_total_mib=12288),)), prof(svd=SVD_XT), "svd.vram", Status.FAIL,
+     "svd.scenario: low-vram"),
+    ("tiny on cpu", host(gpus=()), prof(svd=SvdRequirements(scenario="tiny")), "svd.vram", Status.PASS, ""),
+
+    ("ram ok", H100, prof(ram=RamRequirements(min_gib=64, recommended_gib=128)), "ram.size", Status.PASS, ""),
+    ("ram below recommended", host(memory=MemoryFacts(total_mib=64 * 1024 - 1500)),
+     prof(ram=RamRequirements(min_gib=64, recommended_gib=128)), "ram.size", Status.WARN, "128 GiB"),
+    ("ram short", host(memory=MemoryFacts(total_mib=32 * 1024)), prof(ram=RamRequirements(min_gib=64)), "ram.size",
+     Status.FAIL, "64 GiB"),
+
+    ("scratch ok", SEED, prof(storage=StorageRequirements(scratch=ScratchRequirements(min_devices=2, min_size_tb=1))),
+     "storage.scratch", Status.PASS, ""),
+    ("scratch none, free nvme", host(SEED, storage=replace(SEED.storage, md_arrays=SEED.storage.md_arrays[1:])),
+     prof(storage=StorageRequirements(scratch=ScratchRequirements(min_devices=2))), "storage.scratch", Status.FAIL,
+     "sudo mdadm --create /dev/md/scratch --level=0 --raid-devices=2 /dev/nvme0n1 /dev/nvme1n1"),
+    ("scratch unknown", H100, prof(storage=StorageRequirements(scratch=ScratchRequirements())), "storage.scratch",
+     Status.WARN, ""),
+
+    ("data ok", SEED, prof(storage=StorageRequirements(data=DataArrayRequirements(min_devices=3, min_size_tb=4))),
+     "storage.data", Status.PASS, ""),
+    ("data too small", SEED,
+     prof(storage=StorageRequirements(data=DataArrayRequirements(min_size_tb=8))), "storage.data", Status.FAIL,
+     "mdadm --create /dev/md/data --level=6"),
+
+    ("md healthy", SEED, BLANK, "storage.md-health", Status.PASS, ""),
+    ("md failed member",
+     host(SEED, storage=replace(SEED.storage, md_arrays=(
+         MdArray("md1", "raid6", "active", ("sdb", "sdc", "sdd", "sde"), failed_members=("sdc",),
+                 size_bytes=4 * TB, devices_total=4, devices_up=3),))),
+     BLANK, "storage.md-health", Status.FAIL, "sudo mdadm --manage /dev/md1 --add /dev/sdc"),
+    ("md degraded", host(SEED, storage=replace(SEED.storage, md_arrays=(
+        MdArray("md1", "raid6", "active", ("sdb", "sdd", "sde"), size_bytes=4 * TB, devices_total=4,
+                devices_up=3),))), BLANK, "storage.md-health", Status.FAIL, "--add"),
+    ("md resync", host(SEED, storage=replace(SEED.storage, md_arrays=(
+        MdArray("md0", "raid1", "active", ("sdb", "sdc"), devices_total=2, devices_up=2, recovering=True),))),
+     BLANK, "storage.md-health", Status.WARN, "/proc/mdstat"),
+]
+
+
+def _find(findings: list[Finding], rule_id: str) -> Finding:
+    matching = [f for f in findings if f.id == rule_id]
+    assert matching, f"no {rule_id} finding in {[f.id for f in findings]}"
+    # several (per package, per array): the one that is not a pass speaks for the case
+    return next((f for f in matching if f.status is not Status.PASS), matching[0])
+
+
+@pytest.mark.parametrize(("case", "facts", "profile", "rule_id", "status", "hint"), CASES, ids=[c[0] for c in CASES])
+def test_rule(case: str, facts: HostFacts, profile: Profile, rule_id: str, status: Status, hint: str) -> None:
+    finding = _find(rules.evaluate(facts, profile), rule_id)
+    assert finding.status is status, f"{case}: {finding}"
+    assert finding.expected and finding.actual
+    assert hint in finding.hint, f"{case}: hint {finding.hint!r}"
+    if status is Status.FAIL:
+        assert finding.hint, f"{case}: a failure needs a hint"
+
+
+def test_every_rule_has_a_pass_and_a_fail_case() -> None:
+    statuses: dict[str, set[Status]] = {}
+    for _case, _facts, _profile, rule_id, status, _hint in CASES:
+        statuses.setdefault(rule_id, set()).add(status)
+    assert set(statuses) == set(rules.RULE_IDS)
+    for rule_id, seen in statuses.items():
+        assert Status.PASS in seen and ({Status.FAIL, Status.WARN} & seen), rule_id
+
+
+def test_unavailable_facts_carry_the_probe_note() -> None:
+    facts = host(cuda=CudaFacts(), notes=(Note("cuda.toolkit_version", "nvcc: command not found"),))
+    finding = _find(rules.evaluate(facts, prof(cuda=CudaRequirements(toolkit=S("13.0")))), "cuda.toolkit")
+    assert finding.actual == "not available: nvcc: command not found"
+
+
+@pytest.mark.parametrize("name", ["svd-host", "seed-2023", "workstation-24gb", "a100-80gb-x8-nvlink",
+                                  "h100-sxm-x8-nvlink", "ci-cpu"])
+def test_empty_facts_never_raise(name: str) -> None:
+    empty = HostFacts(hostname="x", collected_at="2026-11-26T00:00:00Z", source="local")
+    findings = rules.evaluate(empty, load_profile(name))
+    assert findings
+    assert all(f.id in rules.RULE_IDS for f in findings)
+    assert not [f for f in findings if f.title == "rule could not run"]
+
+
+def test_a_crashing_rule_becomes_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(facts: HostFacts, profile: Profile) -> list[Finding]:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(rules, "RULES", (("test.broken", broken), *rules.RULES))
+    findings = rules.evaluate(H100, BLANK)
+    assert findings[0].id == "test.broken" and findings[0].status is Status.WARN
+    assert "ZeroDivisionError: boom" in findings[0].actual
+    assert len(findings) > 1
+
+
+def _by_status(findings: list[Finding], status: Status) -> set[str]:
+    return {f.id for f in findings if f.status is status}
+
+
+def test_reference_h100_against_the_default_profile() -> None:
+    findings = rules.evaluate(H100, load_profile("svd-host"))
+    # the recorded host has no diffusers installed: the only thing between it and SVD
+    assert _by_status(findings, Status.FAIL) == {"python.package"}
+    missing = _find(findings, "python.package")
+    assert missing.subject == "diffusers" and "pip install 'diffusers>=0.24'" in missing.hint
+    with_diffusers = host(python=py(diffusers_version=V("0.42.1"), packages={**H100.python.packages,
+                                                                              "diffusers": "0.42.1"}))
+    findings = rules.evaluate(with_diffusers, load_profile("svd-host"))
+    assert worst(findings) is Status.PASS, [f for f in findings if f.status not in (Status.PASS, Status.SKIP)]
+
+
+def test_seed_profile_against_the_modern_h100() -> None:
+    findings = rules.evaluate(H100, SEED_PROFILE)
+    assert {"os.release", "gpu.model", "cuda.toolkit", "cuda.cudnn", "python.version", "python.env",
+            "profile.svd-stack"} <= _by_status(findings, Status.FAIL)
+    stack = _find(findings, "profile.svd-stack")
+    assert "no host can satisfy this profile and run today's SVD pipeline" in stack.actual
+    assert "python.version '3.8' admits no Python >= 3.11" in stack.actual
+    assert "ram.size" in _by_status(findings, Status.PASS)  # 125.9 GiB of MemTotal is 128 GiB installed
+
+
+def test_seed_host_against_its_own_profile_fails_only_for_todays_pipeline() -> None:
+    findings = rules.evaluate(SEED, SEED_PROFILE)
+    assert _by_status(findings, Status.FAIL) == {"svd.pipeline-stack", "profile.svd-stack"}
+    stack = _find(findings, "svd.pipeline-stack")
+    assert "this stack cannot run today's SVD pipeline" in stack.actual
+    assert "Python 3.8.10 (needs >= 3.11)" in stack.actual and "torch 1.10.2 (needs >= 2.6)" in stack.actual
+
+
+def test_modern_profile_against_the_seed_host_says_what_to_change() -> None:
+    findings = rules.evaluate(SEED, load_profile("svd-host"))
+    failed = _by_status(findings, Status.FAIL)
+    assert {"svd.pipeline-stack", "python.package"} <= failed
+    stack = _find(findings, "svd.pipeline-stack")
+    # driver 465 runs no CUDA 12/13 wheel: the driver comes first, then a conda env with today's stack
+    assert stack.hint.startswith("sudo apt-get install -y nvidia-driver-")
+    assert "/home/lab/miniconda3/bin/conda create -y -n svd python=3.12" in stack.hint
+    assert "'torch==2.11.*' --index-url https://download.pytorch.org/whl/cu130" in stack.hint
+    assert "'diffusers>=0.42' transformers accelerate" in stack.hint
+    diffusers = next(f for f in findings if f.id == "python.package" and f.subject == "diffusers")
+    assert diffusers.status is Status.FAIL
+
+
+def test_x8_profile_on_a_healthy_hgx() -> None:
+    hgx = host(eight_gpus("NV18"), memory=MemoryFacts(total_mib=2 * 1024 * 1024 - 30000),
+               python=py(diffusers_version=V("0.42.1"), packages={**H100.python.packages, "diffusers": "0.42.1"}),
+               storage=StorageFacts(md_arrays=(MdArray("md0", "raid0", "active",
+                                                       tuple(f"nvme{i}n1" for i in range(8)),
+                                                       size_bytes=30 * TB, devices_total=8, devices_up=8),)))
+    findings = rules.evaluate(hgx, load_profile("h100-sxm-x8-nvlink"))
+    assert not _by_status(findings, Status.FAIL), [f for f in findings if f.status is Status.FAIL]
+
+
+def test_ci_profile_on_a_cpu_runner_skips_gpu_rules() -> None:
+    runner = HostFacts(
+        hostname="ci", collected_at="2026-11-26T00:00:00Z", source="local",
+        os=OsFacts(id="debian", version_id="12"),
+        python=PythonEnvFacts(executable="/work/.venv/bin/python", python_version=V("3.11.2"),
+                              packages={"torch": "2.13.0+cpu", "diffusers": "0.42.1", "transformers": "5.24.0"},
+                              torch_version=V("2.13.0"), diffusers_version=V("0.42.1"),
+                              transformers_version=V("5.24.0")),
+        notes=(Note("gpus", "nvidia-smi: command not found"),),
+    )
+    findings = rules.evaluate(runner, load_profile("ci-cpu"))
+    assert worst(findings) is Status.PASS, [f for f in findings if f.status not in (Status.PASS, Status.SKIP)]
+    assert {"driver.present", "driver.reboot-required", "driver.nouveau"} <= _by_status(findings, Status.SKIP)
+    assert _find(findings, "svd.vram").actual == "no GPU needed"
+
+
+def test_summarize_and_worst() -> None:
+    findings = [Finding("a", "a", Status.PASS, "x", "x"), Finding("b", "b", Status.WARN, "x", "y", "fix"),
+                Finding("c", "c", Status.SKIP, "x", "?")]
+    assert summarize(findings) == {"pass": 1, "warn": 1, "fail": 0, "skip": 1}
+    assert worst(findings) is Status.WARN
+    assert worst([]) is Status.PASS
+    assert worst([findings[2]]) is Status.SKIP
+    assert Status.FAIL == "fail"
+
+
+def test_findings_are_stable_and_pure() -> None:
+    profile = load_profile("seed-2023")
+    assert rules.evaluate(SEED, profile) == rules.evaluate(SEED, profile)
+
