@@ -1,0 +1,3 @@
+from svdops.cli.main import main
+
+main()

@@ -1,0 +1,196 @@
+"""`svdops facts`, `svdops check`, `svdops profiles`."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from svdops.check import FactsSource, gather, run_check
+from svdops.cli.errors import handles_errors
+from svdops.errors import BadInputError
+
+_FROM_DIR = click.option(
+    "--from-dir", type=click.Path(path_type=Path, file_okay=False),
+    help="Replay a folder of recorded outputs (from `svdops facts --bundle`) instead of probing this host.",
+)
+_PYTHON = click.option(
+    "--python", "python", default="python3", show_default=True, metavar="PATH",
+    help="Interpreter of the target environment, e.g. /opt/conda/envs/svd/bin/python.",
+)
+_NO_NVML = click.option("--no-nvml", is_flag=True, help="Do not query NVML for live GPU values.")
+
+
+def _fleet_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that turn facts/check into a fleet run over SSH (see svdops.fleet)."""
+    options = [
+        click.option("--host", "hosts", multiple=True, metavar="[USER@]HOST[:PORT]",
+                     help="Probe this host over SSH (repeatable)."),
+        click.option("--inventory", type=click.Path(path_type=Path, dir_okay=False),
+                     help="Ansible inventory (INI or YAML): the same file `svdops provision` uses."),
+        click.option("--limit", metavar="PATTERN",
+                     help="Only inventory hosts/groups matching PATTERN (Ansible syntax)."),
+        click.option("-i", "--identity", type=click.Path(path_type=Path, dir_okay=False),
+                     help="SSH private key (default: your agent and ~/.ssh config)."),
+        click.option("--forks", type=click.IntRange(1, 512), default=32, show_default=True,
+                     help="Hosts probed at once."),
+        click.option("--connect-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True,
+                     help="Seconds to wait for an SSH connection."),
+        click.option("--command-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+                     help="Seconds one remote command may run."),
+        click.option("--accept-new-host-keys", is_flag=True,
+                     help="Trust and record host keys not yet in known_hosts (changed keys are still refused)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _fleet_requested(params: dict[str, Any]) -> bool:
+    return bool(params.get("hosts") or params.get("inventory"))
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        raise BadInputError(f"cannot write output: {exc.strerror}", where=str(output)) from exc
+
+
+@click.command("facts")
+@_FROM_DIR
+@click.option("--bundle", type=click.Path(path_type=Path, file_okay=False),
+              help="Also keep every raw command output in DIR (a support bundle, replayable with --from-dir).")
+@click.option("--json", "as_json", is_flag=True, help="Print the snapshot as JSON (schema svdops.facts/1).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE, not stdout.")
+@_PYTHON
+@_NO_NVML
+@_fleet_options
+@handles_errors
+def facts(from_dir: Path | None, bundle: Path | None, as_json: bool, output: Path | None, python: str,
+          no_nvml: bool, **fleet: Any) -> None:
+    """Gather what a host has: GPUs and links, driver, CUDA, cuDNN, NCCL, Python env, CPU, RAM, disks.
+
+    Read-only. A command that is missing or fails is reported as not available, with the reason.
+    With --host or --inventory, gathers from every host over SSH in parallel.
+    """
+    if _fleet_requested(fleet):
+        from svdops.cli.fleet_cmds import run_fleet_command
+
+        sys.exit(run_fleet_command("facts", profile=None, fmt="json" if as_json else "table", output=output,
+                                   verbose=False, bundle=bundle, python=python, from_dir=from_dir, **fleet))
+    snapshot = gather(FactsSource(from_dir=from_dir, bundle_dir=bundle, python=python, use_nvml=not no_nvml))
+    if as_json:
+        _write(snapshot.to_json() + "\n", output)
+        return
+    from svdops.cli.render import facts_table, make_console
+
+    if output:
+        buffer = io.StringIO()
+        facts_table(snapshot, Console(file=buffer, width=120, no_color=True))
+        _write(buffer.getvalue(), output)
+    else:
+        facts_table(snapshot, make_console())
+    if bundle:
+        click.echo(f"raw outputs kept in {bundle} (replay: svdops facts --from-dir {bundle})", err=True)
+
+
+@click.command("check")
+@click.option("-p", "--profile", "profile", metavar="NAME|PATH",
+              help="Profile to judge against (default: svd-host). See `svdops profiles`.")
+@_FROM_DIR
+@click.option("--facts", "facts_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Judge a saved snapshot (`svdops facts --json -o FILE`).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE, not stdout.")
+@click.option("-v", "--verbose", is_flag=True, help="Show passed checks too (table format).")
+@click.option("--bundle", type=click.Path(path_type=Path, file_okay=False),
+              help="Fleet runs: keep each host's raw outputs in DIR/HOST/ (replayable with --from-dir).")
+@_PYTHON
+@_NO_NVML
+@_fleet_options
+@handles_errors
+def check(profile: str | None, from_dir: Path | None, facts_file: Path | None, fmt: str, output: Path | None,
+          verbose: bool, bundle: Path | None, python: str, no_nvml: bool, **fleet: Any) -> None:
+    """Check a host against a profile. Exit 0: nothing failed; 1: a check failed; 2: bad input.
+
+    \b
+    svdops check                                   this host against svd-host
+    svdops check -p h100-sxm-x8-nvlink --format junit -o check.xml
+    svdops check --from-dir bundle/ -p seed-2023   a recorded host
+    svdops check --inventory hosts.ini --limit gpu  every inventory host over SSH (exit 3: one unreachable)
+    """
+    from svdops.cli import render
+
+    if _fleet_requested(fleet):
+        from svdops.cli.fleet_cmds import run_fleet_command
+
+        sys.exit(run_fleet_command("check", profile=profile, fmt=fmt, output=output, verbose=verbose,
+                                   bundle=bundle, python=python, from_dir=from_dir, **fleet))
+    if bundle:
+        raise BadInputError("--bundle on check is for fleet runs; for this host use `svdops facts --bundle DIR`")
+
+    source = FactsSource(from_dir=from_dir, facts_file=facts_file, python=python, use_nvml=not no_nvml)
+    report = run_check(gather(source), profile)
+    if fmt == "json":
+        _write(render.check_json(report) + "\n", output)
+    elif fmt == "junit":
+        _write(render.check_junit(report), output)
+    elif output:
+        buffer = io.StringIO()
+        render.findings_table(report, Console(file=buffer, width=140, no_color=True), verbose=verbose)
+        _write(buffer.getvalue(), output)
+    else:
+        render.findings_table(report, render.make_console(), verbose=verbose)
+    if output and fmt != "table":
+        s = report.summary
+        click.echo(f"{s.get('fail', 0)} failed, {s.get('warn', 0)} warnings; written to {output}", err=True)
+    sys.exit(1 if report.failed else 0)
+
+
+@click.group("profiles", invoke_without_command=True)
+@click.pass_context
+def profiles(ctx: click.Context) -> None:
+    """List profiles (what a machine of a role must have), or show one."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(list_cmd)
+
+
+@profiles.command("list")
+@handles_errors
+def list_cmd() -> None:
+    """List the profiles svdops can find."""
+    from rich.table import Table
+
+    from svdops.profiles import list_profiles
+
+    table = Table(title="Profiles", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    table.add_column("file", style="dim")
+    for prof in list_profiles():
+        table.add_row(prof.name, prof.description, str(prof.source))
+    Console().print(table)
+
+
+@profiles.command("show")
+@click.argument("name")
+@handles_errors
+def show_cmd(name: str) -> None:
+    """Print a profile's file (NAME or PATH)."""
+    from svdops.profiles import load_profile
+
+    prof = load_profile(name)
+    click.echo(f"# {prof.source}")
+    click.echo(Path(prof.source).read_text(encoding="utf-8"), nl=False)

@@ -1,0 +1,90 @@
+"""The `svdops` command group. Subcommands load lazily so `svdops check` never pays for torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from svdops import __version__
+
+# name -> "module:attribute"; the module is imported only when that command runs (or for --help)
+COMMANDS = {
+    "facts": "svdops.cli.check_cmds:facts",
+    "check": "svdops.cli.check_cmds:check",
+    "profiles": "svdops.cli.check_cmds:profiles",
+    "bench": "svdops.cli.bench:bench",
+    "completion": "svdops.cli.main:completion",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            # a command whose optional dependencies are missing still lists, and says what to install
+            return _missing_command(cmd_name, exc)
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+def _missing_command(name: str, exc: ImportError) -> click.Command:
+    @click.command(name, help=f"(unavailable: {exc})", context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def unavailable(args: tuple[str, ...]) -> None:
+        click.secho(f"error: `svdops {name}` cannot load: {exc}", fg="red", err=True)
+        click.echo("hint: install the extra it needs: pip install 'svdops[bench]'", err=True)
+        sys.exit(2)
+
+    return unavailable
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "-V", "--version", prog_name="svdops")
+def cli() -> None:
+    """Check, provision and benchmark Ubuntu GPU hosts for Stable Video Diffusion.
+
+    \b
+    svdops facts                what this host has (GPUs, driver, CUDA, Python env, disks)
+    svdops check                judge it against a profile (exit 1 when a check fails)
+    svdops profiles             list and show profiles
+    svdops bench                run the reference SVD pipeline and store the results
+    svdops completion SHELL     print a shell completion script
+    """
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL.
+
+    \b
+    bash:  eval "$(svdops completion bash)"       (or save it under ~/.local/share/bash-completion/completions/svdops)
+    zsh:   eval "$(svdops completion zsh)"
+    fish:  svdops completion fish > ~/.config/fish/completions/svdops.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    if cls is None:  # pragma: no cover - click ships all three
+        raise click.UsageError(f"no completion support for {shell}")
+    comp = cls(cli, {}, "svdops", "_SVDOPS_COMPLETE")
+    click.echo(comp.source())
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli.main(args=argv, prog_name="svdops")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

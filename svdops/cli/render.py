@@ -1,0 +1,222 @@
+"""Turn facts and findings into text for people (rich tables), scripts (JSON) and CI (JUnit XML)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from svdops.check import CheckReport
+from svdops.facts import HostFacts
+from svdops.findings import Finding, Status
+
+CHECK_SCHEMA = "svdops.check/1"
+_STATUS_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
+NA = "n/a"
+
+
+def _na(value: object, unit: str = "") -> str:
+    if value is None or value == "":
+        return NA
+    return f"{value}{unit}"
+
+
+def _gib(mib: int | None) -> str:
+    return NA if mib is None else f"{mib / 1024:.1f} GiB"
+
+
+def make_console() -> Console:
+    """A console for stdout: a terminal's own width, 120 columns when piped (tables stay whole)."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=120)
+
+
+def facts_table(facts: HostFacts, console: Console) -> None:
+    """A one-screen summary of a snapshot; every gap says why it is a gap."""
+    host = Table(title=f"{facts.hostname} ({facts.source})", show_header=False, title_justify="left")
+    host.add_column(style="bold")
+    host.add_column()
+    os_text = facts.os.pretty_name or " ".join(filter(None, [facts.os.id, facts.os.version_id])) or None
+    rows: list[tuple[str, str, str]] = [
+        ("OS", _na(os_text), "os"),
+        ("Kernel", _na(facts.os.kernel_release), "os.kernel_release"),
+        ("CPU", _na(facts.cpu.model_name) + (f" ({facts.cpu.logical_cpus} CPUs)" if facts.cpu.logical_cpus else ""),
+         "cpu"),
+        ("RAM", _gib(facts.memory.total_mib), "memory"),
+        ("Driver", _driver_text(facts), "driver"),
+        ("CUDA toolkit", _na(facts.cuda.toolkit_version), "cuda.toolkit_version"),
+        ("cuDNN / NCCL (system)", f"{_na(facts.cuda.cudnn_version)} / {_na(facts.cuda.nccl_version)}", "cuda"),
+        ("Python", f"{_na(facts.python.python_version)} {facts.python.executable or ''}".strip(), "python"),
+        ("torch", _torch_text(facts), "python.torch_version"),
+        ("diffusers / transformers",
+         f"{_na(facts.python.diffusers_version)} / {_na(facts.python.transformers_version)}", "python"),
+        ("conda", _na(facts.python.conda.executable) + (
+            f" ({len(facts.python.conda.envs)} envs)" if facts.python.conda.envs else ""), "python.conda"),
+        ("Secure Boot", _bool(facts.driver.secure_boot_enabled, "enabled", "disabled"), "driver.secure_boot_enabled"),
+        ("nouveau", _bool(facts.driver.nouveau_loaded, "loaded", "not loaded"), "driver.nouveau_loaded"),
+    ]
+    for label, value, subject in rows:
+        note = facts.note_for(subject) if NA in value else None
+        host.add_row(label, value + (f"  [dim]({note})[/dim]" if note else ""))
+    console.print(host)
+
+    if facts.gpus:
+        gpus = Table(title="GPUs", title_justify="left")
+        gpus.add_column("#", min_width=1, no_wrap=True)
+        gpus.add_column("name", no_wrap=True)
+        for col in ("memory", "cc", "PCIe", "power cap", "persist", "ECC", "MIG"):
+            gpus.add_column(col, no_wrap=True)
+        for gpu in facts.gpus:
+            pcie = (f"gen{gpu.pcie_gen_current} x{gpu.pcie_width_current}"
+                    if gpu.pcie_gen_current and gpu.pcie_width_current else NA)
+            gpus.add_row(
+                str(gpu.index), gpu.name, _gib(gpu.memory_total_mib), _na(gpu.compute_capability), pcie,
+                _na(None if gpu.power_limit_w is None else f"{gpu.power_limit_w:.0f}", " W"),
+                _bool(gpu.persistence_mode, "on", "off"), _bool(gpu.ecc_enabled, "on", "off"),
+                _bool(gpu.mig_enabled, "on", "off"),
+            )
+        console.print(gpus)
+        if len(facts.gpus) > 1 and facts.topology.links:
+            console.print(topology_table(facts))
+    else:
+        console.print(f"GPUs: none ({facts.note_for('gpus') or 'no NVIDIA GPU found'})")
+
+    disks = [d for d in facts.storage.block_devices if d.type == "disk" and d.size_bytes > 0]
+    if disks:
+        table = Table(title="Disks", title_justify="left")
+        for col in ("name", "size", "kind", "model", "mounted"):
+            table.add_column(col)
+        for disk in disks:
+            kind = "NVMe" if disk.is_nvme else ("HDD" if disk.rotational else "SSD")
+            table.add_row(disk.name, _size(disk.size_bytes), kind, _na(disk.model), _na(disk.mountpoint))
+        console.print(table)
+    for md in facts.storage.md_arrays:
+        state = "DEGRADED" if md.degraded else md.state
+        failed = f", failed: {', '.join(md.failed_members)}" if md.failed_members else ""
+        console.print(f"md array {md.name}: {md.level or '?'} over {len(md.members)} members, {state}{failed}")
+
+
+def _size(num_bytes: int) -> str:
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if num_bytes >= scale:
+            return f"{num_bytes / scale:.1f} {unit}"
+    return f"{num_bytes} B"
+
+
+def topology_table(facts: HostFacts) -> Table:
+    n = facts.topology.gpu_count
+    table = Table(title="GPU links (nvidia-smi topo -m)", title_justify="left")
+    table.add_column("")
+    for b in range(n):
+        table.add_column(f"GPU{b}")
+    for a in range(n):
+        cells = []
+        for b in range(n):
+            link = facts.topology.link(a, b)
+            cells.append("X" if a == b else (link.kind if link else "?"))
+        table.add_row(f"GPU{a}", *cells)
+    return table
+
+
+def _bool(value: bool | None, yes: str, no: str) -> str:
+    return NA if value is None else (yes if value else no)
+
+
+def _driver_text(facts: HostFacts) -> str:
+    d = facts.driver
+    if d.userspace_version is None and d.kernel_module_version is None:
+        return "mismatch (reboot needed)" if d.library_mismatch else NA
+    text = str(d.userspace_version or d.kernel_module_version)
+    if d.kernel_module_flavor:
+        text += f" ({d.kernel_module_flavor} module)"
+    if d.cuda_driver_api:
+        text += f", CUDA {d.cuda_driver_api} API"
+    if d.needs_reboot:
+        text += f" — loaded module {_na(d.kernel_module_version)}: reboot needed"
+    return text
+
+
+def _torch_text(facts: HostFacts) -> str:
+    p = facts.python
+    if p.torch_version is None:
+        return NA
+    variant = f"CUDA {p.torch_cuda}" if p.torch_cuda else "CPU-only"
+    extra = []
+    if p.torch_cudnn:
+        extra.append(f"cuDNN {p.torch_cudnn}")
+    if p.torch_nccl:
+        extra.append(f"NCCL {p.torch_nccl}")
+    return f"{p.torch_version} ({variant}{', ' if extra else ''}{', '.join(extra)})"
+
+
+def findings_table(report: CheckReport, console: Console, *, verbose: bool = False) -> None:
+    title = f"svdops check: {report.facts.hostname} against profile '{report.profile.name}'"
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("status")
+    table.add_column("check")
+    table.add_column("expected")
+    table.add_column("actual")
+    for f in report.findings:
+        if f.status is Status.PASS and not verbose:
+            continue
+        table.add_row(Text(f.status.value.upper(), style=_STATUS_STYLE[f.status]), f"{f.title}\n[dim]{f.id}[/dim]",
+                      f.expected, f.actual)
+    if table.row_count:
+        console.print(table)
+    hinted = [f for f in report.findings if f.hint and f.status in (Status.FAIL, Status.WARN)]
+    if hinted:
+        console.print("[bold]How to fix[/bold]")
+        for f in hinted:
+            console.print(f"  [{_STATUS_STYLE[f.status]}]{f.id}[/]: {f.hint}", soft_wrap=True, highlight=False)
+    s = report.summary
+    console.print(
+        f"{s.get('pass', 0)} passed, {s.get('warn', 0)} warnings, {s.get('fail', 0)} failed, "
+        f"{s.get('skip', 0)} skipped" + ("" if verbose else "  (passed checks hidden; -v shows them)")
+    )
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    return {"id": f.id, "title": f.title, "status": f.status.value, "expected": f.expected,
+            "actual": f.actual, "hint": f.hint, "subject": f.subject}
+
+
+def check_json(report: CheckReport) -> str:
+    payload = {
+        "schema": CHECK_SCHEMA,
+        "host": report.facts.hostname,
+        "profile": report.profile.name,
+        "profile_source": str(report.profile.source),
+        "summary": report.summary,
+        "failed": report.failed,
+        "findings": [finding_dict(f) for f in report.findings],
+        "facts": report.facts.to_dict(),
+    }
+    return json.dumps(payload, indent=2)
+
+
+def check_junit(report: CheckReport) -> str:
+    """JUnit XML: one testcase per finding. warn passes with a note; skip is <skipped/>."""
+    s = report.summary
+    suite_name = f"svdops check {report.facts.hostname} ({report.profile.name})"
+    suites = ET.Element("testsuites", name="svdops", tests=str(len(report.findings)),
+                        failures=str(s.get("fail", 0)), skipped=str(s.get("skip", 0)))
+    suite = ET.SubElement(suites, "testsuite", name=suite_name, tests=str(len(report.findings)),
+                          failures=str(s.get("fail", 0)), errors="0", skipped=str(s.get("skip", 0)),
+                          timestamp=report.facts.collected_at, hostname=report.facts.hostname)
+    for f in report.findings:
+        case = ET.SubElement(suite, "testcase", classname=f"svdops.{f.id.split('.')[0]}", name=f"{f.id}: {f.title}")
+        detail = f"expected: {f.expected}\nactual: {f.actual}" + (f"\nfix: {f.hint}" if f.hint else "")
+        if f.status is Status.FAIL:
+            message = f"expected {f.expected}, got {f.actual}"
+            failure = ET.SubElement(case, "failure", message=message, type="svdops.fail")
+            failure.text = detail
+        elif f.status is Status.SKIP:
+            ET.SubElement(case, "skipped", message=f.actual or "not applicable")
+        elif f.status is Status.WARN:
+            ET.SubElement(case, "system-out").text = "WARNING\n" + detail
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -1,0 +1,221 @@
+"""`svdops facts`, `check`, `profiles` through click's CliRunner, on real recorded hosts."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from svdops import __version__
+from svdops.cli.main import COMMANDS, cli
+from svdops.facts import HostFacts
+
+HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
+H100 = HOSTS / "h100-sxm-ubuntu2404"
+BROKEN_PROFILES = Path(__file__).resolve().parents[1] / "fixtures" / "profiles"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), prog_name="svdops")
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+    assert code == 0
+    assert __version__ in out
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0, out
+    assert "Usage: svdops" in out and command in out
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_script(shell: str) -> None:
+    code, out, _ = run("completion", shell)
+    assert code == 0
+    assert "_SVDOPS_COMPLETE" in out
+
+
+def test_facts_json_from_recorded_h100_round_trips() -> None:
+    code, out, _ = run("facts", "--from-dir", str(H100), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["schema"] == "svdops.facts/1"
+    assert [g["name"] for g in data["gpus"]] == ["NVIDIA H100 80GB HBM3"]
+    assert data["gpus"][0]["memory_total_mib"] == 81559
+    assert data["driver"]["userspace_version"] == "580.159.04"
+    facts = HostFacts.from_dict(data)
+    assert facts.to_dict() == data
+
+
+def test_facts_table_names_gaps() -> None:
+    code, out, _ = run("facts", "--from-dir", str(H100))
+    assert code == 0
+    assert "NVIDIA H100 80GB HBM3" in out
+    assert "580.159.04" in out
+
+
+def test_facts_missing_folder_is_bad_input(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    code, _, err = run("facts", "--from-dir", str(missing))
+    assert code == 2
+    assert str(missing) in err and "Traceback" not in err
+
+
+def test_facts_on_this_machine_without_gpu() -> None:
+    code, out, _ = run("facts", "--json", "--no-nvml")
+    assert code == 0
+    facts = HostFacts.from_json(out)
+    assert facts.source == "local"
+    assert facts.memory.total_mib and facts.memory.total_mib > 0
+    if not facts.gpus:
+        assert facts.note_for("gpus")
+
+
+def test_bundle_replays_to_the_same_facts(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    code, live_out, _ = run("facts", "--json", "--no-nvml", "--bundle", str(bundle))
+    assert code == 0
+    assert (bundle / "meminfo.txt").is_file()
+    code, replay_out, _ = run("facts", "--json", "--from-dir", str(bundle))
+    assert code == 0
+    live, replay = json.loads(live_out), json.loads(replay_out)
+    for volatile in ("collected_at", "source"):
+        live.pop(volatile), replay.pop(volatile)
+    assert live == replay
+
+
+def test_check_json_from_recorded_host() -> None:
+    code, out, _ = run("check", "--from-dir", str(H100), "--format", "json")
+    data = json.loads(out)
+    assert data["schema"] == "svdops.check/1"
+    assert data["profile"] == "svd-host"
+    assert code == (1 if data["failed"] else 0)
+    statuses = {f["status"] for f in data["findings"]}
+    assert statuses <= {"pass", "warn", "fail", "skip"}
+    assert sum(data["summary"].values()) == len(data["findings"])
+    for finding in data["findings"]:
+        if finding["status"] == "fail":
+            assert finding["hint"], finding
+
+
+def test_check_seed_profile_fails_on_modern_host_and_says_what_to_change() -> None:
+    code, out, _ = run("check", "--from-dir", str(H100), "--profile", "seed-2023", "--format", "json")
+    assert code == 1
+    data = json.loads(out)
+    failed = [f for f in data["findings"] if f["status"] == "fail"]
+    assert failed
+    assert all(f["hint"] for f in failed)
+
+
+def test_check_junit_is_well_formed(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "check.xml"
+    code, _, err = run("check", "--from-dir", str(H100), "--profile", "seed-2023", "--format", "junit",
+                       "-o", str(target))
+    assert code == 1
+    assert str(target) in err
+    root = ET.parse(target).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == int(suite.get("tests", "-1")) > 0
+    assert len([c for c in cases if c.find("failure") is not None]) == int(suite.get("failures", "-1")) > 0
+
+
+def test_check_table_shows_fixes() -> None:
+    code, out, _ = run("check", "--from-dir", str(H100), "--profile", "seed-2023")
+    assert code == 1
+    assert "How to fix" in out
+    assert "failed" in out
+
+
+def test_check_saved_snapshot_matches_recorded_folder(tmp_path: Path) -> None:
+    snap = tmp_path / "facts.json"
+    assert run("facts", "--from-dir", str(H100), "--json", "-o", str(snap))[0] == 0
+    _, via_dir, _ = run("check", "--from-dir", str(H100), "--format", "json")
+    _, via_snap, _ = run("check", "--facts", str(snap), "--format", "json")
+    assert json.loads(via_dir)["findings"] == json.loads(via_snap)["findings"]
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("", "not valid JSON"),
+        ("{not json", "not valid JSON"),
+        ('{"schema": "svdops.facts/1", "hostname": 3}', "hostname"),
+        ('{"schema": "something-else/1"}', "not an svdops facts snapshot"),
+        ('[1, 2, 3]', "JSON object"),
+        ('{"schema": "svdops.facts/1", "hostname": "h", "collected_at": "t", "source": "s", "gpus": [{"index": "x"}]}',
+         "gpus[0]"),
+    ],
+)
+def test_check_corrupt_snapshot_is_bad_input(tmp_path: Path, content: str, expected: str) -> None:
+    snap = tmp_path / "facts.json"
+    snap.write_text(content)
+    code, _, err = run("check", "--facts", str(snap))
+    assert code == 2, err
+    assert expected in err and str(snap) in err
+    assert "Traceback" not in err
+
+
+def test_check_missing_snapshot(tmp_path: Path) -> None:
+    code, _, err = run("check", "--facts", str(tmp_path / "none.json"))
+    assert code == 2
+    assert "not found" in err and "hint:" in err
+
+
+def test_check_both_sources_is_usage_error(tmp_path: Path) -> None:
+    snap = tmp_path / "f.json"
+    snap.write_text("{}")
+    code, _, err = run("check", "--facts", str(snap), "--from-dir", str(H100))
+    assert code == 2
+    assert "either --from-dir or --facts" in err
+
+
+def test_check_unknown_profile() -> None:
+    code, _, err = run("check", "--from-dir", str(H100), "--profile", "no-such-profile")
+    assert code == 2
+    assert "no-such-profile" in err and "Traceback" not in err
+
+
+def _broken_profiles() -> list[str]:
+    """Profiles under tests/fixtures/profiles that are meant to fail (the valid ones say so on line 1)."""
+    names = [p.name for p in sorted(BROKEN_PROFILES.glob("*.yaml")) if not p.read_text().startswith("# valid")]
+    return names or ["(none)"]
+
+
+@pytest.mark.parametrize("broken", _broken_profiles())
+def test_check_broken_profile_names_the_file(broken: str) -> None:
+    if broken == "(none)":
+        pytest.fail("no broken profiles under tests/fixtures/profiles")
+    path = BROKEN_PROFILES / broken
+    code, _, err = run("check", "--from-dir", str(H100), "--profile", str(path))
+    assert code == 2, err
+    assert path.name in err and "Traceback" not in err
+
+
+def test_profiles_list_and_show() -> None:
+    code, out, _ = run("profiles")
+    assert code == 0
+    for name in ("svd-host", "seed-2023", "workstation-24gb", "a100-80gb-x8-nvlink", "h100-sxm-x8-nvlink", "ci-cpu"):
+        assert name in out
+    code, out, _ = run("profiles", "show", "seed-2023")
+    assert code == 0
+    assert "seed-2023" in out
+
+
+def test_output_to_unwritable_place_is_bad_input(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run("facts", "--from-dir", str(H100), "--json", "-o", str(blocker / "sub" / "out.json"))
+    assert code == 2
+    assert "cannot write output" in err
