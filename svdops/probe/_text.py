@@ -6,9 +6,12 @@ import json
 import re
 from typing import Any
 
+from svdops.versions import Version, parse_version
+
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _INT_RE = re.compile(r"-?\d+")
 _FLOAT_RE = re.compile(r"-?\d+(?:\.\d+)?")
+_MAX_DIGITS = 30
 # nvidia-smi writes these where a value does not apply; they mean "unknown", not zero
 _NOT_AVAILABLE = {"", "n/a", "[n/a]", "not supported", "[not supported]", "unknown", "none", "[unknown error]"}
 
@@ -28,7 +31,8 @@ def first_int(text: str | None) -> int | None:
         return None
     assert text is not None
     match = _INT_RE.search(text)
-    return int(match.group(0)) if match else None
+    # int() refuses strings over 4300 digits; no real reading is longer than a few
+    return int(match.group(0)) if match and len(match.group(0)) <= _MAX_DIGITS else None
 
 
 def first_float(text: str | None) -> float | None:
@@ -36,7 +40,7 @@ def first_float(text: str | None) -> float | None:
         return None
     assert text is not None
     match = _FLOAT_RE.search(text)
-    return float(match.group(0)) if match else None
+    return float(match.group(0)) if match and len(match.group(0)) <= _MAX_DIGITS else None
 
 
 def enabled(text: str | None) -> bool | None:
@@ -50,6 +54,20 @@ def enabled(text: str | None) -> bool | None:
     if word in {"disabled", "disable", "off", "no", "false", "0", "inactive"}:
         return False
     return None
+
+
+def version_of(text: str | None) -> Version | None:
+    """parse_version for untrusted output: None instead of ValueError (a 5000-digit "version")."""
+    try:
+        return parse_version(text)
+    except ValueError:
+        return None
+
+
+def small_int(text: str, max_digits: int = 18) -> int | None:
+    """int(text) for a plain decimal string of sane length, else None."""
+    text = text.strip()
+    return int(text) if text.isdecimal() and len(text) <= max_digits else None
 
 
 def load_json(text: str) -> Any:

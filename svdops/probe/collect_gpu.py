@@ -7,6 +7,7 @@ from typing import Any
 
 from svdops.facts import DriverFacts, GpuFacts, TopologyFacts
 from svdops.probe import commands as cmd
+from svdops.probe._text import small_int, version_of
 from svdops.probe.cuda import DpkgPackage, driver_from_dpkg
 from svdops.probe.driver import (
     SmiVersions,
@@ -23,7 +24,6 @@ from svdops.probe.driver import (
 from svdops.probe.gpu import SmiReport, merge_query_gpu, parse_nvidia_smi_xml, parse_query_gpu_csv
 from svdops.probe.outputs import Notes, Outputs
 from svdops.probe.topology import parse_topo_matrix
-from svdops.versions import parse_version
 
 _SMI_COMMANDS = (
     cmd.NVIDIA_SMI_XML, cmd.NVIDIA_SMI, cmd.NVIDIA_SMI_VERSION, cmd.NVIDIA_SMI_TOPO, cmd.NVIDIA_SMI_QUERY_GPU,
@@ -57,7 +57,7 @@ def collect_gpus(out: Outputs, notes: Notes) -> tuple[SmiReport, TopologyFacts]:
         else:
             notes.add("topology", "`nvidia-smi topo -m` printed no GPU matrix")
         topology = TopologyFacts(gpu_count=len(gpus))
-    numa = {a.gpu: int(a.numa_affinity) for a in topology.affinity if a.numa_affinity and a.numa_affinity.isdigit()}
+    numa = {a.gpu: node for a in topology.affinity if (node := small_int(a.numa_affinity or "")) is not None}
     gpus = tuple(replace(gpu, numa_node=numa[gpu.index]) if gpu.index in numa else gpu for gpu in gpus)
     return replace(report, gpus=gpus), topology
 
@@ -139,6 +139,6 @@ def merge_nvml(gpus: tuple[GpuFacts, ...], devices: list[dict[str, Any]]) -> tup
             if getattr(base, key) is None and device.get(key) is not None:
                 live[key] = device[key]
         if base.compute_capability is None and device.get("compute_capability"):
-            live["compute_capability"] = parse_version(device["compute_capability"])
+            live["compute_capability"] = version_of(device["compute_capability"])
         merged[base.index] = replace(base, **live)
     return tuple(merged[index] for index in sorted(merged))

@@ -10,6 +10,7 @@ from typing import TypedDict
 
 from svdops.facts import CondaFacts, CudaFacts, PythonEnvFacts
 from svdops.probe import commands as cmd
+from svdops.probe._text import version_of
 from svdops.probe.cuda import (
     DpkgPackage,
     LinkerLibraries,
@@ -35,7 +36,7 @@ from svdops.probe.python_env import (
     parse_torch_versions_json,
     parse_which,
 )
-from svdops.versions import Version, parse_version
+from svdops.versions import Version
 
 
 def collect_dpkg(out: Outputs) -> dict[str, DpkgPackage]:
@@ -123,7 +124,7 @@ def collect_python(out: Outputs, notes: Notes, python: str, env: CollectEnv | No
 
 
 def _torch_from_packages(packages: dict[str, str], env: CollectEnv | None) -> TorchBuild | None:
-    version = parse_version(packages.get("torch")) or (env.torch_version if env else None)
+    version = version_of(packages.get("torch")) or (env.torch_version if env else None)
     if version is None:
         return None
     cuda = cuda_from_wheel_label(version.label) or (env.torch_cuda if env else None)
@@ -161,7 +162,7 @@ def _torch_fields(build: TorchBuild | None, packages: dict[str, str], notes: Not
 
 
 def _package_version(packages: dict[str, str], name: str, notes: Notes) -> Version | None:
-    version = parse_version(packages.get(name))
+    version = version_of(packages.get(name))
     if version is None and packages:
         notes.add(f"python.{name}_version", f"{name} is not installed")
     return version

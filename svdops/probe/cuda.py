@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from svdops.versions import Version, parse_version
+from svdops.probe._text import version_of
+from svdops.versions import Version
 
 _NVCC_RELEASE_RE = re.compile(r"release (\d+\.\d+)")
 _LDCONFIG_RE = re.compile(r"^\s*(\S+)\s+\(([^)]*)\)\s+=>\s+(\S+)")
@@ -21,7 +22,7 @@ INTERESTING_LIBRARIES = ("libcudnn", "libnccl", "libcudart", "libcublas", "libnv
 def parse_nvcc_version(text: str) -> Version | None:
     """The toolkit release from `nvcc --version` ('release 13.0, V13.0.88' -> 13.0)."""
     match = _NVCC_RELEASE_RE.search(text)
-    return parse_version(match.group(1)) if match else None
+    return version_of(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _best_library_version(names: list[str], library: str) -> Version | None:
         # libcudnn_ops.so.9 belongs to cuDNN too; libcudnn_frontend does not ship sonames like this
         if not match or not (match.group(1) == library or match.group(1).startswith(library + "_")):
             continue
-        version = parse_version(match.group(2).lstrip("."))
+        version = version_of(match.group(2).lstrip("."))
         if version and (best is None or len(version.parts) > len(best.parts)):
             best = version
     return best
@@ -101,7 +102,7 @@ def dpkg_version(packages: dict[str, DpkgPackage], pattern: str, parts: int = 3)
         version if len(version.parts) <= parts else version.truncate(parts)
         for package in packages.values()
         if package.installed and regex.fullmatch(package.name)
-        if (version := parse_version(package.version.split(":", 1)[-1])) is not None
+        if (version := version_of(package.version.split(":", 1)[-1])) is not None
     ]
     return max(found) if found else None
 

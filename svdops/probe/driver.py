@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from svdops.versions import Version, parse_version
+from svdops.probe._text import version_of
+from svdops.versions import Version
 
 _MISMATCH_RE = re.compile(r"Driver/library version mismatch", re.IGNORECASE)
 _NVML_LIB_RE = re.compile(r"NVML library version:\s*([\d.]+)")
@@ -34,7 +35,7 @@ def parse_proc_driver_version(text: str) -> KernelModule | None:
         match = _PROC_VERSION_RE.search(line)
         if match:
             flavor = "open" if "Open Kernel Module" in line else "proprietary"
-            return KernelModule(parse_version(match.group(1)), flavor)
+            return KernelModule(version_of(match.group(1)), flavor)
     return None
 
 
@@ -54,9 +55,9 @@ def parse_smi_version(text: str) -> SmiVersions:
             values[key.strip().lower()] = value.strip()
     nvml = values.get("nvml version") or None
     return SmiVersions(
-        parse_version(values.get("driver version")),
-        nvml if nvml and parse_version(nvml) else None,
-        parse_version(values.get("cuda version")),
+        version_of(values.get("driver version")),
+        nvml if nvml and version_of(nvml) else None,
+        version_of(values.get("cuda version")),
     )
 
 
@@ -65,7 +66,7 @@ def parse_smi_header(text: str) -> SmiVersions:
     match = _SMI_HEADER_RE.search(text)
     if not match:
         return SmiVersions()
-    return SmiVersions(parse_version(match.group(1)), None, parse_version(match.group(2)))
+    return SmiVersions(version_of(match.group(1)), None, version_of(match.group(2)))
 
 
 def has_library_mismatch(*outputs: str) -> bool:

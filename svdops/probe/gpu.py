@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from typing import cast
 
 from svdops.facts import GpuFacts
-from svdops.probe._text import enabled, first_float, first_int, is_not_available
+from svdops.probe._text import enabled, first_float, first_int, is_not_available, small_int, version_of
 from svdops.probe.commands import QUERY_GPU_FIELDS
-from svdops.versions import Version, parse_version
+from svdops.versions import Version
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def parse_nvidia_smi_xml(text: str) -> SmiReport:
     gpus = tuple(_gpu_from_xml(index, element) for index, element in enumerate(gpu_elements))
     if not gpus and not problems:
         problems.append("no <gpu> entries in nvidia-smi XML")
-    return SmiReport(gpus, parse_version(driver_text), parse_version(cuda_text), tuple(dict.fromkeys(problems)))
+    return SmiReport(gpus, version_of(driver_text), version_of(cuda_text), tuple(dict.fromkeys(problems)))
 
 
 def _text(element: ET.Element, *paths: str) -> str | None:
@@ -149,12 +149,13 @@ def parse_query_gpu_csv(text: str) -> tuple[QueryGpuRow, ...]:
     rows: list[QueryGpuRow] = []
     for line in text.splitlines():
         cells = [cell.strip() for cell in line.split(",")]
-        if len(cells) != len(QUERY_GPU_FIELDS) or not cells[0].isdigit():
+        index = small_int(cells[0], 6)
+        if len(cells) != len(QUERY_GPU_FIELDS) or index is None:
             continue
         fields = dict(zip(QUERY_GPU_FIELDS, cells, strict=True))
-        cc = None if is_not_available(fields["compute_cap"]) else parse_version(fields["compute_cap"])
+        cc = None if is_not_available(fields["compute_cap"]) else version_of(fields["compute_cap"])
         uuid = None if is_not_available(fields["uuid"]) else fields["uuid"]
-        rows.append(QueryGpuRow(int(cells[0]), uuid, cc, fields))
+        rows.append(QueryGpuRow(index, uuid, cc, fields))
     return tuple(rows)
 
 

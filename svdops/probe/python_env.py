@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from svdops.probe._text import load_json
-from svdops.versions import Version, cudnn_from_int, parse_version
+from svdops.probe._text import load_json, small_int, version_of
+from svdops.versions import Version, cudnn_from_int
 
-_CUDA_LABEL_RE = re.compile(r"^cu(\d+)(\d)$")
+_CUDA_LABEL_RE = re.compile(r"^cu(\d{1,3})(\d)$")
 _FREEZE_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*===?\s*(\S+)")
 
 
@@ -53,7 +53,7 @@ def nccl_from_any(value: Any) -> Version | None:
         minor, patch = divmod(rest, 100)
         return Version((major, minor, patch), "", f"{major}.{minor}.{patch}")
     if isinstance(value, str):
-        return parse_version(value)
+        return version_of(value)
     return None
 
 
@@ -63,7 +63,8 @@ def cudnn_from_any(value: Any) -> Version | None:
     if isinstance(value, int) and value > 0:
         return cudnn_from_int(value)
     if isinstance(value, str):
-        return cudnn_from_int(int(value)) if value.strip().isdigit() else parse_version(value)
+        number = small_int(value, 9)
+        return cudnn_from_int(number) if number else version_of(value)
     return None
 
 
@@ -86,8 +87,8 @@ def parse_torch_versions_json(text: str) -> TorchBuild | None:
     data = load_json(text)
     if not isinstance(data, dict) or not isinstance(data.get("torch"), str):
         return None
-    version = parse_version(data["torch"])
-    cuda = parse_version(data["cuda"]) if isinstance(data.get("cuda"), str) else None
+    version = version_of(data["torch"])
+    cuda = version_of(data["cuda"]) if isinstance(data.get("cuda"), str) else None
     if cuda is None and version is not None:
         cuda = cuda_from_wheel_label(version.label)
     hip = data.get("hip") if isinstance(data.get("hip"), str) else None
@@ -140,9 +141,9 @@ def parse_collect_env(text: str) -> CollectEnv | None:
         return None
     cuda_text = values.get("CUDA used to build PyTorch", "")
     return CollectEnv(
-        torch_version=parse_version(values.get("PyTorch version")),
-        torch_cuda=None if cuda_text in ("", "None", "N/A") else parse_version(cuda_text),
-        python_version=parse_version(values.get("Python version")),
+        torch_version=version_of(values.get("PyTorch version")),
+        torch_cuda=None if cuda_text in ("", "None", "N/A") else version_of(cuda_text),
+        python_version=version_of(values.get("Python version")),
         cudnn_paths=tuple(cudnn_paths),
         pip_packages=pip,
     )
@@ -151,7 +152,7 @@ def parse_collect_env(text: str) -> CollectEnv | None:
 def parse_python_version(text: str) -> tuple[Version | None, str | None]:
     """Our PYTHON_VERSION command: the version on the first line, sys.executable on the second."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    version = parse_version(lines[0]) if lines and re.match(r"^\d+\.\d+", lines[0]) else None
+    version = version_of(lines[0]) if lines and re.match(r"^\d+\.\d+", lines[0]) else None
     executable = lines[1] if len(lines) > 1 and lines[1].startswith("/") else None
     return version, executable
 
@@ -160,7 +161,7 @@ def bundled_library(packages: dict[str, str], library: str) -> Version | None:
     """cuDNN / NCCL a CUDA wheel of torch pulls in: nvidia-cudnn-cu13 9.19.0.56 -> 9.19.0."""
     for suffix in ("cu13", "cu12", "cu11"):
         text = packages.get(f"nvidia-{library}-{suffix}")
-        if text and (version := parse_version(text)) is not None:
+        if text and (version := version_of(text)) is not None:
             return version.truncate(3)
     return None
 
@@ -169,9 +170,9 @@ def parse_conda_version(text: str) -> Version | None:
     """'conda 24.7.1' (or mamba's two-line 'mamba 1.5.8\\nconda 24.5.0')."""
     match = re.search(r"\b(?:conda|mamba|micromamba)\s+(\d+(?:\.\d+)+)", text)
     if match:
-        return parse_version(match.group(1))
+        return version_of(match.group(1))
     stripped = text.strip()
-    return parse_version(stripped) if re.fullmatch(r"\d+(\.\d+)+", stripped) else None
+    return version_of(stripped) if re.fullmatch(r"\d+(\.\d+)+", stripped) else None
 
 
 def parse_conda_envs_json(text: str) -> tuple[str, ...] | None:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from svdops.facts import BlockDevice, MdArray, Mount
-from svdops.probe._text import load_json
+from svdops.probe._text import load_json, small_int
 
 _MD_LEVELS_RE = re.compile(r"^(raid\d+|linear|multipath|faulty)$")
 _MD_MEMBER_RE = re.compile(r"^([^\[\s]+)\[\d+\]((?:\([A-Z]\))*)$")
-_MD_COUNTS_RE = re.compile(r"\[(\d+)/(\d+)\]")
-_MD_BLOCKS_RE = re.compile(r"^\s*(\d+) blocks")
+_MD_COUNTS_RE = re.compile(r"\[(\d{1,6})/(\d{1,6})\]")
+_MD_BLOCKS_RE = re.compile(r"^\s*(\d{1,20}) blocks")
 _MD_RECOVERY_RE = re.compile(r"\b(resync|recovery|reshape)\s*=")
 
 
@@ -49,9 +49,7 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
+    return small_int(value, 24) if isinstance(value, str) else None
 
 
 def _bool(value: Any) -> bool | None:
@@ -135,19 +133,21 @@ def parse_df(text: str) -> tuple[Mount, ...] | None:
         return None
     block_size = 1024
     header = lines[0].split()
-    if len(header) > 2 and (size := re.match(r"(\d+)-blocks", header[2])):
+    if len(header) > 2 and (size := re.match(r"(\d{1,12})-blocks", header[2])):
         block_size = int(size.group(1))
     mounts = []
     for line in lines[1:]:
         cells = line.split(None, 6)
-        if len(cells) < 7 or not cells[2].isdigit() or not cells[4].isdigit():
+        blocks = small_int(cells[2]) if len(cells) == 7 else None
+        available = small_int(cells[4]) if len(cells) == 7 else None
+        if blocks is None or available is None:
             continue
         mounts.append(Mount(
             device=cells[0],
             mountpoint=cells[6],
             fstype=cells[1],
-            size_bytes=int(cells[2]) * block_size,
-            available_bytes=int(cells[4]) * block_size,
+            size_bytes=blocks * block_size,
+            available_bytes=available * block_size,
         ))
     return tuple(mounts)
 

@@ -12,8 +12,8 @@ import re
 from svdops.facts import GpuAffinity, GpuLink, TopologyFacts
 from svdops.probe._text import strip_ansi
 
-_GPU_LABEL_RE = re.compile(r"^GPU(\d+)$")
-_LINK_RE = re.compile(r"^(NV(\d+)|PIX|PXB|PHB|NODE|SYS|SOC|X)$")
+_GPU_LABEL_RE = re.compile(r"^GPU(\d{1,4})$")
+_LINK_RE = re.compile(r"^(NV(\d{1,4})|PIX|PXB|PHB|NODE|SYS|SOC|X)$")
 
 
 def parse_topo_matrix(text: str) -> TopologyFacts:
