@@ -14,6 +14,7 @@ import platform
 import signal
 import socket
 import statistics
+import sys
 import threading
 import time
 import traceback
@@ -171,40 +172,33 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def gather_local_facts(use_nvml: bool) -> tuple[Any, str | None]:
     """(HostFacts or None, note). A benchmark never fails because the facts could not be gathered."""
+    from svdops.probe.gather import gather_facts
+    from svdops.shell import LocalShell
+
     try:
-        from svdops.probe.gather import gather_facts
-        from svdops.shell import LocalShell
-    except ImportError as exc:
-        return None, f"host facts not recorded: svdops.probe.gather is not available ({exc})"
-    try:
-        return gather_facts(LocalShell(), use_nvml=use_nvml), None
+        # This interpreter's packages are the ones the benchmark runs with, not python3's on PATH.
+        return gather_facts(LocalShell(), python=sys.executable, use_nvml=use_nvml), None
     except Exception as exc:  # a probe bug must not cost a benchmark run
         return None, f"host facts not recorded: gathering failed: {type(exc).__name__}: {exc}"
 
 
 def dense_peak_tflops(gpu_name: str | None, dtype: str) -> tuple[float | None, str]:
-    """The GPU's dense tensor peak for this dtype (TFLOP/s) and where it came from.
+    """The GPU's dense tensor-core peak for this dtype (TFLOP/s) and where the figure comes from.
 
-    Read from `svdops.knowledge.gpu_spec(name)`; without it (or for an unknown GPU) MFU is None.
+    No peak (so no MFU) for the CPU, for a GPU the knowledge base does not list, or for fp32,
+    whose tensor-core rate depends on TF32 settings rather than on the card alone.
     """
     if not gpu_name:
         return None, "no GPU"
-    try:
-        from svdops.knowledge import gpu_spec
-    except ImportError:
-        return None, "svdops.knowledge.gpu_spec is not available"
-    try:
-        spec = gpu_spec(gpu_name)
-    except Exception as exc:
-        return None, f"no spec for {gpu_name}: {exc}"
+    from svdops.knowledge import find_gpu_spec
+
+    spec = find_gpu_spec(gpu_name)
     if spec is None:
-        return None, f"no spec for {gpu_name}"
-    key = "fp32" if dtype == "fp32" else dtype
-    for name in (f"dense_{key}_tflops", f"{key}_dense_tflops", "dense_fp16_tflops", "fp16_dense_tflops"):
-        value = spec.get(name) if isinstance(spec, dict) else getattr(spec, name, None)
-        if isinstance(value, int | float) and value > 0:
-            return float(value), f"svdops.knowledge.gpu_spec({gpu_name!r}).{name}"
-    return None, f"the spec for {gpu_name} has no dense {key} peak"
+        return None, f"{gpu_name} is not in svdops/knowledge/gpus.yaml"
+    peak = {"fp16": spec.fp16_tflops, "bf16": spec.bf16_tflops}.get(dtype)
+    if not peak:
+        return None, f"no dense {dtype} tensor peak for {spec.name} in svdops/knowledge/gpus.yaml"
+    return float(peak), f"svdops/knowledge/gpus.yaml: {spec.name} {dtype} dense ({spec.source})"
 
 
 def collect_versions(torch: Any, sampler: TelemetrySampler, facts: Any, device: str) -> dict[str, Any]:
@@ -318,7 +312,9 @@ class _Bench:
                 decode_chunk_size=point.decode_chunk,
                 num_videos_per_prompt=point.videos_per_call,
                 generator=generator,
-                output_type="pt",
+                # PIL frames: diffusers' default output (the anchors ran with the defaults), so
+                # end-to-end is what a user of the pipeline waits for.
+                output_type="pil",
                 callback_on_step_end=clock.callback,
             )
         )

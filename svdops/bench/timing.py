@@ -73,7 +73,9 @@ class StageClock:
                 self._last_step_end = end
                 self.mark("unet:start")
             if inspect_output:
-                self.current.nan_frac = float((~out.isfinite()).float().mean().item())
+                # A count, not a mean over a float copy: the decoded video can be 0.2 GB on the GPU.
+                bad = int(torch_count_nonfinite(out))
+                self.current.nan_frac = bad / max(int(out.numel()), 1)
             return out
 
         setattr(self.pipe, method, timed)
@@ -106,8 +108,16 @@ class StageClock:
         return out
 
 
+def torch_count_nonfinite(tensor: Any) -> Any:
+    import torch
+
+    return torch.count_nonzero(~torch.isfinite(tensor)).item()
+
+
 def inspect_frames(frames: Any, times: IterationTimes) -> None:
-    """Black-frame count on the final video tensor (batch, frames, channels, height, width) in [0, 1]."""
-    per_frame_max = frames.flatten(2).amax(dim=2)
-    times.black_frames = int((per_frame_max <= 1.0 / 255.0).sum().item())
-    times.frames_out = int(per_frame_max.numel())
+    """Count black frames in the pipeline's PIL output (a list per video of RGB frames)."""
+    import numpy as np
+
+    flat = [frame for video in frames for frame in video]
+    times.black_frames = sum(1 for frame in flat if int(np.asarray(frame).max()) <= 1)
+    times.frames_out = len(flat)

@@ -19,6 +19,7 @@ import torch
 
 from svdops.bench import runner
 from svdops.cli.bench import bench
+from svdops.facts import HostFacts
 from svdops.store import list_runs
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -27,19 +28,26 @@ TINY = ["--scenario", "tiny", "--iterations", "1", "--warmup", "0", "--steps", "
 
 
 @pytest.fixture(autouse=True)
-def offline_and_quick(monkeypatch):
+def offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def no_facts(monkeypatch):
     # Host facts are the probe's job and have their own tests; here they would only cost time.
     monkeypatch.setattr(runner, "gather_local_facts", lambda use_nvml: (None, "facts skipped in this test"))
 
 
-def test_tiny_run_prints_a_summary_and_the_run_folder(tmp_path):
+def test_tiny_run_prints_a_summary_and_records_this_hosts_facts(tmp_path):
     result = CliRunner().invoke(bench, [*TINY, "--store", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "random-init (tiny architecture)" in result.output
     (run,) = list_runs(tmp_path)
     assert f"run: {run.path}" in result.output
-    assert run.results["notes"][0] == "facts skipped in this test"
+    assert run.facts is not None, run.results["notes"]
+    facts = HostFacts.from_dict(run.facts)
+    assert facts.python.torch_version is not None  # gathered from the interpreter that ran the bench
+    assert run.path.name.endswith(f"-{facts.hostname}-tiny")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -53,6 +61,7 @@ def test_gpu_scenario_without_a_gpu_suggests_tiny(tmp_path):
     assert not tmp_path.exists() or list_runs(tmp_path) == []
 
 
+@pytest.mark.usefixtures("no_facts")
 def test_bad_input_exits_2_without_a_traceback(tmp_path):
     result = CliRunner().invoke(bench, [*TINY, "--weights", str(tmp_path / "nope"), "--store", str(tmp_path)])
     assert result.exit_code == 2 and "weights folder does not exist" in result.output
@@ -63,6 +72,7 @@ def test_bad_input_exits_2_without_a_traceback(tmp_path):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.usefixtures("no_facts")
 def test_every_point_out_of_memory_exits_4_with_the_run_kept(tmp_path, monkeypatch):
     def no_memory_at_all(self, pipe, result, clock):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 30.00 GiB")
