@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from functools import total_ordering
 
 # digits glued to a word ("x86_64", "sm_90") are not a version; a leading v/V ("V13.0.88") is fine
-_VERSION_RE = re.compile(r"(?:(?<=[vV])|(?<![\w.]))(\d+(?:\.\d+)*)(?:[.+-]?([A-Za-z][\w.+-]*))?")
+# parts are capped at 9 digits: a longer run of digits is garbage, not a version (and int() would choke)
+_VERSION_RE = re.compile(r"(?:(?<=[vV])|(?<![\w.]))(\d{1,9}(?:\.\d{1,9})*)(?![\d])(?:[.+-]?([A-Za-z][\w.+-]*))?")
 
 
 @total_ordering

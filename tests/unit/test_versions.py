@@ -39,6 +39,7 @@ def test_no_version() -> None:
     assert parse_version("") is None
     assert parse_version(None) is None
     assert parse_version("N/A") is None
+    assert parse_version("1" * 5000) is None
     with pytest.raises(ValueError, match="not a version"):
         Version.parse("garbage")
 
