@@ -16,6 +16,7 @@ from typing import Any
 
 from svdops.bench.config import PointConfig, model_configs
 from svdops.errors import BadInputError, MissingDependencyError
+from svdops.versions import Version
 
 RANDOM_INIT = "random-init"
 
@@ -154,12 +155,14 @@ def load_snapshot_pipeline(weights: Weights, point: PointConfig) -> Any:
     assert weights.path is not None
     # Belt and braces with local_files_only: nothing may reach the network during a benchmark.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # diffusers 0.42 renamed torch_dtype to dtype (the old name warns); older releases know only torch_dtype.
+    dtype_key = "dtype" if Version.parse(diffusers.__version__) >= Version.parse("0.42") else "torch_dtype"
     try:
         return diffusers.StableVideoDiffusionPipeline.from_pretrained(
             weights.path,
-            torch_dtype=torch_dtype(point.dtype),
             variant=weights.variant,
             local_files_only=True,
+            **{dtype_key: torch_dtype(point.dtype)},
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInputError(
@@ -171,6 +174,7 @@ def load_snapshot_pipeline(weights: Weights, point: PointConfig) -> Any:
 
 def prepare_pipeline(point: PointConfig, weights_path: str | None) -> tuple[Any, Weights]:
     """Build or load the pipeline and apply the scenario's memory options and --compile."""
+    torch, _, _ = import_stack()
     gpu = point.device != "cpu"
     if weights_path:
         weights = snapshot_weights(weights_path)
@@ -183,6 +187,9 @@ def prepare_pipeline(point: PointConfig, weights_path: str | None) -> tuple[Any,
         pipe, weights = build_random_pipeline(point, point.device)
         if point.cpu_offload:
             pipe.to("cpu")
+            if gpu:
+                # Hand the freed blocks back, or "peak reserved" would report the build, not the run.
+                torch.cuda.empty_cache()
     if point.cpu_offload:
         if not gpu:
             raise BadInputError(

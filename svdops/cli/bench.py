@@ -103,7 +103,7 @@ def progress_bar() -> Iterator[Any]:
 
     def on_event(event: str, info: dict[str, Any]) -> None:
         if event == "phase":
-            bar.console.log(info["text"])
+            bar.console.print(f"[dim]{info['text']}[/dim]")
         elif event == "plan":
             tasks["iterations"] = bar.add_task("iterations", total=info["iterations"])
             tasks["steps"] = bar.add_task("UNet steps", total=1)

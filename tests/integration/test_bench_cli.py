@@ -103,12 +103,13 @@ def _wait_for_hidden_run(tmp_path: Path, proc: subprocess.Popen, timeout_s: floa
 
 
 @pytest.mark.slow
-def test_ctrl_c_on_a_real_process_keeps_the_run_and_exits_130(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupting_a_real_process_keeps_the_run_and_exits_130(tmp_path, signum):
     proc = _start(tmp_path, "--iterations", "500", "--warmup", "0", "--steps", "1")
     try:
         _wait_for_hidden_run(tmp_path, proc)
         time.sleep(3.0)  # a few iterations of about 0.2 s
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()

@@ -133,6 +133,20 @@ def test_out_of_memory_is_a_result_and_the_sweep_goes_on(tmp_path):
     assert sorted(set(iterations["decode_chunk"])) == [1, 2]  # the oom point left no timing rows
 
 
+def test_out_of_memory_while_loading_is_recorded_for_every_point(tmp_path, monkeypatch):
+    from svdops.bench import runner
+
+    def too_big(point, weights):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.84 GiB")
+
+    monkeypatch.setattr(runner, "prepare_pipeline", too_big)
+    outcome = run_bench(tiny(tmp_path, sweep=("frames=2,4",), telemetry=False), gather=_facts)
+    assert outcome.status == "oom"
+    assert [p.status for p in outcome.points] == ["oom", "oom"]
+    assert "while loading the pipeline" in outcome.points[0].error
+    assert load_run(outcome.path).results["largest_fitting"] is None
+
+
 def test_interrupt_keeps_every_finished_iteration(tmp_path):
     calls = {"unet": 0}
 
@@ -163,12 +177,12 @@ def test_local_snapshot_weights_are_loaded_and_recorded(tmp_path):
     (point,) = resolve_points(BenchRequest(scenario="tiny"), "cpu")
     pipe, _ = build_random_pipeline(point, "cpu")
     snapshot = tmp_path / "svd-snapshot"
-    pipe.save_pretrained(snapshot)
+    pipe.save_pretrained(snapshot, variant="fp16")  # as the released snapshots ship: *.fp16.safetensors
     outcome = run_bench(tiny(tmp_path, weights=str(snapshot), iterations=1, telemetry=False), gather=_facts)
     assert outcome.status == "ok"
     weights = outcome.results["weights"]
     assert weights["kind"] == "local" and weights["path"] == str(snapshot.resolve())
-    assert len(weights["model_index_sha256"]) == 64
+    assert len(weights["model_index_sha256"]) == 64 and weights["variant"] == "fp16"
     assert json.loads((outcome.path / "config.json").read_text())["weights"] == weights
 
 
