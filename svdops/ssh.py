@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import re
-import select
 import shlex
 import socket
 import threading
@@ -53,6 +52,7 @@ _READ_CHUNK = 65536
 # OpenSSH's default MaxSessions is 10 channels per connection; stay under it so parallel probes on one
 # host never get "open failed: administratively prohibited"
 MAX_CHANNELS_PER_HOST = 6
+_SLICE_S = 0.25
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -108,7 +108,7 @@ class SshOptions:
 
 
 def remote_command_line(argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = ()) -> str:
-    """The text the remote login shell runs: `env NAME=VALUE... PROGRAM ARGS...`, every word quoted.
+    """The text the remote login shell runs: `env NAME=VALUE... PROGRAM ARGS... </dev/null`, words quoted.
 
     The environment goes on the command line because sshd drops SetEnv/SendEnv variables it was not
     told to accept (most servers accept only LANG and LC_*, and some not even those).
@@ -123,6 +123,7 @@ def remote_command_line(argv: tuple[str, ...], env: tuple[tuple[str, str], ...] 
             raise ValueError(f"bad environment variable name {name!r}")
         words.append(shlex.quote(f"{name}={value}"))
     words.extend(shlex.quote(arg) for arg in argv)
+    words.append("</dev/null")  # a program that reads stdin sees EOF at once instead of waiting for us
     return " ".join(words)
 
 
@@ -323,29 +324,42 @@ class SshShell:
     def _exec(self, chan: Any, command: Command, line: str, start: float, timeout: float) -> CommandResult:
         out, err = bytearray(), bytearray()
         deadline = start + timeout
+
+        def timed_out() -> CommandResult:
+            return CommandResult(command.key, command.argv, None, _text(out), _text(err),
+                                 time.monotonic() - start, timed_out=True)
+
+        # Blocking recv with short timeouts, never select() on chan.fileno(): paramiko's fileno pipe can
+        # be closed by one thread while its transport thread still writes to or reads from that fd number,
+        # which, once the number is reused by another host's socket, corrupts that connection.
         try:
+            # no shutdown_write(): paramiko sends that EOF outside its channel lock, so under load it can
+            # land after the server has freed a finished channel, and OpenSSH then drops the whole
+            # connection ("ieof packet referred to nonexistent channel"). stdin is </dev/null instead.
             chan.exec_command(line)
-            chan.shutdown_write()  # a program that reads stdin sees EOF instead of hanging
             while True:
-                while chan.recv_ready():
-                    out += chan.recv(_READ_CHUNK)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return timed_out()
+                # a short slice, so stderr is drained too while stdout is quiet (they share one window)
+                chan.settimeout(min(remaining, _SLICE_S))
+                try:
+                    data: bytes | None = chan.recv(_READ_CHUNK)
+                except TimeoutError:
+                    data = None
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(_READ_CHUNK)
-                remaining = deadline - time.monotonic()
-                if chan.eof_received or chan.closed:
-                    # all output precedes EOF; the exit status follows it closely
-                    if chan.status_event.wait(max(remaining, 0.0)):
-                        while chan.recv_ready():
-                            out += chan.recv(_READ_CHUNK)
-                        while chan.recv_stderr_ready():
-                            err += chan.recv_stderr(_READ_CHUNK)
-                        break
-                    remaining = 0.0
-                if remaining <= 0:
-                    return CommandResult(command.key, command.argv, None, _text(out), _text(err),
-                                         time.monotonic() - start, timed_out=True)
-                # the channel's fileno is a pipe paramiko sets on stdout or stderr data and on EOF
-                select.select([chan], [], [], remaining)
+                if data == b"":  # EOF: all output is in
+                    break
+                if data:
+                    out += data
+            while True:  # stderr closes with stdout; take what is left of it
+                chunk = chan.recv_stderr(_READ_CHUNK) if chan.recv_stderr_ready() else b""
+                if not chunk:
+                    break
+                err += chunk
+            if not chan.status_event.wait(max(deadline - time.monotonic(), 0.0)):
+                return timed_out()
         except (paramiko.SSHException, EOFError, OSError) as exc:
             transport = self._transport
             if transport is None or not transport.is_active():
