@@ -133,6 +133,7 @@ class TelemetrySampler:
         self.gpu_name: str | None = None
         self.driver_version: str | None = None
         self.errors = 0
+        self.thread_cpu_s = 0.0  # CPU time the sampler thread itself used: its cost to the benchmark
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -197,6 +198,7 @@ class TelemetrySampler:
             self._initialised = False
 
     def _run(self) -> None:
+        cpu_start = time.thread_time()
         # An absolute schedule: the time a sample takes does not add up into drift.
         next_t = time.monotonic()
         while not self._stop.is_set():
@@ -207,6 +209,7 @@ class TelemetrySampler:
                 next_t = time.monotonic()
                 delay = 0.0
             self._stop.wait(delay)
+        self.thread_cpu_s += time.thread_time() - cpu_start
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -455,6 +455,8 @@ def run_bench(
                 "available": sampler.available,
                 "gpu": sampler.gpu_name,
                 "note": sampler.note,
+                "hz": request.telemetry_hz,
+                "sampler_cpu_s": round(sampler.thread_cpu_s, 4),  # what sampling cost this process
                 "summary": summarize(samples),
             },
             "notes": notes,

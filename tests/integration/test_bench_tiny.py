@@ -76,6 +76,7 @@ def test_tiny_end_to_end_on_the_cpu(tmp_path, monkeypatch):
     assert results["weights"]["kind"] == "random-init"
     assert "tiny architecture" in results["weights"]["description"]
     assert results["telemetry"]["gpu"] == "NVIDIA H100 80GB HBM3"
+    assert results["telemetry"]["sampler_cpu_s"] > 0
 
     # Plain pandas, no svdops: one row per iteration (warm-up marked), per step, per sample.
     iterations = pd.read_csv(run / "iterations.csv")

@@ -104,6 +104,7 @@ def test_thread_samples_at_its_rate_and_stops_cleanly():
     assert samples_between(samples, before.t_mono, stopped_at)  # marks line up with samples
     assert not any(t.name == "svdops-telemetry" for t in threading.enumerate())
     assert nvml.shutdowns == 1
+    assert 0 < sampler.thread_cpu_s < 0.5  # its own cost, measured
     sampler.stop()  # twice is harmless
     assert nvml.shutdowns == 1
     assert len(sampler.samples) == len(samples)
