@@ -250,8 +250,7 @@ def conditioning_image(point: PointConfig) -> Any:
 class _Bench:
     """State of one run, so the loop reads as the steps it takes."""
 
-    def __init__(self, request: BenchRequest, torch: Any, emit: Progress, sampler: TelemetrySampler) -> None:
-        self.request = request
+    def __init__(self, torch: Any, emit: Progress, sampler: TelemetrySampler) -> None:
         self.torch = torch
         self.emit = emit
         self.sampler = sampler
@@ -366,7 +365,6 @@ def run_bench(
     points = resolve_points(request, device)
     for point in points:
         _check_dtype(point)
-    axes = parse_sweep(request.sweep)
 
     emit("phase", {"text": "gathering host facts"})
     facts, facts_note = gather() if gather else gather_local_facts(use_nvml=device.startswith("cuda"))
@@ -374,7 +372,6 @@ def run_bench(
     host = getattr(facts, "hostname", None) or socket.gethostname()
     started = datetime.now(UTC)
 
-    gpu_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
     sampler = TelemetrySampler(_nvml_device(device, torch), hz=request.telemetry_hz, nvml=nvml)
     use_telemetry = request.telemetry and (device.startswith("cuda") or nvml is not None)
     if not request.telemetry:
@@ -384,47 +381,17 @@ def run_bench(
 
     results = [PointResult(index=k, point=p) for k, p in enumerate(points)]
     emit("plan", {"points": len(points), "iterations": sum(p.warmup + p.iterations for p in points)})
-    bench = _Bench(request, torch, emit, sampler)
-    weights: Weights | None = None
-    build_s: float | None = None
-    interrupted = False
+    bench = _Bench(torch, emit, sampler)
+    run = _RunState(started=started, notes=notes)
     with RunWriter(request.store, run_name(host, request.scenario, started)) as writer, _sigterm_as_interrupt():
         if use_telemetry:
             sampler.start()
             if not sampler.available:
                 notes.append(f"no telemetry: {sampler.note}")
         try:
-            emit("phase", {"text": "building the pipeline"})
-            t0 = time.perf_counter()
-            build_error: BaseException | None = None
-            try:
-                pipe, weights = prepare_pipeline(points[0], request.weights)
-            except BadInputError:
-                raise
-            except Exception as exc:
-                if not is_oom(exc, torch):
-                    raise
-                build_error = exc
-            build_s = time.perf_counter() - t0
-            if build_error is not None:
-                for r in results:
-                    r.status, r.error = "oom", f"out of memory while loading the pipeline: {_first_line(build_error)}"
-                build_error = None
-                bench.release_memory(device)
-            else:
-                clock = StageClock(
-                    pipe,
-                    bench.sync(device),
-                    mark=bench.mark,
-                    on_step=lambda i: emit("step", {"step": i}),
-                )
-                for result in results:
-                    emit("point", {"point": result.index, "total": len(results), "config": result.point.sweep})
-                    _run_one_point(bench, pipe, result, clock, before_point, torch)
-                    emit("point_done", {"point": result.index, "status": result.status})
-                del pipe, clock
+            _build_and_run(bench, request, results, run, before_point)
         except KeyboardInterrupt:
-            interrupted = True
+            run.interrupted = True
             for r in results:
                 if r.status == "running":
                     r.status = "interrupted"
@@ -432,44 +399,14 @@ def run_bench(
             sampler.stop()
 
         samples = sampler.samples
+        gpu_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
         for r in results:
             for rec in r.records:
                 rec.energy_j = energy_joules(samples_between(samples, rec.t_start_mono, rec.t_end_mono))
             r.summary = _summarize_point(r, samples, gpu_name)
-        status = _overall_status(results, interrupted)
-        fits = largest_fitting([(r.point, r.status) for r in results]) if axes else None
-        results_doc = {
-            "schema": RESULTS_SCHEMA,
-            "status": status,
-            "scenario": request.scenario,
-            "device": device,
-            "gpu": gpu_name,
-            "weights": weights.to_dict() if weights else None,
-            "started_at": started.isoformat(),
-            "finished_at": datetime.now(UTC).isoformat(),
-            "build_s": build_s,
-            "points": [_point_doc(r) for r in results],
-            "largest_fitting": None if fits is None else {"point": points.index(fits), "config": fits.to_dict()},
-            "telemetry": {
-                "enabled": use_telemetry,
-                "available": sampler.available,
-                "gpu": sampler.gpu_name,
-                "note": sampler.note,
-                "hz": request.telemetry_hz,
-                "sampler_cpu_s": round(sampler.thread_cpu_s, 4),  # what sampling cost this process
-                "summary": summarize(samples),
-            },
-            "notes": notes,
-        }
-        config_doc = {
-            "request": dataclasses.asdict(request),
-            "scenario": dataclasses.asdict(load_scenario(request.scenario)),
-            "sweep_axes": axes,
-            "weights": results_doc["weights"],
-            "points": [p.to_dict() for p in points],
-        }
+        results_doc = _results_document(request, device, gpu_name, results, run, sampler, use_telemetry)
         writer.write_json("facts.json", facts.to_dict() if facts is not None else None)
-        writer.write_json("config.json", config_doc)
+        writer.write_json("config.json", _config_document(request, points, results_doc["weights"]))
         writer.write_json("results.json", results_doc)
         writer.write_json("versions.json", collect_versions(torch, sampler, facts, device))
         writer.write_csv("iterations.csv", ITERATION_COLUMNS, _iteration_rows(results))
@@ -477,7 +414,97 @@ def run_bench(
         writer.write_csv("telemetry.csv", TELEMETRY_COLUMNS, (s.as_row() for s in samples))
         writer.write_csv("marks.csv", MARK_COLUMNS, (m.as_row() for m in sampler.marks))
         path = writer.commit()
-    return BenchOutcome(path=path, status=status, results=results_doc, points=results)
+    return BenchOutcome(path=path, status=results_doc["status"], results=results_doc, points=results)
+
+
+@dataclass
+class _RunState:
+    started: datetime
+    notes: list[str]
+    weights: Weights | None = None
+    build_s: float | None = None
+    interrupted: bool = False
+
+
+def _build_and_run(
+    bench: _Bench,
+    request: BenchRequest,
+    results: list[PointResult],
+    run: _RunState,
+    before_point: Callable[[Any, PointConfig], None] | None,
+) -> None:
+    """One pipeline for every point: the sweep axes change only call arguments, never the model."""
+    first = results[0].point
+    bench.emit("phase", {"text": "building the pipeline"})
+    t0 = time.perf_counter()
+    try:
+        pipe, run.weights = prepare_pipeline(first, request.weights)
+    except Exception as exc:
+        if not is_oom(exc, bench.torch):
+            raise
+        for r in results:
+            r.status, r.error = "oom", f"out of memory while loading the pipeline: {_first_line(exc)}"
+    finally:
+        run.build_s = time.perf_counter() - t0
+    if any(r.status == "oom" for r in results):
+        bench.release_memory(first.device)
+        return
+    clock = StageClock(
+        pipe,
+        bench.sync(first.device),
+        mark=bench.mark,
+        on_step=lambda i: bench.emit("step", {"step": i}),
+    )
+    for result in results:
+        bench.emit("point", {"point": result.index, "total": len(results), "config": result.point.sweep})
+        _run_one_point(bench, pipe, result, clock, before_point)
+        bench.emit("point_done", {"point": result.index, "status": result.status})
+
+
+def _results_document(
+    request: BenchRequest,
+    device: str,
+    gpu_name: str | None,
+    results: list[PointResult],
+    run: _RunState,
+    sampler: TelemetrySampler,
+    use_telemetry: bool,
+) -> dict[str, Any]:
+    fits = largest_fitting([(r.point, r.status) for r in results]) if request.sweep else None
+    largest = next(({"point": r.index, "config": r.point.to_dict()} for r in results if r.point is fits), None)
+    return {
+        "schema": RESULTS_SCHEMA,
+        "status": _overall_status(results, run.interrupted),
+        "scenario": request.scenario,
+        "device": device,
+        "gpu": gpu_name,
+        "weights": run.weights.to_dict() if run.weights else None,
+        "started_at": run.started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "build_s": run.build_s,
+        "points": [_point_doc(r) for r in results],
+        "largest_fitting": largest,
+        "telemetry": {
+            "enabled": use_telemetry,
+            "available": sampler.available,
+            "gpu": sampler.gpu_name,
+            "note": sampler.note,
+            "hz": request.telemetry_hz,
+            "sampler_cpu_s": round(sampler.thread_cpu_s, 4),  # what sampling cost this process
+            "summary": summarize(sampler.samples),
+        },
+        "notes": run.notes,
+    }
+
+
+def _config_document(request: BenchRequest, points: list[PointConfig], weights: Any) -> dict[str, Any]:
+    return {
+        "request": dataclasses.asdict(request),
+        "scenario": dataclasses.asdict(load_scenario(request.scenario)),
+        "sweep_axes": parse_sweep(request.sweep),
+        "weights": weights,
+        "points": [p.to_dict() for p in points],
+    }
 
 
 def _run_one_point(
@@ -486,7 +513,6 @@ def _run_one_point(
     result: PointResult,
     clock: StageClock,
     before_point: Callable[[Any, PointConfig], None] | None,
-    torch: Any,
 ) -> None:
     result.status = "running"
     failure: BaseException | None = None
@@ -499,7 +525,7 @@ def _run_one_point(
         result.status, result.error = "failed", str(exc) + (f" ({exc.hint})" if exc.hint else "")
     except Exception as exc:
         failure = exc
-        if is_oom(exc, torch):
+        if is_oom(exc, bench.torch):
             result.status, result.error = "oom", _first_line(exc)
         else:
             result.status = "failed"
