@@ -265,8 +265,37 @@ class _Bench:
     def mark(self, label: str) -> None:
         self.sampler.mark(label, point=self.where[0], iteration=self.where[1])
 
+    def measure(
+        self,
+        pipe: Any,
+        result: PointResult,
+        clock: StageClock,
+        before_point: Callable[[Any, PointConfig], None] | None,
+    ) -> None:
+        """Run one configuration; an OOM or an error becomes its status, and the loop goes on.
+        KeyboardInterrupt passes through (status stays "running" for the caller to mark)."""
+        result.status = "running"
+        try:
+            if before_point is not None:
+                before_point(pipe, result.point)
+            self.run_point(pipe, result, clock)
+            result.status = "ok"
+            return
+        except BadInputError as exc:
+            result.status, result.error = "failed", str(exc) + (f" ({exc.hint})" if exc.hint else "")
+        except Exception as exc:
+            if is_oom(exc, self.torch):
+                result.status, result.error = "oom", _first_line(exc)
+            else:
+                result.status = "failed"
+                result.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                result.summary["traceback"] = traceback.format_exc()
+        # Only here, after the except block has dropped the traceback (whose frames hold the
+        # tensors), can the allocator give the memory back.
+        self.release_memory(result.point.device)
+
     def run_point(self, pipe: Any, result: PointResult, clock: StageClock) -> None:
-        point, torch = result.point, self.torch
+        point = result.point
         check_shape(pipe, point)
         vae_scale = int(pipe.vae_scale_factor)
         result.flops_per_step = unet_flops(
@@ -284,12 +313,13 @@ class _Bench:
             self.where = (result.index, i)
             info = {"point": result.index, "iteration": i, "total": total, "warmup": warmup, "steps": steps}
             self.emit("iteration", info)
-            result.records.append(self._iteration(pipe, point, clock, image, i, warmup, steps, torch))
+            result.records.append(self._iteration(pipe, point, clock, image, i, warmup, steps))
             self.emit("iteration_done", {"point": result.index, "iteration": i, "e2e_s": result.records[-1].e2e_s})
 
     def _iteration(
-        self, pipe: Any, point: PointConfig, clock: StageClock, image: Any, i: int, warmup: bool, steps: int, torch: Any
+        self, pipe: Any, point: PointConfig, clock: StageClock, image: Any, i: int, warmup: bool, steps: int
     ) -> IterationRecord:
+        torch = self.torch
         cuda = point.device.startswith("cuda")
         if cuda:
             torch.cuda.reset_peak_memory_stats(point.device)
@@ -457,7 +487,7 @@ def _build_and_run(
     )
     for result in results:
         bench.emit("point", {"point": result.index, "total": len(results), "config": result.point.sweep})
-        _run_one_point(bench, pipe, result, clock, before_point)
+        bench.measure(pipe, result, clock, before_point)
         bench.emit("point_done", {"point": result.index, "status": result.status})
 
 
@@ -505,36 +535,6 @@ def _config_document(request: BenchRequest, points: list[PointConfig], weights: 
         "weights": weights,
         "points": [p.to_dict() for p in points],
     }
-
-
-def _run_one_point(
-    bench: _Bench,
-    pipe: Any,
-    result: PointResult,
-    clock: StageClock,
-    before_point: Callable[[Any, PointConfig], None] | None,
-) -> None:
-    result.status = "running"
-    failure: BaseException | None = None
-    try:
-        if before_point is not None:
-            before_point(pipe, result.point)
-        bench.run_point(pipe, result, clock)
-        result.status = "ok"
-    except BadInputError as exc:
-        result.status, result.error = "failed", str(exc) + (f" ({exc.hint})" if exc.hint else "")
-    except Exception as exc:
-        failure = exc
-        if is_oom(exc, bench.torch):
-            result.status, result.error = "oom", _first_line(exc)
-        else:
-            result.status = "failed"
-            result.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            result.summary["traceback"] = traceback.format_exc()
-    if failure is not None:
-        # The traceback holds the frames that hold the tensors: drop it before freeing memory.
-        failure = None
-        bench.release_memory(result.point.device)
 
 
 def _first_line(exc: BaseException) -> str:
