@@ -16,6 +16,7 @@ COMMANDS = {
     "check": "svdops.cli.check_cmds:check",
     "profiles": "svdops.cli.check_cmds:profiles",
     "bench": "svdops.cli.bench:bench",
+    "provision": "svdops.cli.provision:provision",
     "completion": "svdops.cli.main:completion",
 }
 
@@ -58,6 +59,7 @@ def cli() -> None:
     svdops facts                what this host has (GPUs, driver, CUDA, Python env, disks)
     svdops check                judge it against a profile (exit 1 when a check fails)
     svdops profiles             list and show profiles
+    svdops provision            bring hosts to a profile with Ansible (check mode first)
     svdops bench                run the reference SVD pipeline and store the results
     svdops completion SHELL     print a shell completion script
     """
