@@ -120,8 +120,9 @@ def probe_host(
 
     start = time.monotonic()
 
-    def result(status: HostStatus, **kw: object) -> HostResult:
-        return HostResult(target, status, duration_s=time.monotonic() - start, bundle=bundle, **kw)  # type: ignore[arg-type]
+    def result(status: HostStatus, facts: HostFacts | None = None, message: str = "", hint: str = "") -> HostResult:
+        kept = bundle if bundle is not None and bundle.is_dir() else None  # no folder for hosts never reached
+        return HostResult(target, status, facts, message, hint, time.monotonic() - start, kept)
 
     try:
         shell = connect(target)

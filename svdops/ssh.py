@@ -242,7 +242,15 @@ class SshShell:
             raise SshUnreachableError(f"no answer within {timeout:g} s", where=where,
                                       hint="is the host up and reachable? raise --connect-timeout for slow links"
                                       ) from None
-        except (paramiko.SSHException, EOFError, OSError) as exc:
+        except paramiko.SSHException as exc:
+            self.close()
+            if "No authentication methods available" in str(exc):  # paramiko's words for "no key to offer"
+                raise SshAuthError("no key to offer: no identity file, no key in ~/.ssh, no agent", where=where,
+                                   hint="give -i KEY or ansible_ssh_private_key_file, or load the key into "
+                                        "ssh-agent (ssh-add KEY)") from None
+            raise SshUnreachableError(f"SSH connection failed: {exc or type(exc).__name__}", where=where,
+                                      hint="try `ssh -v` to the same host to see where it stops") from None
+        except (EOFError, OSError) as exc:
             self.close()
             text = str(exc) or type(exc).__name__
             raise SshUnreachableError(f"SSH connection failed: {text}", where=where,

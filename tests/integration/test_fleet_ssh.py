@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -54,7 +56,9 @@ def inventory(fleet: SshdFleet) -> Path:
 
 
 def svdops(fleet: SshdFleet, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner(env={**fleet.client_env(), **(env or {})}).invoke(cli, list(args))
+    full: dict[str, str | None] = {**fleet.client_env(), **(env or {})}
+    full.setdefault("SSH_AUTH_SOCK", None)  # CliRunner only overrides: None unsets a caller's agent
+    result = CliRunner(env=full).invoke(cli, list(args))
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
@@ -229,3 +233,33 @@ def test_a_silent_port_is_unreachable_within_the_connect_timeout(fleet: SshdFlee
         elapsed = time.monotonic() - start
     assert code == 3 and json.loads(out)["hosts"][0]["status"] == "unreachable"
     assert elapsed < 4, elapsed
+
+
+def test_ssh_config_alias_and_agent(fleet: SshdFleet, tmp_path: Path) -> None:
+    """~/.ssh/config resolves the name (HostName, Port, User); the agent supplies the key (no -i)."""
+    h = fleet.host("gpu07")
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        f"Host rack7-node\n  HostName 127.0.0.1\n  Port {h.port}\n  User {fleet.user}\n")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        subprocess.run(["ssh-add", "-q", str(fleet.client_key)], env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+                       check=True, capture_output=True)
+        code, out, err = svdops(fleet, "facts", "--host", "rack7-node", "--json",
+                                env={"HOME": str(home), "SSH_AUTH_SOCK": str(sock)})
+        assert code == 0, err
+        host = json.loads(out)["hosts"][0]
+        assert host["status"] == "ok" and host["facts"]["hostname"] == "gpu07"
+        # without the agent there is no key to offer: auth fails, reported per host
+        code, out, _ = svdops(fleet, "facts", "--host", "rack7-node", "--json", env={"HOME": str(home)})
+        assert code == 3, json.loads(out)["hosts"][0]
+        assert json.loads(out)["hosts"][0]["status"] == "auth failed", json.loads(out)["hosts"][0]["message"]
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=5)
