@@ -1,7 +1,8 @@
 """GPU telemetry beside a benchmark: one sampler thread reading NVML (nvidia-ml-py) at a fixed rate.
 
-This module and `svdops.nvml` are the only importers of pynvml. The module is a parameter
-(`nvml=`), so tests hand in a fake built from a recorded `nvml.json`; nothing else is faked.
+pynvml is loaded through `svdops.nvml.load_pynvml` (that module and this one are the only users
+of it). The module is a parameter (`nvml=`), so tests hand in a fake built from a recorded
+`nvml.json`; nothing else is faked.
 
 Every sample carries both clocks: `t_unix` (to line up with other machines' logs and the run
 folder name) and `t_mono` (to line up with the benchmark's stage marks, which are taken with
@@ -20,6 +21,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from typing import Any
+
+from svdops.nvml import load_pynvml
 
 DEFAULT_HZ = 10.0
 
@@ -97,15 +100,6 @@ class Mark:
 MARK_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Mark))
 
 
-def import_pynvml() -> Any:
-    """The real pynvml module, or None when nvidia-ml-py is not installed."""
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    return pynvml
-
-
 class TelemetrySampler:
     """Samples one GPU at `hz` in a daemon thread between `start()` and `stop()`.
 
@@ -140,9 +134,9 @@ class TelemetrySampler:
     def open(self) -> bool:
         """Initialise NVML and find the device. False (with `note`) when that is not possible."""
         if self._nvml is None:
-            self._nvml = import_pynvml()
+            self._nvml, why = load_pynvml()
             if self._nvml is None:
-                self.note = "nvidia-ml-py (pynvml) is not installed"
+                self.note = why
                 return False
         nvml = self._nvml
         try:

@@ -1,4 +1,4 @@
-"""A pynvml-shaped fake built from a real NVML recording (`tests/fixtures/nvml/*.json`).
+"""A pynvml-shaped fake built from a real NVML recording (a recorded host's `nvml.json`).
 
 The one test double for the GPU: it answers what the real H100 answered, and a test can replay a
 recorded telemetry series row by row (`apply_row`) or make a query fail the way NVML does.
@@ -11,7 +11,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "nvml"
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+H100 = FIXTURES / "hosts" / "h100-sxm-ubuntu2404" / "nvml.json"
 
 
 class NVMLError(Exception):
@@ -35,7 +36,7 @@ class FakeNvml:
     NVMLError = NVMLError
     NVMLError_NotSupported = NVMLError_NotSupported
 
-    def __init__(self, recording: str | Path = FIXTURES / "h100-sxm.json", *, library_missing: bool = False) -> None:
+    def __init__(self, recording: str | Path = H100, *, library_missing: bool = False) -> None:
         data = json.loads(Path(recording).read_text())
         self.driver = data["driver"]
         self.gpus: list[dict[str, Any]] = [dict(g) for g in data["gpus"]]
@@ -125,4 +126,4 @@ class FakeNvml:
 
 
 def recorded_series() -> list[dict[str, Any]]:
-    return json.loads((FIXTURES / "telemetry-h100.json").read_text())
+    return json.loads((FIXTURES / "nvml" / "telemetry-h100.json").read_text())
