@@ -28,12 +28,11 @@ _SWEEP_ALIASES = {"decode_chunk_size": "decode_chunk", "num_frames": "frames", "
 
 
 @dataclass(frozen=True)
-class Scenario:
-    name: str
-    description: str
+class Settings:
+    """What a scenario sets and every configuration point carries."""
+
     model: str
     unet_num_frames: int
-    needs_gpu: bool
     frames: int
     height: int
     width: int
@@ -50,6 +49,13 @@ class Scenario:
     forward_chunking: bool
     iterations: int
     warmup: int
+
+
+@dataclass(frozen=True)
+class Scenario(Settings):
+    name: str
+    description: str
+    needs_gpu: bool
 
 
 @dataclass(frozen=True)
@@ -77,32 +83,14 @@ class BenchRequest:
 
 
 @dataclass(frozen=True)
-class PointConfig:
+class PointConfig(Settings):
     """One fully resolved configuration: everything that decides what is measured."""
 
     scenario: str
-    model: str
     device: str
     dtype: str
-    frames: int
-    height: int
-    width: int
-    steps: int
-    warmup_steps: int
-    decode_chunk: int
-    videos_per_call: int
-    min_guidance_scale: float
-    max_guidance_scale: float
-    fps: int
-    motion_bucket_id: int
-    noise_aug_strength: float
-    cpu_offload: bool
-    forward_chunking: bool
     compile: bool
-    iterations: int
-    warmup: int
     seed: int
-    unet_num_frames: int
     sweep: dict[str, int] = field(default_factory=dict)  # the axes' values at this point
 
     @property
@@ -229,36 +217,17 @@ def resolve_points(request: BenchRequest, device: str) -> list[PointConfig]:
     if request.compile:
         warmup = max(warmup, 1)  # the first call compiles; it must never land in the timed set
 
-    def pick(option: int | None, default: int, flag: str) -> int:
-        value = default if option is None else option
-        if value < 1:
-            raise BadInputError(f"{flag} must be at least 1, got {value}", where=flag)
-        return value
-
+    settings = {f.name: getattr(scenario, f.name) for f in dataclasses.fields(Settings)}
+    settings.update(iterations=iterations, warmup=warmup)
+    for key in ("frames", "height", "width", "steps", "decode_chunk", "videos_per_call"):
+        value = getattr(request, key)
+        if value is not None:
+            flag = "--" + key.replace("_", "-")
+            if value < 1:
+                raise BadInputError(f"{flag} must be at least 1, got {value}", where=flag)
+            settings[key] = value
     base = PointConfig(
-        scenario=scenario.name,
-        model=scenario.model,
-        device=device,
-        dtype=dtype,
-        frames=pick(request.frames, scenario.frames, "--frames"),
-        height=pick(request.height, scenario.height, "--height"),
-        width=pick(request.width, scenario.width, "--width"),
-        steps=pick(request.steps, scenario.steps, "--steps"),
-        warmup_steps=scenario.warmup_steps,
-        decode_chunk=pick(request.decode_chunk, scenario.decode_chunk, "--decode-chunk"),
-        videos_per_call=pick(request.videos_per_call, scenario.videos_per_call, "--videos-per-call"),
-        min_guidance_scale=scenario.min_guidance_scale,
-        max_guidance_scale=scenario.max_guidance_scale,
-        fps=scenario.fps,
-        motion_bucket_id=scenario.motion_bucket_id,
-        noise_aug_strength=scenario.noise_aug_strength,
-        cpu_offload=scenario.cpu_offload,
-        forward_chunking=scenario.forward_chunking,
-        compile=request.compile,
-        iterations=iterations,
-        warmup=warmup,
-        seed=request.seed,
-        unet_num_frames=scenario.unet_num_frames,
+        **settings, scenario=scenario.name, device=device, dtype=dtype, compile=request.compile, seed=request.seed
     )
     axes = parse_sweep(request.sweep)
     if not axes:
