@@ -74,7 +74,7 @@ def bench(
         done = sum(p["iterations_done"] for p in outcome.results["points"])
         raise InterruptedRunError(
             f"interrupted: {done} finished iteration(s) kept in {outcome.path}",
-            hint="run again with fewer --iterations, or read the partial run with `svdops report`",
+            hint=f"the finished iterations are in {outcome.path / 'iterations.csv'}; run again for a complete run",
         )
     if not outcome.any_ok:
         errors = {p["error"] for p in outcome.results["points"] if p["error"]}
