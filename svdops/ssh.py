@@ -272,9 +272,16 @@ class SshShell:
 
     def close(self) -> None:
         if self._conn is not None:
-            # closing a half-open connection can fail in many ways; none of them matter any more
+            # closing a half-open connection can fail in many ways; none of them matter any more.
+            # fabric skips the client when it never finished connecting, so close client and socket too
+            # (a refused host key or failed login would otherwise keep its socket until GC).
             with contextlib.suppress(Exception):
                 self._conn.close()
+            with contextlib.suppress(Exception):
+                self._conn.client.close()
+            sock = self._conn.connect_kwargs.get("sock")
+            if isinstance(sock, socket.socket):
+                sock.close()
         self._transport = None
 
     def __enter__(self) -> SshShell:
