@@ -17,6 +17,8 @@ COMMANDS = {
     "profiles": "svdops.cli.check_cmds:profiles",
     "bench": "svdops.cli.bench:bench",
     "provision": "svdops.cli.provision:provision",
+    "report": "svdops.cli.report:report",
+    "plan": "svdops.cli.plan:plan",
     "completion": "svdops.cli.main:completion",
 }
 
@@ -61,6 +63,8 @@ def cli() -> None:
     svdops profiles             list and show profiles
     svdops provision            bring hosts to a profile with Ansible (check mode first)
     svdops bench                run the reference SVD pipeline and store the results
+    svdops report RUNS...       one self-contained HTML file comparing runs and hosts
+    svdops plan                 predict SVD throughput, VRAM, energy and cost on GPUs you do not have
     svdops completion SHELL     print a shell completion script
     """
 
