@@ -32,6 +32,11 @@ class Finding:
     hint: str = ""
     subject: str = ""
 
+    @property
+    def key(self) -> str:
+        """Unique within one check: `python.package[diffusers]` where a rule yields one per item."""
+        return f"{self.id}[{self.subject}]" if self.subject else self.id
+
 
 def summarize(findings: Iterable[Finding]) -> dict[str, int]:
     """Counts per status, every status present (zero when none), keyed by the status value."""

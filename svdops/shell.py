@@ -50,7 +50,7 @@ class CommandResult:
     @property
     def reason(self) -> str:
         """Why this command gave no usable output, in words fit for a 'not available' note."""
-        cmd = " ".join(self.argv) or self.key
+        cmd = display_argv(self.argv) or self.key
         if self.missing:
             return f"`{cmd}` not found on the host"
         if self.timed_out:
@@ -61,6 +61,14 @@ class CommandResult:
         if self.rc is None:
             return f"`{cmd}` was not recorded"
         return f"`{cmd}` printed nothing usable"
+
+
+def display_argv(argv: tuple[str, ...]) -> str:
+    """argv for messages: an inline script (`python3 -c '...'`) shows as `-c …`, not forty lines."""
+    shown = []
+    for arg in argv:
+        shown.append("…" if ("\n" in arg or len(arg) > 80) else arg)
+    return " ".join(shown)
 
 
 class Shell(Protocol):

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -163,15 +164,16 @@ def findings_table(report: CheckReport, console: Console, *, verbose: bool = Fal
     for f in report.findings:
         if f.status is Status.PASS and not verbose:
             continue
-        table.add_row(Text(f.status.value.upper(), style=_STATUS_STYLE[f.status]), f"{f.title}\n[dim]{f.id}[/dim]",
-                      f.expected, f.actual)
+        status = Text(f.status.value.upper(), style=_STATUS_STYLE[f.status])
+        table.add_row(status, f"{f.title}\n[dim]{escape(f.key)}[/dim]", escape(f.expected), escape(f.actual))
     if table.row_count:
         console.print(table)
     hinted = [f for f in report.findings if f.hint and f.status in (Status.FAIL, Status.WARN)]
     if hinted:
         console.print("[bold]How to fix[/bold]")
         for f in hinted:
-            console.print(f"  [{_STATUS_STYLE[f.status]}]{f.id}[/]: {f.hint}", soft_wrap=True, highlight=False)
+            console.print(f"  [{_STATUS_STYLE[f.status]}]{escape(f.key)}[/]: {escape(f.hint)}", soft_wrap=True,
+                          highlight=False)
     s = report.summary
     console.print(
         f"{s.get('pass', 0)} passed, {s.get('warn', 0)} warnings, {s.get('fail', 0)} failed, "
@@ -180,7 +182,7 @@ def findings_table(report: CheckReport, console: Console, *, verbose: bool = Fal
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
-    return {"id": f.id, "title": f.title, "status": f.status.value, "expected": f.expected,
+    return {"id": f.id, "key": f.key, "title": f.title, "status": f.status.value, "expected": f.expected,
             "actual": f.actual, "hint": f.hint, "subject": f.subject}
 
 
@@ -208,7 +210,7 @@ def check_junit(report: CheckReport) -> str:
                           failures=str(s.get("fail", 0)), errors="0", skipped=str(s.get("skip", 0)),
                           timestamp=report.facts.collected_at, hostname=report.facts.hostname)
     for f in report.findings:
-        case = ET.SubElement(suite, "testcase", classname=f"svdops.{f.id.split('.')[0]}", name=f"{f.id}: {f.title}")
+        case = ET.SubElement(suite, "testcase", classname=f"svdops.{f.id.split('.')[0]}", name=f"{f.key}: {f.title}")
         detail = f"expected: {f.expected}\nactual: {f.actual}" + (f"\nfix: {f.hint}" if f.hint else "")
         if f.status is Status.FAIL:
             message = f"expected {f.expected}, got {f.actual}"

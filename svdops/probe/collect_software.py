@@ -141,7 +141,10 @@ class _TorchFields(TypedDict, total=False):
 
 def _torch_fields(build: TorchBuild | None, packages: dict[str, str], notes: Notes, python: str) -> _TorchFields:
     if build is None or build.version is None:
-        notes.add("python.torch_version", f"torch is not installed for {python}")
+        if packages:
+            notes.add("python.torch_version", f"torch is not installed for {python}")
+        else:  # no package list: we cannot tell "not installed" from "could not look"
+            notes.add("python.torch_version", f"unknown: the packages of {python} could not be listed")
         return {}
     cudnn = build.cudnn or bundled_library(packages, "cudnn")
     nccl = build.nccl or bundled_library(packages, "nccl")

@@ -219,3 +219,14 @@ def test_output_to_unwritable_place_is_bad_input(tmp_path: Path) -> None:
     code, _, err = run("facts", "--from-dir", str(H100), "--json", "-o", str(blocker / "sub" / "out.json"))
     assert code == 2
     assert "cannot write output" in err
+
+
+def test_missing_target_interpreter_is_not_reported_as_missing_packages(tmp_path: Path) -> None:
+    missing = tmp_path / "no-env" / "bin" / "python"
+    _, out, _ = run("check", "--python", str(missing), "--no-nvml", "--format", "json")
+    data = json.loads(out)
+    packages = [f for f in data["findings"] if f["id"] == "python.package"]
+    assert packages and all(f["status"] == "warn" for f in packages)
+    assert all(str(missing) in f["actual"] and "not found" in f["actual"] for f in packages)
+    assert {f["key"] for f in packages} == {f"python.package[{f['subject']}]" for f in packages}
+    assert len({f["key"] for f in data["findings"]}) == len(data["findings"])  # keys are unique
