@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -106,6 +106,13 @@ class GpuSpec:
     nvlink_gen: int | None
     form_factor: str
     source: str
+    # For `svdops plan`; each has its own entry in `field_sources` (field -> where the figure is from).
+    fp8_tflops: float | None = None  # dense, FP32 accumulate where the card halves it (GeForce)
+    power_w: float | None = None  # board power limit (TDP / TBP) at default settings
+    pcie_gen: int | None = None
+    nvlink_gbps: float | None = None  # total bidirectional NVLink bandwidth per GPU
+    price_usd_per_hour: float | None = None  # an editable default; `svdops plan --price` overrides it
+    field_sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,10 @@ def _load() -> Knowledge:
             _v(r["compute_capability"], "gpus.yaml"), float(r["memory_gb"]), float(r["memory_bandwidth_gbps"]),
             float(r["fp16_tflops"]), _opt_float(r.get("bf16_tflops")),
             None if r.get("nvlink_gen") is None else int(r["nvlink_gen"]), str(r["form_factor"]), r["source"],
+            fp8_tflops=_opt_float(r.get("fp8_tflops")), power_w=_opt_float(r.get("power_w")),
+            pcie_gen=None if r.get("pcie_gen") is None else int(r["pcie_gen"]),
+            nvlink_gbps=_opt_float(r.get("nvlink_gbps")), price_usd_per_hour=_opt_float(r.get("price_usd_per_hour")),
+            field_sources={str(k): str(v) for k, v in (r.get("field_sources") or {}).items()},
         )
         for r in _rows(gpus, "gpus", "gpus.yaml")
     )

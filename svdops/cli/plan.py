@@ -1,0 +1,166 @@
+"""`svdops plan`: predicted SVD throughput, VRAM, energy and cost on cards you do not have."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.table import Table
+
+from svdops.bench.config import DEFAULT_SCENARIO, scenario_names
+from svdops.cli.errors import handles_errors
+from svdops.cli.render import make_console
+from svdops.errors import BadInputError
+
+PLAN_SCHEMA = "svdops.plan/1"
+VALIDATE_SCHEMA = "svdops.plan.validate/1"
+
+
+@click.command("plan")
+@click.argument("runs", nargs=-1, type=click.Path(exists=True))
+@click.option("--scenario", type=click.Choice(scenario_names()), default=DEFAULT_SCENARIO, show_default=True)
+@click.option("--gpus", multiple=True, metavar="LIST",
+              help="GPUs to plan, comma-separated table or nvidia-smi names (default: the whole table).")
+@click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="GPUs per box.")
+@click.option("--price", "prices", multiple=True, metavar="GPU=USD_PER_HOUR",
+              help="Override a card's price per GPU hour (repeatable).")
+@click.option("--calibrate-from", "calibrate_from", multiple=True, type=click.Path(exists=True), metavar="RUNS",
+              help="Run folders or stores (svdops bench --store) to calibrate on, beside the shipped anchors.")
+@click.option("--no-anchors", is_flag=True, help="Calibrate on the given runs only, not the shipped H100 anchors.")
+@click.option("--dtype", type=click.Choice(["fp16", "bf16"]), default="fp16", show_default=True)
+@click.option("--compile", "compile_unet", is_flag=True, help="Plan a torch.compile'd UNet.")
+@click.option("--decode-chunk", type=click.IntRange(min=1), help="Override the scenario's decode chunk.")
+@click.option("--validate", "validate_runs", is_flag=True,
+              help="Hold out each measured device in turn, predict it from the rest, print the error.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@handles_errors
+def plan(runs: tuple[str, ...], scenario: str, gpus: tuple[str, ...], count: int, prices: tuple[str, ...],
+         calibrate_from: tuple[str, ...], no_anchors: bool, dtype: str, compile_unet: bool,
+         decode_chunk: int | None, validate_runs: bool, fmt: str) -> None:
+    """Predict SVD videos/hour, cost per 1,000 videos, energy per video and fit on each GPU.
+
+    \b
+    svdops plan --scenario svd-xt-25f                      every card in the table, ranked
+    svdops plan --gpus L40S,H200,B200 --count 8            8-GPU boxes of three cards
+    svdops plan --price 'L40S=0.99' --format json          your own price, for scripts
+    svdops plan --calibrate-from ./svdops-runs             calibrate on your measured runs too
+    svdops plan --validate ./svdops-runs                   hold out each measured GPU, print the error
+
+    Times come from FLOPs and bytes counted on the meta device at the scenario's shapes, turned into
+    seconds with a per-op roofline and an achieved efficiency calibrated on measurements (the shipped
+    H100 SXM anchors, and RUNS). Every figure carries a band and says what it was calibrated on.
+    --validate exits 1 when a held-out prediction misses its target.
+    """
+    from svdops.plan.calibrate import default_calibration, gather_points, resolve_runs
+    from svdops.plan.costmodel import workload_for_scenario
+    from svdops.plan.predict import measured_scaling, parse_prices, predict, rank, select_devices
+    from svdops.plan.validate import validate
+
+    all_runs = resolve_runs([*runs, *calibrate_from])
+    if validate_runs:
+        points, notes = gather_points(all_runs, anchors=not no_anchors)
+        report = validate(points)
+        _render_validation(report, notes, fmt)
+        if report.failed:
+            sys.exit(1)
+        return
+    if no_anchors and not all_runs:
+        raise BadInputError("--no-anchors leaves nothing to calibrate on", where="--no-anchors",
+                            hint="pass --calibrate-from RUNS with GPU runs, or drop --no-anchors")
+    workload = workload_for_scenario(scenario, dtype=dtype, compile=compile_unet, decode_chunk=decode_chunk)
+    if workload.dtype == "fp32":
+        raise BadInputError(f"scenario {scenario!r} runs on the CPU: there is nothing to plan on a GPU",
+                            where="--scenario", hint="plan svd-xt-25f, svd-14f or low-vram")
+    cal = default_calibration(all_runs, anchors=not no_anchors)
+    devices = select_devices(gpus, parse_prices(prices))
+    scaling = measured_scaling(all_runs, count) if count > 1 else None
+    predictions = rank([predict(workload, d, cal, count=count, scaling=scaling) for d in devices
+                        if workload.dtype in d.peak_tflops])
+    skipped = [d.name for d in devices if workload.dtype not in d.peak_tflops]
+    if fmt == "json":
+        click.echo(json.dumps({
+            "schema": PLAN_SCHEMA, "scenario": scenario, "workload": workload.__dict__, "count": count,
+            "calibrated_on": cal.describe(), "calibration_notes": cal.notes,
+            "skipped": [f"{name}: no {workload.dtype} tensor cores" for name in skipped],
+            "predictions": [p.to_dict() for p in predictions],
+        }, indent=2))
+        return
+    _render_plan(scenario, workload.label(), count, predictions, cal.describe(), cal.notes, skipped, workload.dtype)
+
+
+def _tier(basis: str) -> str:
+    """The calibration tier in a word; --format json carries the whole sentence."""
+    if basis.startswith("measured on"):
+        return "measured"
+    if basis.startswith("transferred"):
+        return "other arch"
+    return "same arch"
+
+
+def _band(est: Any, digits: int = 2) -> str:
+    return f"{est.value:.{digits}f} ±{est.band:.0%}"
+
+
+def _render_plan(scenario: str, label: str, count: int, predictions: list[Any], calibrated_on: str,
+                 notes: list[str], skipped: list[str], dtype: str) -> None:
+    console = make_console()
+    box = f"{count} x GPU box" if count > 1 else "one GPU"
+    table = Table(title=f"svdops plan {scenario} ({label}), {box}", title_justify="left")
+    for column, justify in (("#", "right"), ("GPU", "left"), ("fits", "left"), ("setting to fit", "left"),
+                            ("UNet s/step", "right"), ("e2e s", "right"), ("videos/h", "right"),
+                            ("$/1k videos", "right"), ("kJ/video", "right"), ("peak GiB", "right"),
+                            ("basis", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for i, p in enumerate(predictions, 1):
+        s = p.stages
+        change = "-" if p.change is None else f"{p.change} (+{p.change_cost_s:.1f} s)"
+        fits = {"yes": "[green]yes[/]", "tight": "[yellow]tight[/]", "no": "[red]no[/]"}[p.fits]
+        usd = "-" if p.usd_per_1000_videos is None else _band(p.usd_per_1000_videos, 1)
+        energy = "-" if p.energy_j_per_video is None else f"{p.energy_j_per_video.value / 1000:.1f}"
+        table.add_row(str(i), p.device.name, fits, change, _band(s.unet_step_s, 3), _band(s.e2e_s, 1),
+                      f"{p.videos_per_hour.value:.0f}", usd, energy,
+                      f"{s.peak_allocated_gib.value:.1f}/{p.device.memory_gb:.0f}", _tier(s.unet_step_s.basis))
+    console.print(table)
+    console.print(f"calibrated on: {calibrated_on}")
+    console.print("basis: measured = this GPU was measured (band ±5%); same arch = another GPU of its architecture "
+                  "(±10%); other arch = efficiency carried over from another architecture (±35%, a judgement: bench "
+                  "one before buying a fleet). fits: peak + CUDA context within the card; tight: only below the "
+                  "band's upper half. Energy: power cap x the measured power fraction x e2e time.")
+    if count > 1 and predictions:
+        console.print(f"scaling: {predictions[0].scaling:.2f} ({predictions[0].scaling_basis})")
+    for name in skipped:
+        console.print(f"skipped {name}: no {dtype} tensor cores (try --dtype fp16)")
+    for note in notes:
+        console.print(f"note: {note}")
+
+
+def _render_validation(report: Any, notes: list[str], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps({
+            "schema": VALIDATE_SCHEMA, "devices": report.devices, "possible": report.possible,
+            "message": report.message, "notes": notes,
+            "rows": [{"held_out": r.held_out, "point": r.point, "relation": r.relation, "metric": r.metric,
+                      "measured": r.measured, "predicted": r.predicted, "error": r.error, "target": r.target,
+                      "passed": r.passed, "calibrated_on": r.calibrated_on} for r in report.rows],
+        }, indent=2))
+        return
+    console = make_console()
+    if not report.possible:
+        console.print(report.message)
+        return
+    table = Table(title="svdops plan --validate: each device predicted from the others", title_justify="left")
+    for column in ("held out", "point", "relation", "metric", "measured", "predicted", "error", "target",
+                   "calibrated on"):
+        table.add_column(column)
+    labels = {"same-arch": "same architecture", "cross-arch": "other architecture (no target)",
+              "cpu": "CPU: code path only (no target)"}
+    for r in report.rows:
+        verdict = "" if r.passed is None else (" [green]ok[/]" if r.passed else " [red]missed[/]")
+        table.add_row(r.held_out, r.point, labels[r.relation], r.metric, f"{r.measured:.4g}", f"{r.predicted:.4g}",
+                      f"{r.error:+.1%}{verdict}", "-" if r.target is None else f"±{r.target:.0%}", r.calibrated_on)
+    console.print(table)
+    console.print(report.message)
+    for note in notes:
+        console.print(f"note: {note}")
