@@ -10,6 +10,8 @@ from typing import Any
 import click
 
 from svdops.bench.config import DEFAULT_SCENARIO, DTYPES, SWEEP_KEYS, BenchRequest, scenario_names
+from svdops.bench.multi import WORKLOADS, MultiRequest
+from svdops.bench.multi.launcher import parse_gpus, wants_multi
 from svdops.cli.errors import handles_errors
 from svdops.errors import InterruptedRunError, RunFailedError
 from svdops.store import DEFAULT_STORE
@@ -37,6 +39,21 @@ from svdops.store import DEFAULT_STORE
               help=f"Repeatable; runs the cross product. KEY: {', '.join(SWEEP_KEYS)}.")
 @click.option("--no-telemetry", is_flag=True, help="Do not sample the GPU through NVML.")
 @click.option("--telemetry-hz", type=click.FloatRange(min=0.1, max=1000), default=10.0, show_default=True)
+@click.option("--gpus", "gpus_text", metavar="all|0,1,..", help="GPUs to run on, one rank each (through torchrun).")
+@click.option("--workload", type=click.Choice(WORKLOADS),
+              help="Multi-GPU workload: data- or CFG-parallel inference, a DDP training step, all-reduce sweep.")
+@click.option("--nproc-per-node", type=click.IntRange(min=1), help="Ranks per host (on the CPU: gloo processes).")
+@click.option("--nnodes", type=click.IntRange(min=1), default=1, show_default=True, help="Hosts in the run.")
+@click.option("--node-rank", type=click.IntRange(min=0), help="This host's place (fixed order); default: c10d assigns.")
+@click.option("--rdzv-endpoint", metavar="HOST:PORT", help="Rendezvous for several hosts (c10d), e.g. node0:29500.")
+@click.option("--slurm-script", type=click.Path(dir_okay=False), help="Write an sbatch script; run nothing.")
+@click.option("--rank-timeout", type=click.FloatRange(min=1), default=600.0, show_default=True,
+              help="Seconds without progress from any rank before the run is stopped.")
+@click.option("--nccl-max-mb", type=click.FloatRange(min=1), help="Largest all-reduce of --workload nccl "
+              "(default 4096 on GPUs, 16 on the CPU).")
+@click.option("--grad-checkpointing", is_flag=True, help="Gradient checkpointing in --workload train-ddp.")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also write an HTML report of this run to FILE (as `svdops report RUN -o FILE`).")
 @handles_errors
 def bench(
     scenario: str,
@@ -57,6 +74,17 @@ def bench(
     sweep: tuple[str, ...],
     no_telemetry: bool,
     telemetry_hz: float,
+    gpus_text: str | None,
+    workload: str | None,
+    nproc_per_node: int | None,
+    nnodes: int,
+    node_rank: int | None,
+    rdzv_endpoint: str | None,
+    slurm_script: str | None,
+    rank_timeout: float,
+    nccl_max_mb: float | None,
+    grad_checkpointing: bool,
+    report_file: str | None,
 ) -> None:
     """Benchmark the reference Stable Video Diffusion pipeline on this machine, stage by stage."""
     from svdops.bench import run_bench
@@ -67,9 +95,23 @@ def bench(
         warmup=warmup, seed=seed, store=store, weights=weights, sweep=sweep, telemetry=not no_telemetry,
         telemetry_hz=telemetry_hz,
     )  # fmt: skip
+    gpus = parse_gpus(gpus_text)
+    if wants_multi(workload, gpus, gpus_text, nproc_per_node) or nnodes > 1 or slurm_script:
+        multi = MultiRequest(
+            bench=request, workload=workload or "infer-dp", gpus=gpus, nproc_per_node=nproc_per_node, nnodes=nnodes,
+            node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rank_timeout_s=rank_timeout,
+            nccl_max_bytes=int(nccl_max_mb * 2**20) if nccl_max_mb else None, grad_checkpointing=grad_checkpointing,
+        )  # fmt: skip
+        bench_multi(multi, slurm_script)
+        return
     with progress_bar() as progress:
         outcome = run_bench(request, progress=progress)
     render(outcome)
+    if report_file:
+        # Written before the status checks below: an OOM or interrupted run is worth a report too.
+        from svdops.report import write_report
+
+        click.echo(f"report: {write_report([str(outcome.path)], report_file).output}")
     if outcome.status == "interrupted":
         done = sum(p["iterations_done"] for p in outcome.results["points"])
         raise InterruptedRunError(
@@ -84,6 +126,93 @@ def bench(
             else "the run folder's results.json has the details"
         )
         raise RunFailedError(f"no configuration ran ({outcome.status}): {'; '.join(sorted(errors))}", hint=hint)
+
+
+def bench_multi(request: MultiRequest, slurm_script: str | None) -> None:
+    """The multi-process path: torchrun on this host, or an sbatch script for Slurm."""
+    from svdops.bench.multi.launcher import run_multi, write_slurm_script
+
+    if slurm_script:
+        path = write_slurm_script(request, slurm_script)
+        click.echo(f"wrote {path}: submit it with `sbatch {path}`")
+        return
+    with rank_lines() as progress:
+        outcome = run_multi(request, progress=progress)
+    render_multi(outcome)
+    if outcome.status == "interrupted":
+        raise InterruptedRunError(f"interrupted: finished work kept in {outcome.path}",
+                                  hint=f"{outcome.path / 'iterations.csv'} has every finished iteration")  # fmt: skip
+    if outcome.failure:
+        failure = outcome.failure
+        who = f"rank {failure['rank']}" if failure.get("rank") is not None else "the run"
+        raise RunFailedError(
+            f"{who} failed: {failure['error']}",
+            hint=f"finished results are kept in {outcome.path}; torchrun's output is in "
+            f"{outcome.path / 'torchrun.log'}",
+        )
+
+
+@contextmanager
+def rank_lines() -> Iterator[Any]:
+    """What each rank is doing, one dim line per change, on stderr (nothing when it is not a TTY)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def on_event(event: str, info: dict[str, Any]) -> None:
+        console.print(f"[dim]{info['text']}[/dim]", highlight=False)
+
+    yield on_event
+
+
+def render_multi(outcome: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    results = outcome.results
+    where = results["gpu"] or results["device"]
+    title = f"svdops bench {results['scenario']} {results['workload']} x{results['world_size']} on {where}"
+    scaling = results.get("scaling")
+    if scaling:
+        table = Table(title=title)
+        for column in ("rank", "host", "gpu", "status", "detail"):
+            table.add_column(column)
+        for r in scaling["per_rank"]:
+            detail = {k: v for k, v in r.items() if k in ("videos", "role", "videos_per_hour", "samples_per_s")}
+            timing = r.get("e2e_s") or r.get("step_s") or {}
+            detail["median_s"] = timing.get("median")
+            text = ", ".join(f"{k} {_fmt(v)}" for k, v in detail.items())
+            table.add_row(str(r["rank"]), str(r["host"]), _fmt(r["gpu"]), r["status"], text)
+        console.print(table)
+        throughput = scaling["throughput"]
+        console.print(f"throughput: {_fmt(throughput['value'], 2)} {throughput['unit']}; one-GPU baseline "
+                      f"({scaling['baseline']['source']}); speedup {_fmt(scaling.get('speedup'), 2)}, "
+                      f"scaling efficiency {_fmt(scaling.get('efficiency'), 3)}")  # fmt: skip
+        if scaling.get("check"):
+            check = scaling["check"]
+            verdict = "matches" if check["matches"] else "DIFFERS"
+            console.print(f"CFG split vs one GPU: max |diff| {check['max_abs_diff']:.3g}, {verdict} "
+                          f"(tolerance {check['tolerance']:g} of the largest latent)")  # fmt: skip
+    if results.get("nccl"):
+        table = Table(title=f"{title}: all-reduce")
+        for column in ("size", "time ms", "algbw GB/s", "busbw GB/s", "expected busbw GB/s"):
+            table.add_column(column)
+        for row in results["nccl"]:
+            table.add_row(
+                f"{row['size_bytes'] / 2**20:g} MB", _fmt(row["time_s"] * 1e3, 3), _fmt(row["algbw_gbps"], 2),
+                _fmt(row["busbw_gbps"], 2), _fmt(row["expected_busbw_gbps"], 0),
+            )  # fmt: skip
+        console.print(table)
+    topology = results.get("topology") or {}
+    console.print(f"link: {topology.get('link_type') or 'unknown'}; "
+                  f"expected busbw {_fmt(topology.get('expected_busbw_gbps'), 0)} GB/s")  # fmt: skip
+    for note in results.get("notes", []):
+        console.print(f"note: {note}")
+    console.print(f"run: {outcome.path} ({results['status']})")
 
 
 @contextmanager
