@@ -1,4 +1,4 @@
-"""A Debian 12 qemu VM with four emulated NVMe disks and two virtio data disks, reached over SSH.
+"""A Debian 12 qemu VM with four emulated NVMe disks and two SCSI data disks, reached over SSH.
 
 The `storage` role needs md, NVMe and a reboot, none of which this machine's kernel has (see
 shared RIGS.md), so it runs against this VM. The root filesystem is built once with debootstrap into
@@ -34,9 +34,9 @@ MIRROR_ENV = "SVDOPS_VM_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 QEMU = "qemu-system-x86_64"
 PACKAGES = ("systemd-sysv", "udev", "kmod", "openssh-server", "mdadm", "xfsprogs", "linux-image-amd64",
-            "initramfs-tools", "iproute2", "python3", "nvme-cli", "util-linux", "procps")
+            "initramfs-tools", "iproute2", "python3", "python3-apt", "nvme-cli", "util-linux", "procps")
 # changing the recipe (packages, guest config) must invalidate a cached image
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 ROOT_SIZE = "2G"
 NVME_COUNT, NVME_SIZE_MIB = 4, 256
 DATA_COUNT, DATA_SIZE_MIB = 2, 512  # XFS needs 300 MB; a 2-disk RAID5 holds one disk's worth
@@ -71,7 +71,7 @@ def nvme_by_id(i: int) -> str:
 
 
 def data_by_id(i: int) -> str:
-    return f"/dev/disk/by-id/virtio-{data_serial(i)}"
+    return f"/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_{data_serial(i)}"
 
 
 # ---------------------------------------------------------------- the cached image
@@ -222,9 +222,12 @@ class Vm:
         for i in range(1, NVME_COUNT + 1):
             argv += ["-drive", f"file={self.work / f'nvme{i}.img'},format=raw,if=none,id=nv{i}",
                      "-device", f"nvme,serial={nvme_serial(i)},drive=nv{i}"]
+        # the data disks sit on SCSI like HDDs in a server; on virtio-blk they would race the root disk
+        # for the name /dev/vda
+        argv += ["-device", "virtio-scsi-pci,id=scsi0"]
         for i in range(1, DATA_COUNT + 1):
             argv += ["-drive", f"file={self.work / f'data{i}.img'},format=raw,if=none,id=dd{i}",
-                     "-device", f"virtio-blk-pci,serial={data_serial(i)},drive=dd{i}"]
+                     "-device", f"scsi-hd,bus=scsi0.0,serial={data_serial(i)},drive=dd{i}"]
         self.pid_file.unlink(missing_ok=True)
         _run(argv)
         self.boots += 1
