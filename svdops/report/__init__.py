@@ -1,0 +1,25 @@
+"""`svdops report`: run folders and check results -> one self-contained HTML file.
+
+    frames    run folders and check files -> pandas frames (the only reader of the run store here)
+    charts    inline SVG: bars, stacked bars, VRAM against capacity, telemetry over time, x/y lines
+    render    frames -> jinja2 templates (templates/) -> HTML; `--export` of the merged table
+
+pandas is needed (the `[bench]` or `[report]` extra); nothing here needs torch or a GPU.
+"""
+
+from __future__ import annotations
+
+from svdops.report.frames import RANK_METRICS, RunFilter, parse_prices, parse_since
+from svdops.report.render import ReportOptions, ReportResult, build_report, render_html, write_report
+
+__all__ = [
+    "RANK_METRICS",
+    "ReportOptions",
+    "ReportResult",
+    "RunFilter",
+    "build_report",
+    "parse_prices",
+    "parse_since",
+    "render_html",
+    "write_report",
+]
