@@ -18,3 +18,9 @@ if [ "$(id -u)" = 0 ] && [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/nul
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
 fi
+# The report's browser test opens the HTML in Debian's headless Chromium (tests/integration/test_report_browser.py).
+# Installed only as root and only when /usr/bin/chromium is missing; Playwright never downloads a browser here.
+if [ "$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
