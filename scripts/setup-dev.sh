@@ -24,3 +24,11 @@ if [ "$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# The provision VM suite (tests/integration/test_provision_vm.py, marker `vm`) boots a Debian guest under
+# qemu with emulated NVMe disks and builds its root filesystem with debootstrap. Root only, only when missing.
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+    && { [ ! -x /usr/bin/qemu-system-x86_64 ] || [ ! -x /usr/bin/qemu-img ] || [ ! -x /usr/sbin/debootstrap ]; }; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        qemu-system-x86 qemu-utils debootstrap >/dev/null
+fi

@@ -540,9 +540,11 @@ def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise BadInputError("expected -e KEY=VALUE or -e @FILE", where=f"-e {item}")
         try:
-            out[key] = yaml.safe_load(value) if value else ""
+            parsed = yaml.safe_load(value) if value else ""
         except yaml.YAMLError:
-            out[key] = value
+            parsed = value
+        # a mapping out of KEY=VALUE is text that happens to hold ": ", not a structure anyone meant
+        out[key] = value if isinstance(parsed, dict) else parsed
     return out
 
 
