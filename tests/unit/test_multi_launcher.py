@@ -105,6 +105,7 @@ def test_gpu_plan_picks_gpus():
         ({"workload": "render"}, 4, "--workload"),
         ({"device": "cuda:1"}, 4, "--device"),
         ({"device": "cpu", "scenario": "svd-xt-25f"}, 0, "--scenario"),
+        ({"workload": "infer-cfg", "gpus": (0, 1, 2)}, 4, "--workload"),
     ],
 )
 def test_bad_requests_name_the_option(options, visible, where):

@@ -80,6 +80,14 @@ def wants_multi(workload: str | None, gpus: tuple[int, ...] | None, gpus_text: s
 
 def plan_launch(request: MultiRequest, visible_gpus: int) -> LaunchPlan:
     """Check the request against this host and settle how many ranks run on which devices."""
+    plan = _plan(request, visible_gpus)
+    if plan.workload == "infer-cfg" and plan.world_size % 2:
+        raise BadInputError(f"infer-cfg pairs GPUs, and {plan.world_size} rank(s) cannot be paired",
+                            where="--workload", hint="use an even number of GPUs, e.g. --gpus 0,1")  # fmt: skip
+    return plan
+
+
+def _plan(request: MultiRequest, visible_gpus: int) -> LaunchPlan:
     if request.workload not in WORKLOADS:
         raise BadInputError(
             f"unknown workload {request.workload!r}", where="--workload", hint=f"choose one of {', '.join(WORKLOADS)}"
