@@ -35,6 +35,15 @@ def fmt_number(value: float | None, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
 
 
+def tick_label(value: float, ticks: Sequence[float]) -> str:
+    """As many decimals as the tick step needs: 0.25 steps print 0.25, 0.50, 0.75, not 0.2, 0.5, 0.8."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    decimals = 0
+    while decimals < 6 and abs(round(step, decimals) - step) > step * 1e-6:
+        decimals += 1
+    return f"{value:,.{decimals}f}"
+
+
 def _f(value: float) -> str:
     """Coordinates with one decimal: enough for a screen, a third of the bytes of repr()."""
     return f"{value:.1f}".rstrip("0").rstrip(".")
@@ -430,7 +439,7 @@ def telemetry_chart(series: TelemetrySeries, *, width: int = 1060, panel_px: int
             body.append(
                 f'<line x1="{_f(left)}" x2="{_f(right)}" y1="{_f(y_of(tick))}" y2="{_f(y_of(tick))}" class="c-grid"/>'
             )
-            body.append(_text(left - 6, y_of(tick) + 4, fmt_number(tick, 0), "axis", "end"))
+            body.append(_text(left - 6, y_of(tick) + 4, tick_label(tick, ticks), "axis", "end"))
         points = [f"{_f(axis.x(t))},{_f(y_of(v))}" for t, v in zip(shown["t_s"], values, strict=True) if pd.notna(v)]
         body.append(f'<polyline points="{" ".join(points)}" class="line {panel.css}"/>')
         if reference is not None:
@@ -446,7 +455,7 @@ def telemetry_chart(series: TelemetrySeries, *, width: int = 1060, panel_px: int
     base = top + len(PANELS) * (panel_px + gap) - gap + 14
     for tick in x_ticks:
         if tick <= t_max * 1.001:
-            body.append(_text(axis.x(tick), base, fmt_number(tick, 0), "axis", "middle"))
+            body.append(_text(axis.x(tick), base, tick_label(tick, x_ticks), "axis", "middle"))
     body.append(_text(right + 4, base, "s", "axis"))
     return _svg(width, height, body, f"telemetry of {series.run} on {series.host}")
 
@@ -490,7 +499,7 @@ def line_chart(
     body = [_rect(left, top, right - left, bottom - top, "c-panel")]
     for tick in y_ticks:
         body.append(f'<line x1="{_f(left)}" x2="{_f(right)}" y1="{_f(py(tick))}" y2="{_f(py(tick))}" class="c-grid"/>')
-        body.append(_text(left - 6, py(tick) + 4, fmt_number(tick, 0 if tick >= 10 else 1), "axis", "end"))
+        body.append(_text(left - 6, py(tick) + 4, tick_label(tick, y_ticks), "axis", "end"))
     for x in sorted(set(xs)):
         body.append(_text(px(x), bottom + 14, _short(x), "axis", "middle"))
     body.append(_text((left + right) / 2, height - 4, x_label, "axis", "middle"))

@@ -214,6 +214,8 @@ def _environment() -> Environment:
     env.filters["pct"] = _pct_filter
     env.filters["when"] = _when_filter
     env.filters["cell"] = _cell_filter
+    # A check file's folder says where it sat on the machine that rendered the report: not worth sharing.
+    env.filters["basename"] = lambda path: Path(str(path)).name
     env.tests["missing"] = _is_missing
     return env
 

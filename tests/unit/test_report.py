@@ -559,6 +559,10 @@ def test_nice_ticks_cover_the_range_with_round_steps():
     assert charts.nice_ticks(0, 697, 3) == [0, 250, 500, 750]
     assert charts.nice_ticks(33, 63, 3) == [30, 40, 50, 60, 70]
     assert charts.nice_ticks(5, 5, 3)[0] <= 5 <= charts.nice_ticks(5, 5, 3)[-1]
+    quarter = charts.nice_ticks(0, 0.9, 4)
+    assert [charts.tick_label(t, quarter) for t in quarter] == ["0.00", "0.25", "0.50", "0.75", "1.00"]
+    clocks = charts.nice_ticks(1800, 1980, 3)
+    assert [charts.tick_label(t, clocks) for t in clocks] == ["1,800", "1,900", "2,000"]
 
 
 def test_charts_say_why_a_value_is_missing_and_escape_labels():
