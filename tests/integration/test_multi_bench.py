@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -198,3 +199,32 @@ def test_a_rank_that_raises_is_reported_with_its_error(tmp_path):
     assert "ValueError" in failure["error"] and "divisible by 8" in failure["error"]
     run = only_run(tmp_path)
     assert "Traceback" in run.results["ranks"][failure["rank"]]["traceback"]
+
+
+def test_two_hosts_meet_over_c10d_and_rank_0s_host_gets_every_rank(tmp_path):
+    """Two launchers on this machine stand in for two hosts: one rank each, c10d rendezvous, own stores."""
+    from svdops.bench.models import import_stack
+
+    import_stack()  # imported once here: two threads importing diffusers lazily at once trip over each other
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    outcomes = {}
+
+    def host(i):
+        request = tiny(tmp_path / f"host{i}", "nccl", nproc=1, nnodes=2, rdzv_endpoint=f"127.0.0.1:{port}",
+                       nccl_max_bytes=2**21, rank_timeout_s=120)  # fmt: skip
+        outcomes[i] = run_multi(request, gather=no_facts)
+
+    threads = [threading.Thread(target=host, args=(i,)) for i in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=280)
+    assert {o.status for o in outcomes.values()} == {"ok"}, {i: o.failure for i, o in outcomes.items()}
+    by_view = {tuple(r["status"] for r in o.results["ranks"]): o for o in outcomes.values()}
+    head = by_view[("ok", "ok")]  # rank 0's host: its own log and the other host's, gathered at the end
+    other = next(o for view, o in by_view.items() if view != ("ok", "ok"))
+    assert head.results["nnodes"] == 2 and head.results["world_size"] == 2
+    assert [r["size_bytes"] for r in head.results["nccl"]] == [2**20, 2**21]
+    assert any("host of rank 0 has every rank" in note for note in other.results["notes"])

@@ -447,7 +447,8 @@ def _supervise(
                 beats = read_heartbeats(staging)
                 latest = max([launched_unix, *(mtime for _, mtime in beats.values())])
                 idle = time.time() - latest
-                summary = "; ".join(f"rank {r}: {activity}" for r, (activity, _) in sorted(beats.items()))
+                # Phases, not steps: one line when a rank moves on, not one per UNet step.
+                summary = "; ".join(f"rank {r}: {a.split(': step')[0]}" for r, (a, _) in sorted(beats.items()))
                 if summary != last_seen:
                     emit("ranks", {"text": summary})
                     last_seen = summary

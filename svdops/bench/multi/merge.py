@@ -263,14 +263,18 @@ def nccl_entries(docs: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
 # --- failure -------------------------------------------------------------------------------------
 
 
-def find_failure(docs: dict[int, dict[str, Any]], world_size: int, launch: Any) -> dict[str, Any] | None:
+def find_failure(
+    docs: dict[int, dict[str, Any]], world_size: int, launch: Any, expected: list[int] | None = None
+) -> dict[str, Any] | None:
     """The rank that brought the run down and its error, or None when every rank finished.
 
     Order of evidence: the watchdog's stalled ranks; a rank that died without a Python exception
     (a signal, the OOM killer: its log still says running); a rank that raised (the earliest);
     then torchrun's root cause. Ranks stopped because a peer died come last: they are symptoms.
+    `expected`: the ranks this host can know about (all of them, unless it is a host without rank 0).
     """
-    statuses = {r: docs.get(r, {}).get("status", "missing") for r in range(world_size)}
+    ranks = range(world_size) if expected is None else expected
+    statuses = {r: docs.get(r, {}).get("status", "missing") for r in ranks}
     if all(s == "ok" for s in statuses.values()) and not launch.stalled and launch.returncode == 0:
         return None
     causes = launch.root_causes
@@ -302,13 +306,11 @@ def find_failure(docs: dict[int, dict[str, Any]], world_size: int, launch: Any) 
     if root is not None:
         return {"rank": root, "ranks": [root], "how": "died", "error": _death(causes[root])}
     missing = [r for r, s in statuses.items() if s == "missing"]
-    return {
-        "rank": missing[0] if missing else None,
-        "ranks": missing,
-        "how": "missing",
-        "error": f"torchrun exited with code {launch.returncode} before "
-        f"{'rank(s) ' + ', '.join(map(str, missing)) if missing else 'every rank'} reported",
-    }
+    if missing:
+        error = f"torchrun exited with code {launch.returncode} before rank(s) {', '.join(map(str, missing))} reported"
+    else:
+        error = f"torchrun exited with code {launch.returncode} after the ranks finished (see torchrun.log)"
+    return {"rank": missing[0] if missing else None, "ranks": missing, "how": "missing", "error": error}
 
 
 def _death(cause: dict[str, Any] | None) -> str:
@@ -344,7 +346,9 @@ def write_run(
 ) -> MultiOutcome:
     docs = read_rank_logs(staging)
     world = plan.world_size
-    failure = find_failure(docs, world, launch)
+    # A host without rank 0 sees only its own ranks (rank 0's host gathers everyone's logs).
+    expected = sorted(docs) if plan.nnodes > 1 and 0 not in docs and docs else None
+    failure = find_failure(docs, world, launch, expected)
     if launch.interrupted:
         status = "interrupted"
     elif failure is None:

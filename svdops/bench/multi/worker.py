@@ -93,7 +93,12 @@ def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
         backend = "nccl" if cuda else "gloo"
         log.heartbeat("joining the process group")
         # The timeout bounds every collective: a rank on another host that dies cannot hang this one.
-        dist.init_process_group(backend, timeout=timedelta(seconds=spec["pg_timeout_s"]))
+        dist.init_process_group(
+            backend,
+            timeout=timedelta(seconds=spec["pg_timeout_s"]),
+            # Binds the NCCL communicator to this rank's GPU now rather than guessing at the first collective.
+            device_id=torch.device(device) if cuda else None,
+        )
         request = BenchRequest(**{**spec["bench"], "sweep": tuple(spec["bench"]["sweep"])})
         point = resolve_points(request, device)[0]
         log.doc["config"] = point.to_dict()
