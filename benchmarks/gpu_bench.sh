@@ -134,3 +134,40 @@ for r in rows:
 print("\n".join(lines))
 EOF
 echo "total $(elapsed) s; results in $OUT (runs/, logs/, compare.md, compare.json)"
+
+# ---- multi-GPU workloads (svdops.bench.multi) ---------------------------------------------------
+# A separate block, after the single-GPU checks and their comparison above; its runs go to their own
+# store. On a one-GPU machine every workload runs with one rank through torchrun, which exercises
+# the launcher, NCCL, per-rank telemetry and the merged run folder; the pair workload (infer-cfg)
+# and the all-GPU sweep need two or more GPUs. Raise SVDOPS_GPU_BENCH_BUDGET_S to reach this block
+# after the single-GPU runs.
+STORE="$OUT/multi-runs"
+mkdir -p "$STORE"
+NGPU=$("$PY" -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
+bench multi-nccl-1gpu   90  --workload nccl --gpus 0 --nccl-max-mb 1024
+bench multi-infer-dp    180 --scenario svd-xt-25f --workload infer-dp --gpus 0 --warmup 1 --iterations 1
+bench multi-train-ddp   180 --scenario svd-14f --workload train-ddp --gpus 0 --grad-checkpointing \
+    --height 320 --width 576 --warmup 1 --iterations 3
+if [ "${NGPU:-0}" -ge 2 ]; then
+    bench multi-nccl-all  180 --workload nccl --gpus all
+    bench multi-infer-cfg 180 --scenario svd-xt-25f --workload infer-cfg --gpus 0,1 --warmup 1 --iterations 1
+    bench multi-infer-dp-all 240 --scenario svd-xt-25f --workload infer-dp --gpus all --warmup 1 --iterations 1
+fi
+"$PY" - "$STORE" <<'PYEOF' | tee "$OUT/multi-summary.txt"
+import sys
+from svdops.store import list_runs
+
+for run in list_runs(sys.argv[1]):
+    r = run.results
+    line = f"{run.name}: {r['status']} world {r.get('world_size')} link {(r.get('topology') or {}).get('link_type')}"
+    if r.get("scaling"):
+        s = r["scaling"]
+        line += f" | {s['throughput']['value']} {s['throughput']['unit']}, efficiency {s.get('efficiency')}"
+    if r.get("nccl"):
+        top = r["nccl"][-1]
+        line += f" | {top['size_bytes']} B busbw {top['busbw_gbps']:.1f} GB/s (expected {top['expected_busbw_gbps']})"
+    if r.get("failure"):
+        line += f" | failure: {r['failure']}"
+    print(line)
+PYEOF
+echo "multi-GPU block done at $(elapsed) s; runs in $STORE"
