@@ -29,7 +29,7 @@ import yaml
 
 import svdops
 from svdops import knowledge as kb
-from svdops.errors import BadInputError, MissingDependencyError, RunFailedError
+from svdops.errors import BadInputError, InterruptedRunError, MissingDependencyError, RunFailedError
 from svdops.findings import Finding, Status
 from svdops.inventory import load_inventory, parse_host_arg, select_targets
 from svdops.profiles import Profile, VersionSpec
@@ -724,6 +724,9 @@ def run_provision(request: ProvisionRequest,
         quiet=True,
     )
     status, rc = str(result.status), int(result.rc if result.rc is not None else -1)
+    if not sink.stats and status == "canceled":
+        raise InterruptedRunError("interrupted: the play did not finish", where=str(run_dir),
+                                  hint=f"what ran is in {private / 'artifacts' / 'run' / 'stdout'}; rerun to finish")
     if not sink.stats:
         tail = _stdout_tail(private / "artifacts" / "run" / "stdout")
         raise RunFailedError(f"ansible-playbook stopped before the play ran (status {status}, rc {rc}): {tail}",
