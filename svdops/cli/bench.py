@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,7 +97,10 @@ def bench(
         telemetry_hz=telemetry_hz,
     )  # fmt: skip
     gpus = parse_gpus(gpus_text)
-    if wants_multi(workload, gpus, gpus_text, nproc_per_node) or nnodes > 1 or slurm_script:
+    multi_path = wants_multi(workload, gpus, gpus_text, nproc_per_node) or nnodes > 1 or bool(slurm_script)
+    if not multi_path and gpus is not None and device is None:
+        request = dataclasses.replace(request, device=f"cuda:{gpus[0]}")  # --gpus N: the single-GPU bench on N
+    if multi_path:
         multi = MultiRequest(
             bench=request, workload=workload or "infer-dp", gpus=gpus, nproc_per_node=nproc_per_node, nnodes=nnodes,
             node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rank_timeout_s=rank_timeout,

@@ -20,6 +20,8 @@ from click.testing import CliRunner
 
 pytest.importorskip("diffusers")
 
+import torch
+
 from svdops.bench import runner
 from svdops.bench.config import BenchRequest
 from svdops.bench.multi import MultiRequest
@@ -143,6 +145,10 @@ def test_cli_runs_the_nccl_sweep_and_keeps_the_single_gpu_path(tmp_path, monkeyp
                                         "--rdzv-endpoint", "x:1", "--slurm-script", str(script)])  # fmt: skip
     assert result.exit_code == 0 and "sbatch" in result.output and os.access(script, os.X_OK)
     assert len(list_runs(tmp_path / "runs")) == 1  # writing the script runs nothing
+    if not torch.cuda.is_available():
+        # One GPU and no workload is the single-GPU bench on that GPU.
+        result = CliRunner().invoke(bench, ["--scenario", "tiny", "--gpus", "3", "--store", str(tmp_path / "runs")])
+        assert result.exit_code == 2 and "--device cuda:3" in result.output
 
 
 def test_a_killed_rank_fails_the_run_naming_it_and_keeps_finished_work(tmp_path):
@@ -191,14 +197,20 @@ def test_a_hung_rank_is_stopped_after_the_rank_timeout(tmp_path):
         os.kill(stopped[0], 0)  # the launcher killed the frozen rank too, not only torchrun
 
 
-def test_a_rank_that_raises_is_reported_with_its_error(tmp_path):
+def test_a_rank_that_raises_fails_the_command_naming_the_rank(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "gather_local_facts", lambda use_nvml: no_facts())
     # The pipeline itself refuses 60 px (not a multiple of 8) in its first call, in every rank.
-    outcome = run_multi(tiny(tmp_path, "infer-dp", height=60), gather=no_facts)
-    failure = outcome.failure
-    assert outcome.status == "failed" and failure["how"] == "exception" and failure["rank"] in (0, 1), failure
-    assert "ValueError" in failure["error"] and "divisible by 8" in failure["error"]
+    args = ["--scenario", "tiny", "--device", "cpu", "--store", str(tmp_path / "runs"), "--workload", "infer-dp",
+            "--nproc-per-node", "2", "--iterations", "1", "--warmup", "0", "--steps", "1",
+            "--height", "60"]  # fmt: skip
+    result = CliRunner().invoke(bench, args)
+    assert result.exit_code == 4, result.output
     run = only_run(tmp_path)
-    assert "Traceback" in run.results["ranks"][failure["rank"]]["traceback"]
+    failure = run.results["failure"]
+    assert failure["how"] == "exception" and failure["rank"] in (0, 1)
+    assert f"rank {failure['rank']} failed: ValueError" in result.output and "divisible by 8" in result.output
+    assert str(run.path) in result.output and "Traceback" not in result.output
+    assert "Traceback" in run.results["ranks"][failure["rank"]]["traceback"]  # kept for whoever debugs it
 
 
 def test_two_hosts_meet_over_c10d_and_rank_0s_host_gets_every_rank(tmp_path):

@@ -25,13 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from svdops.bench.config import load_scenario
 from svdops.bench.multi import WORKLOADS, MultiRequest
 from svdops.bench.multi.rank import WAITING
 from svdops.errors import BadInputError
 from svdops.store import TMP_PREFIX, run_name
+
+if TYPE_CHECKING:
+    from svdops.bench.multi.merge import MultiOutcome
 
 Progress = Callable[[str, dict[str, Any]], None]
 DEFAULT_PORT = 29500
@@ -337,7 +340,7 @@ class LaunchResult:
 
     returncode: int | None
     log_text: str
-    stalled: dict[str, Any] | None = None  # {seconds, activities: {rank: (activity, age_s)}}
+    stalled: dict[str, Any] | None = None  # stall_report(): idle_s, suspects, never_reported, activities
     interrupted: bool = False
     wall_s: float = 0.0
     root_causes: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -349,11 +352,11 @@ def run_multi(
     progress: Progress | None = None,
     gather: Callable[[], tuple[Any, str | None]] | None = None,
     on_launch: Callable[[Path], None] | None = None,
-) -> Any:
+) -> MultiOutcome:
     """Run the request on this host's share of the ranks and commit one run folder.
 
     `gather` replaces host-facts gathering (tests); `on_launch(staging)` is called once torchrun
-    is started (tests use it to find the ranks). Returns merge.MultiOutcome.
+    is started (tests use it to find the ranks).
     """
     from svdops.bench.models import import_stack
     from svdops.bench.multi import merge
