@@ -13,6 +13,8 @@ from svdops.bench.multi import MultiRequest
 from svdops.bench.multi.launcher import (
     LaunchPlan,
     bench_argv,
+    device_entries,
+    nvidia_smi_indices,
     parse_gpus,
     parse_torchrun_failures,
     plan_launch,
@@ -27,6 +29,8 @@ from svdops.bench.multi.launcher import (
 from svdops.bench.multi.rank import RankLog, heartbeat_path, rank_log_path
 from svdops.cli.bench import bench
 from svdops.errors import BadInputError
+from svdops.probe.gather import gather_facts
+from svdops.shell import RecordedShell
 
 # What torchrun 2.13 printed when rank 1 of 2 was killed with SIGKILL (tests/integration runs it for real).
 TORCHRUN_KILLED = """\
@@ -148,6 +152,16 @@ def test_worker_env_orders_gpus_as_nvidia_smi_does():
     env = worker_env(plan(gpus=(2, 5)), base={"PATH": "/bin"})
     assert env["CUDA_VISIBLE_DEVICES"] == "2,5" and env["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     assert "CUDA_VISIBLE_DEVICES" not in worker_env(plan(device="cpu", gpus=()), base={})
+
+
+def test_a_schedulers_gpu_list_is_indexed_not_replaced(host_dir):
+    slurm = {"CUDA_VISIBLE_DEVICES": "4,6,7"}
+    assert worker_env(plan(gpus=(0, 2)), base=slurm)["CUDA_VISIBLE_DEVICES"] == "4,7"
+    assert device_entries(plan(gpus=(1,)), base=slurm) == ["6"]
+    facts = gather_facts(RecordedShell(host_dir("h100-x8-nvlink")))
+    uuid = facts.gpus[3].uuid
+    assert nvidia_smi_indices(["5", uuid, "GPU-unknown"], facts) == [5, 3, None]
+    assert nvidia_smi_indices(["1"], None) == [1]
 
 
 def test_slurm_script_runs_the_same_bench_on_every_node():

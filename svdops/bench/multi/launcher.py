@@ -227,6 +227,26 @@ def torchrun_argv(plan: LaunchPlan, spec_path: Path, python: str = sys.executabl
     return [*argv, "-m", "svdops.bench.multi.worker", "--spec", str(spec_path)]
 
 
+def device_entries(plan: LaunchPlan, base: dict[str, str] | None = None) -> list[str]:
+    """The CUDA_VISIBLE_DEVICES entries of the chosen GPUs.
+
+    --gpus numbers the GPUs this process may see. Where a scheduler has already narrowed
+    CUDA_VISIBLE_DEVICES (Slurm does, to the job's GPUs), index into its list: replacing it with
+    bare indices would hand the ranks another job's GPUs.
+    """
+    env = os.environ if base is None else base
+    inherited = [e.strip() for e in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if e.strip()]
+    if inherited:
+        return [inherited[g] for g in plan.gpus if g < len(inherited)]
+    return [str(g) for g in plan.gpus]
+
+
+def nvidia_smi_indices(entries: list[str], facts: Any) -> list[int | None]:
+    """nvidia-smi's index of each entry (an index already, or a GPU UUID found in the facts)."""
+    by_uuid = {g.uuid: g.index for g in getattr(facts, "gpus", ()) or () if g.uuid}
+    return [int(e) if e.isdigit() else by_uuid.get(e) for e in entries]
+
+
 def worker_env(plan: LaunchPlan, base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["PYTHONUNBUFFERED"] = "1"
@@ -234,7 +254,7 @@ def worker_env(plan: LaunchPlan, base: dict[str, str] | None = None) -> dict[str
         # nvidia-smi (and so the topology and NUMA affinity) numbers GPUs in PCI bus order; CUDA's
         # default puts the fastest first. Bus order makes local rank k the GPU the topology calls k.
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in plan.gpus)
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(device_entries(plan, base))
     return env
 
 
@@ -373,7 +393,8 @@ def run_multi(
         snapshot_weights(request.bench.weights)  # a bad path fails here, not in every rank
     emit("phase", {"text": "gathering host facts and topology"})
     facts, facts_note = gather() if gather else gather_local_facts(use_nvml=plan.device == "cuda")
-    links = describe_links(facts, plan.gpus, nnodes=plan.nnodes)
+    physical = nvidia_smi_indices(device_entries(plan), facts) if plan.device == "cuda" else []
+    links = describe_links(facts, [g for g in physical if g is not None], nnodes=plan.nnodes)
     host = getattr(facts, "hostname", None) or socket.gethostname()
     started = datetime.now(UTC)
     name = run_name(host, f"{request.bench.scenario}-{plan.workload}-x{plan.world_size}", started)
@@ -391,7 +412,7 @@ def run_multi(
     spec = {
         "workload": plan.workload,
         "device": plan.device,
-        "gpus": list(plan.gpus),
+        "gpus": physical,  # per local rank, for its NUMA affinity (None: not found in the facts)
         "nnodes": plan.nnodes,
         "staging": str(staging.resolve()),
         "bench": dataclasses.asdict(request.bench),
