@@ -14,7 +14,7 @@ RANK_CHOICES = ("videos_per_hour", "cost", "energy")  # svdops.report.RANK_METRI
 
 
 @click.command("report")
-@click.argument("runs", nargs=-1, metavar="RUNS...")
+@click.argument("runs", nargs=-1, metavar="[RUNS]...")
 @click.option(
     "-o",
     "--output",

@@ -238,9 +238,10 @@ def _finished(run: Run) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        return datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text)
     except ValueError:
         return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)  # comparable with run_started()
 
 
 def run_gpu(run: Run) -> str | None:
