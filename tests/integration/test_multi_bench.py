@@ -7,10 +7,13 @@ seconds each on a small machine, hence `slow` and the tiny, one-step configurati
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -240,3 +243,33 @@ def test_two_hosts_meet_over_c10d_and_rank_0s_host_gets_every_rank(tmp_path):
     assert head.results["nnodes"] == 2 and head.results["world_size"] == 2
     assert [r["size_bytes"] for r in head.results["nccl"]] == [2**20, 2**21]
     assert any("host of rank 0 has every rank" in note for note in other.results["notes"])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_the_launcher_stops_every_rank_and_keeps_finished_work(tmp_path, signum):
+    store = tmp_path / "runs"
+    argv = [sys.executable, "-m", "svdops.bench", "--scenario", "tiny", "--device", "cpu", "--store", str(store),
+            "--workload", "infer-dp", "--nproc-per-node", "2", "--iterations", "20", "--warmup", "0",
+            "--steps", "1"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    pids: list[int] = []
+    while time.monotonic() < deadline and not pids:
+        for log in store.glob(".tmp-multi-*/rank-1.json"):
+            with contextlib.suppress(OSError, ValueError):
+                doc = json.loads(log.read_text())
+                if any(r["phase"] == "parallel" for r in doc.get("records", [])):
+                    pids = [json.loads(p.read_text())["pid"] for p in log.parent.glob("rank-*.json")]
+        time.sleep(0.2)
+    assert pids, "no rank finished a video in time"
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # no rank outlives the launcher
+    (run,) = list_runs(store)
+    assert run.status == "interrupted" and run.results["failure"]["how"] == "interrupted"
+    assert {(r["rank"], r["phase"]) for r in run.table("iterations")} >= {(0, "solo"), (1, "parallel")}

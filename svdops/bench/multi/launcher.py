@@ -381,7 +381,7 @@ def run_multi(
     from svdops.bench.models import import_stack
     from svdops.bench.multi import merge
     from svdops.bench.multi.topology import describe_links
-    from svdops.bench.runner import gather_local_facts
+    from svdops.bench.runner import _sigterm_as_interrupt, gather_local_facts
 
     emit: Progress = progress or (lambda event, info: None)
     torch, _, _ = import_stack()
@@ -426,7 +426,10 @@ def run_multi(
     spec_path.write_text(json.dumps(spec, indent=2), encoding="utf-8")
     argv = torchrun_argv(plan, spec_path)
     emit("phase", {"text": f"torchrun: {plan.world_size} rank(s), {plan.workload} on {plan.device}"})
-    result = _supervise(argv, worker_env(plan), staging, plan, emit, on_launch)
+    # A launcher killed by SIGTERM would orphan torchrun and the ranks (each in its own session):
+    # treat it as Ctrl-C, which stops them and keeps their finished work.
+    with _sigterm_as_interrupt():
+        result = _supervise(argv, worker_env(plan), staging, plan, emit, on_launch)
     outcome = merge.write_run(
         staging=staging,
         request=request,
