@@ -1,0 +1,71 @@
+"""The CFG split's bookkeeping, in one process: which half a rank runs and how the halves come back.
+
+The partner GPU is stood in for by a gather that runs the other half through the same UNet: the
+real two-process exchange over gloo is in tests/integration/test_multi_bench.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+import torch
+
+from svdops.bench.config import model_configs
+from svdops.bench.models import build_unet
+from svdops.bench.multi.infer_cfg import COND, UNCOND, split_guidance
+
+
+class PartnerInProcess:
+    """A `dist` whose all_gather fills the partner's slot by running the partner's half itself."""
+
+    def __init__(self, unet, inputs, member):
+        self.unet, self.inputs, self.member = unet, inputs, member
+        self.calls = 0
+
+    def all_gather(self, halves, mine, group=None):
+        self.calls += 1
+        other = 1 - self.member
+        sample, timestep, hidden, time_ids = (t.chunk(2)[other] for t in self.inputs)
+        halves[self.member].copy_(mine)
+        partner = type(self.unet).forward(self.unet, sample, timestep, hidden, time_ids, return_dict=False)[0]
+        halves[other].copy_(partner)
+
+
+@pytest.fixture(scope="module")
+def unet_and_inputs():
+    torch.manual_seed(0)
+    unet = build_unet(model_configs("tiny"), num_frames=4).eval()
+    cfg = unet.config
+    batch, frames = 2, 4  # the guidance batch: [unconditional, conditional]
+    inputs = (
+        torch.randn(batch, frames, cfg.in_channels, 8, 8),
+        torch.tensor([0.5, 0.5]),
+        torch.randn(batch, 1, cfg.cross_attention_dim),
+        torch.tensor([[6.0, 127.0, 0.02]] * batch),
+    )
+    return unet, inputs
+
+
+@pytest.mark.parametrize("member", [UNCOND, COND])
+@pytest.mark.parametrize("return_dict", [False, True])
+def test_split_call_returns_the_whole_batchs_prediction(unet_and_inputs, member, return_dict):
+    unet, inputs = unet_and_inputs
+    with torch.no_grad():
+        whole = unet(*inputs[:2], encoder_hidden_states=inputs[2], added_time_ids=inputs[3], return_dict=False)[0]
+        dist = PartnerInProcess(unet, inputs, member)
+        with split_guidance(unet, group=None, member=member, dist=dist, torch=torch):
+            out = unet(*inputs[:2], encoder_hidden_states=inputs[2], added_time_ids=inputs[3], return_dict=return_dict)
+        split = out.sample if return_dict else out[0]
+    assert dist.calls == 1
+    assert split.shape == whole.shape
+    torch.testing.assert_close(split, whole, atol=1e-5, rtol=1e-5)
+    assert "forward" not in unet.__dict__  # the class's forward is back
+
+
+def test_an_odd_unet_batch_is_refused(unet_and_inputs):
+    unet, inputs = unet_and_inputs
+    odd = tuple(t[:1] for t in inputs)
+    with split_guidance(unet, group=None, member=0, dist=None, torch=torch), pytest.raises(RuntimeError, match="even"):
+        unet(*odd[:2], encoder_hidden_states=odd[2], added_time_ids=odd[3], return_dict=False)
