@@ -331,6 +331,7 @@ def slurm_script(request: MultiRequest, python: str = sys.executable, port: int 
 #SBATCH --exclusive
 #SBATCH --output={name}-%j.out
 set -euo pipefail
+# --exclusive above: another job's traffic on the same GPUs and links would be measured too.
 export HF_HUB_OFFLINE=1
 # c10d rendezvous on the first node of the allocation; the job id keeps concurrent jobs apart.
 head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
