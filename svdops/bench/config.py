@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -24,6 +25,11 @@ DEFAULT_SCENARIO = "svd-xt-25f"
 DTYPES = ("fp16", "bf16", "fp32")
 # Options that --sweep may vary; all are integers, and none needs the pipeline rebuilt.
 SWEEP_KEYS = ("decode_chunk", "frames", "height", "width", "steps", "videos_per_call")
+# --optimize levels and torch.compile modes (svdops.bench.optimize holds what each level does).
+OPTIMIZE_LEVELS = ("none", "safe", "max")
+COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
+# StableVideoDiffusionPipeline.check_inputs refuses any height or width that is not a multiple of 8.
+PIPELINE_PIXEL_MULTIPLE = 8
 _SWEEP_ALIASES = {"decode_chunk_size": "decode_chunk", "num_frames": "frames", "videos": "videos_per_call"}
 
 
@@ -80,6 +86,9 @@ class BenchRequest:
     sweep: tuple[str, ...] = ()
     telemetry: bool = True
     telemetry_hz: float = 10.0
+    optimize: str = "none"
+    compile_mode: str = "default"
+    compile_cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,8 @@ class PointConfig(Settings):
     compile: bool
     seed: int
     sweep: dict[str, int] = field(default_factory=dict)  # the axes' values at this point
+    optimize: str = "none"
+    compile_mode: str = "default"
 
     @property
     def guidance(self) -> bool:
@@ -175,6 +186,36 @@ def model_configs(model: str) -> dict[str, dict[str, Any]]:
     return configs
 
 
+def pixel_multiple(model: str) -> int:
+    """What height and width must be a multiple of for `model`: the pipeline's 8, and the VAE's
+    scale factor (the latents are height // scale, and the encoded image must match them). The
+    UNet takes any latent size (it forwards skip sizes to its upsamplers), so it adds nothing."""
+    vae_scale = 2 ** (len(model_configs(model)["vae"]["block_out_channels"]) - 1)
+    return math.lcm(PIPELINE_PIXEL_MULTIPLE, vae_scale)
+
+
+def check_pixels(flag: str, value: int, multiple: int) -> None:
+    if value % multiple:
+        lower = max(multiple, value // multiple * multiple)
+        raise BadInputError(
+            f"{flag} {value} is not a multiple of {multiple} (the pipeline and this model's VAE need it)",
+            where=flag,
+            hint=f"use a multiple of {multiple}, e.g. {lower} or {lower + multiple}",
+        )
+
+
+def check_request_shape(request: BenchRequest) -> None:
+    """The request's height and width (the scenario's where not given) against the model's multiple.
+
+    Swept values are checked per point (a failed point, and the sweep goes on); the base ones here,
+    before minutes are spent building a pipeline, or starting ranks, that would refuse them."""
+    scenario = load_scenario(request.scenario)
+    multiple = pixel_multiple(scenario.model)
+    for key in ("height", "width"):
+        value = getattr(request, key)
+        check_pixels(f"--{key}", getattr(scenario, key) if value is None else value, multiple)
+
+
 # --- resolving ---------------------------------------------------------------------------------
 
 
@@ -214,8 +255,14 @@ def resolve_points(request: BenchRequest, device: str) -> list[PointConfig]:
         raise BadInputError("--iterations must be at least 1", where="--iterations")
     if warmup < 0:
         raise BadInputError("--warmup cannot be negative", where="--warmup")
-    if request.compile:
-        warmup = max(warmup, 1)  # the first call compiles; it must never land in the timed set
+    if request.optimize not in OPTIMIZE_LEVELS:
+        raise BadInputError(f"unknown --optimize {request.optimize!r}", where="--optimize",
+                            hint=f"choose one of {', '.join(OPTIMIZE_LEVELS)}")  # fmt: skip
+    if request.compile_mode not in COMPILE_MODES:
+        raise BadInputError(f"unknown --compile-mode {request.compile_mode!r}", where="--compile-mode",
+                            hint=f"choose one of {', '.join(COMPILE_MODES)}")  # fmt: skip
+    if request.compile or request.optimize != "none":
+        warmup = max(warmup, 1)  # the first call compiles (or autotunes); it must never land in the timed set
 
     settings = {f.name: getattr(scenario, f.name) for f in dataclasses.fields(Settings)}
     settings.update(iterations=iterations, warmup=warmup)
@@ -226,9 +273,11 @@ def resolve_points(request: BenchRequest, device: str) -> list[PointConfig]:
             if value < 1:
                 raise BadInputError(f"{flag} must be at least 1, got {value}", where=flag)
             settings[key] = value
+    check_request_shape(request)
     base = PointConfig(
-        **settings, scenario=scenario.name, device=device, dtype=dtype, compile=request.compile, seed=request.seed
-    )
+        **settings, scenario=scenario.name, device=device, dtype=dtype, compile=request.compile, seed=request.seed,
+        optimize=request.optimize, compile_mode=request.compile_mode,
+    )  # fmt: skip
     axes = parse_sweep(request.sweep)
     if not axes:
         return [base]

@@ -8,13 +8,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from svdops.bench.config import PointConfig, model_configs
+from svdops.bench.config import PIPELINE_PIXEL_MULTIPLE, PointConfig, check_pixels, model_configs
 from svdops.errors import BadInputError, MissingDependencyError
 from svdops.versions import Version
 
@@ -195,8 +196,9 @@ def prepare_pipeline(point: PointConfig, weights_path: str | None) -> tuple[Any,
         pipe.enable_model_cpu_offload(device=point.device)
     if point.forward_chunking:
         pipe.unet.enable_forward_chunking()
-    if point.compile:
-        pipe.unet.compile()
+    if point.compile and point.optimize == "none":
+        # With --optimize the compile lever compiles, after the other levers and the gate's reference run.
+        pipe.unet.compile(mode=None if point.compile_mode == "default" else point.compile_mode)
     pipe.set_progress_bar_config(disable=True)
     return pipe, weights
 
@@ -206,13 +208,8 @@ def vae_scale_factor(pipe: Any) -> int:
 
 
 def check_shape(pipe: Any, point: PointConfig) -> None:
-    """Height and width must survive the VAE and every UNet downsampling; say so before running."""
-    down = len(pipe.unet.config.block_out_channels) - 1
-    multiple = vae_scale_factor(pipe) * 2**down
-    for flag, value in (("--height", point.height), ("--width", point.width)):
-        if value % multiple:
-            raise BadInputError(
-                f"{flag} {value} is not a multiple of {multiple} (VAE x UNet downsampling of this model)",
-                where=flag,
-                hint=f"use a multiple of {multiple}, e.g. {max(multiple, value // multiple * multiple)}",
-            )
+    """Height and width must suit the pipeline (multiples of 8) and the VAE (its scale factor); say
+    so before running. Base values are checked earlier (config.resolve_points); this catches swept ones."""
+    multiple = math.lcm(PIPELINE_PIXEL_MULTIPLE, vae_scale_factor(pipe))
+    check_pixels("--height", point.height, multiple)
+    check_pixels("--width", point.width, multiple)

@@ -28,6 +28,7 @@ from svdops import __version__
 from svdops.bench.config import BenchRequest, PointConfig, largest_fitting, load_scenario, parse_sweep, resolve_points
 from svdops.bench.flops import unet_flops
 from svdops.bench.models import Weights, check_shape, import_stack, prepare_pipeline
+from svdops.bench.optimize.quality import QualityGateFailed
 from svdops.bench.stats import describe
 from svdops.bench.timing import StageClock, inspect_frames
 from svdops.errors import BadInputError
@@ -244,6 +245,37 @@ def conditioning_image(point: PointConfig) -> Any:
     return Image.fromarray(pixels, "RGB")
 
 
+def pipeline_call(
+    pipe: Any,
+    image: Any,
+    point: PointConfig,
+    *,
+    steps: int,
+    generator: Any,
+    output_type: str = "pil",
+    callback: Callable[..., dict[str, Any]] | None = None,
+) -> Any:
+    """One call of the pipeline with the point's settings: the one place that spells them out, for
+    this bench, the multi-GPU ranks and the quality gate's reference alike."""
+    return pipe(
+        image,
+        height=point.height,
+        width=point.width,
+        num_frames=point.frames,
+        num_inference_steps=steps,
+        min_guidance_scale=point.min_guidance_scale,
+        max_guidance_scale=point.max_guidance_scale,
+        fps=point.fps,
+        motion_bucket_id=point.motion_bucket_id,
+        noise_aug_strength=point.noise_aug_strength,
+        decode_chunk_size=point.decode_chunk,
+        num_videos_per_prompt=point.videos_per_call,
+        generator=generator,
+        output_type=output_type,
+        callback_on_step_end=callback,
+    )
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -255,6 +287,7 @@ class _Bench:
         self.emit = emit
         self.sampler = sampler
         self.where = (0, 0)  # (point, iteration) for the stage marks
+        self.optimization: Any = None  # svdops.bench.optimize.Optimization with --optimize
 
     def sync(self, device: str) -> Callable[[], None]:
         if device.startswith("cuda"):
@@ -283,6 +316,8 @@ class _Bench:
             return
         except BadInputError as exc:
             result.status, result.error = "failed", str(exc) + (f" ({exc.hint})" if exc.hint else "")
+        except QualityGateFailed as exc:
+            result.status, result.error = "failed", str(exc)
         except Exception as exc:
             if is_oom(exc, self.torch):
                 result.status, result.error = "oom", _first_line(exc)
@@ -326,29 +361,20 @@ class _Bench:
         generator = torch.Generator(device=point.device).manual_seed(point.seed)
         times = clock.begin()
         mark = self.sampler.mark("iteration:start", point=self.where[0], iteration=i)
+        # PIL frames: diffusers' default output (the anchors ran with the defaults), so end-to-end
+        # is what a user of the pipeline waits for.
         out = clock.run(
-            lambda: pipe(
-                image,
-                height=point.height,
-                width=point.width,
-                num_frames=point.frames,
-                num_inference_steps=steps,
-                min_guidance_scale=point.min_guidance_scale,
-                max_guidance_scale=point.max_guidance_scale,
-                fps=point.fps,
-                motion_bucket_id=point.motion_bucket_id,
-                noise_aug_strength=point.noise_aug_strength,
-                decode_chunk_size=point.decode_chunk,
-                num_videos_per_prompt=point.videos_per_call,
-                generator=generator,
-                # PIL frames: diffusers' default output (the anchors ran with the defaults), so
-                # end-to-end is what a user of the pipeline waits for.
-                output_type="pil",
-                callback_on_step_end=clock.callback,
-            )
+            lambda: pipeline_call(pipe, image, point, steps=steps, generator=generator, callback=clock.callback)
         )
         end = self.sampler.mark("iteration:end", point=self.where[0], iteration=i)
         inspect_frames(out.frames, times)
+        gate = self.optimization
+        if gate is not None and gate.gate_pending and not warmup and self.where[0] == 0:
+            # The reference was made at point 0 with the full steps and the same seed: this output
+            # must match it. Checked outside the clock, so the comparison is never timed.
+            verdict = gate.check(out.frames)
+            if not verdict.passed:
+                raise QualityGateFailed(verdict.describe())
         del out
         gib = 2**30
         return IterationRecord(
@@ -433,10 +459,13 @@ def run_bench(
         for r in results:
             for rec in r.records:
                 rec.energy_j = energy_joules(samples_between(samples, rec.t_start_mono, rec.t_end_mono))
-            r.summary = _summarize_point(r, samples, gpu_name)
+            compiled = r.point.compile or bool(run.optimization and run.optimization.compiled)
+            r.summary = _summarize_point(r, samples, gpu_name, compiled)
         results_doc = _results_document(request, device, gpu_name, results, run, sampler, use_telemetry)
         writer.write_json("facts.json", facts.to_dict() if facts is not None else None)
-        writer.write_json("config.json", _config_document(request, points, results_doc["weights"]))
+        config_doc = _config_document(request, points, results_doc["weights"])
+        config_doc["optimize"] = results_doc["optimize"]
+        writer.write_json("config.json", config_doc)
         writer.write_json("results.json", results_doc)
         writer.write_json("versions.json", collect_versions(torch, sampler, facts, device))
         writer.write_csv("iterations.csv", ITERATION_COLUMNS, _iteration_rows(results))
@@ -454,6 +483,8 @@ class _RunState:
     weights: Weights | None = None
     build_s: float | None = None
     interrupted: bool = False
+    optimization: Any = None  # svdops.bench.optimize.Optimization
+    compile_cache: Any = None  # svdops.bench.optimize.compile_cache.CompileCache for a plain --compile
 
 
 def _build_and_run(
@@ -479,6 +510,24 @@ def _build_and_run(
     if any(r.status == "oom" for r in results):
         bench.release_memory(first.device)
         return
+    if first.optimize != "none":
+        from svdops.bench.optimize import optimize_pipeline
+
+        bench.emit("phase", {"text": f"applying --optimize {first.optimize}"})
+        t0 = time.perf_counter()
+
+        def reference() -> Any:
+            generator = bench.torch.Generator(device=first.device).manual_seed(first.seed)
+            image = conditioning_image(first)
+            return pipeline_call(pipe, image, first, steps=first.steps, generator=generator).frames
+
+        run.optimization = optimize_pipeline(pipe, first, cache_dir=request.compile_cache, reference=reference)
+        run.optimization.setup_s = time.perf_counter() - t0
+        bench.optimization = run.optimization
+    elif first.compile and request.compile_cache:
+        from svdops.bench.optimize import compile_cache
+
+        run.compile_cache = compile_cache.configure(request.compile_cache)
     clock = StageClock(
         pipe,
         bench.sync(first.device),
@@ -512,6 +561,7 @@ def _results_document(
         "started_at": run.started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "build_s": run.build_s,
+        "optimize": _optimize_document(request, results, run),
         "points": [_point_doc(r) for r in results],
         "largest_fitting": largest,
         "telemetry": {
@@ -534,6 +584,23 @@ def _config_document(request: BenchRequest, points: list[PointConfig], weights: 
         "sweep_axes": parse_sweep(request.sweep),
         "weights": weights,
         "points": [p.to_dict() for p in points],
+    }
+
+
+def _optimize_document(request: BenchRequest, results: list[PointResult], run: _RunState) -> dict[str, Any]:
+    """What --optimize applied and declined, the compile cache, and the quality gate's verdict."""
+    compile_s = next((r.summary.get("compile_s") for r in results if r.summary.get("compile_s") is not None), None)
+    if run.optimization is not None:
+        doc = run.optimization.to_dict(compile_s)
+        doc["setup_s"] = run.optimization.setup_s
+        return doc
+    return {
+        "level": "none",
+        "compile_mode": request.compile_mode,
+        "levers": [],
+        "applied": ["compile-unet"] if request.compile else [],
+        "compile_cache": run.compile_cache.report(compile_s) if run.compile_cache else None,
+        "quality_gate": {"checked": False, "why": "the reference pipeline is what the gate compares against"},
     }
 
 
@@ -567,7 +634,9 @@ def _overall_status(results: list[PointResult], interrupted: bool) -> str:
     return "failed"
 
 
-def _summarize_point(result: PointResult, samples: list[Any], gpu_name: str | None) -> dict[str, Any]:
+def _summarize_point(
+    result: PointResult, samples: list[Any], gpu_name: str | None, compiled: bool = False
+) -> dict[str, Any]:
     summary: dict[str, Any] = {k: v for k, v in result.summary.items() if k == "traceback"}
     timed = result.timed
     point = result.point
@@ -603,7 +672,7 @@ def _summarize_point(result: PointResult, samples: list[Any], gpu_name: str | No
     summary["output_ok"] = bool(nan) and max(nan) == 0.0 and summary["black_frames"] == 0
     energies = [r.energy_j for r in timed if r.energy_j is not None]
     summary["energy_j_per_video"] = statistics.median(energies) / videos if energies else None
-    if point.compile and result.records and result.records[0].warmup and result.records[0].steps_s and step:
+    if compiled and result.records and result.records[0].warmup and result.records[0].steps_s and step:
         # The first UNet call compiles; what it took beyond a normal step is the compile time.
         summary["compile_s"] = result.records[0].steps_s[0] - step
     window = samples_between(samples, timed[0].t_start_mono, timed[-1].t_end_mono)

@@ -10,11 +10,20 @@ from typing import Any
 
 import click
 
-from svdops.bench.config import DEFAULT_SCENARIO, DTYPES, SWEEP_KEYS, BenchRequest, scenario_names
+from svdops.bench.config import (
+    COMPILE_MODES,
+    DEFAULT_SCENARIO,
+    DTYPES,
+    OPTIMIZE_LEVELS,
+    SWEEP_KEYS,
+    BenchRequest,
+    check_request_shape,
+    scenario_names,
+)
 from svdops.bench.multi import WORKLOADS, MultiRequest
 from svdops.bench.multi.launcher import parse_gpus, wants_multi
 from svdops.cli.errors import handles_errors
-from svdops.errors import InterruptedRunError, RunFailedError
+from svdops.errors import BadInputError, InterruptedRunError, RunFailedError
 from svdops.store import DEFAULT_STORE
 
 
@@ -29,6 +38,13 @@ from svdops.store import DEFAULT_STORE
 @click.option("--width", type=click.IntRange(min=8), help="Output width in pixels.")
 @click.option("--videos-per-call", type=click.IntRange(min=1), help="Videos per pipeline call (batch).")
 @click.option("--compile", "compile_unet", is_flag=True, help="torch.compile the UNet (compile time reported apart).")
+@click.option("--optimize", type=click.Choice(OPTIMIZE_LEVELS), default="none", show_default=True,
+              help="none: the reference pipeline. safe: levers that keep the output within fp16 tolerance. "
+              "max: adds lower-precision paths (fp8) behind a PSNR/SSIM quality gate.")
+@click.option("--compile-mode", type=click.Choice(COMPILE_MODES), default="default", show_default=True,
+              help="torch.compile mode for --compile and --optimize (reduce-overhead: CUDA graphs).")
+@click.option("--compile-cache", type=click.Path(file_okay=False), metavar="DIR",
+              help="Keep Inductor's compile cache here (--optimize default: ~/.cache/svdops/inductor).")
 @click.option("--iterations", type=click.IntRange(min=1), help="Timed iterations.")
 @click.option("--warmup", type=click.IntRange(min=0), help="Untimed warm-up iterations first.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -66,6 +82,9 @@ def bench(
     width: int | None,
     videos_per_call: int | None,
     compile_unet: bool,
+    optimize: str,
+    compile_mode: str,
+    compile_cache: str | None,
     iterations: int | None,
     warmup: int | None,
     seed: int,
@@ -94,10 +113,14 @@ def bench(
         scenario=scenario, device=device, dtype=dtype, decode_chunk=decode_chunk, steps=steps, frames=frames,
         height=height, width=width, videos_per_call=videos_per_call, compile=compile_unet, iterations=iterations,
         warmup=warmup, seed=seed, store=store, weights=weights, sweep=sweep, telemetry=not no_telemetry,
-        telemetry_hz=telemetry_hz,
+        telemetry_hz=telemetry_hz, optimize=optimize, compile_mode=compile_mode, compile_cache=compile_cache,
     )  # fmt: skip
+    check_request_shape(request)  # before any pipeline is built or any rank started
     gpus = parse_gpus(gpus_text)
     multi_path = wants_multi(workload, gpus, gpus_text, nproc_per_node) or nnodes > 1 or bool(slurm_script)
+    if multi_path and optimize != "none":
+        raise BadInputError("--optimize runs on the single-GPU bench only", where="--optimize",
+                            hint="drop --workload/--nproc-per-node/--nnodes, or drop --optimize")  # fmt: skip
     if not multi_path and gpus is not None and device is None:
         request = dataclasses.replace(request, device=f"cuda:{gpus[0]}")  # --gpus N: the single-GPU bench on N
     if multi_path:
@@ -219,6 +242,25 @@ def render_multi(outcome: Any) -> None:
     console.print(f"run: {outcome.path} ({results['status']})")
 
 
+def render_optimize(console: Any, optimize: dict[str, Any]) -> None:
+    """One line per lever the level considered: applied (with its note) or declined (with why)."""
+    if optimize.get("level", "none") == "none":
+        return
+    console.print(f"optimize {optimize['level']} (compile mode {optimize['compile_mode']}, "
+                  f"arch {optimize.get('arch') or 'cpu'}):")  # fmt: skip
+    for lever in optimize["levers"]:
+        detail = lever.get("note") or lever.get("reason") or ""
+        console.print(f"  {lever['status']:8} {lever['name']}: {detail}", highlight=False)
+    cache = optimize.get("compile_cache")
+    if cache:
+        hits, misses = cache["fxgraph_cache_hit"], cache["fxgraph_cache_miss"]
+        console.print(f"compile cache: {cache['dir']} ({cache['state']} at start, {hits} graph hits, {misses} "
+                      f"misses; compile {_fmt(cache['compile_s'], 1)} s)")  # fmt: skip
+    gate = optimize.get("quality_gate") or {}
+    if gate.get("checked"):
+        console.print(gate["text"], highlight=False)
+
+
 @contextmanager
 def progress_bar() -> Iterator[Any]:
     """A bar over iterations and one over UNet steps, on stderr; nothing when stderr is not a TTY."""
@@ -287,6 +329,7 @@ def render(outcome: Any) -> None:
         )  # fmt: skip
     console.print(table)
     console.print(f"weights: {results['weights']['description'] if results['weights'] else '-'}")
+    render_optimize(console, results.get("optimize") or {})
     if results.get("largest_fitting"):
         fit = results["largest_fitting"]["config"]
         console.print(f"largest configuration that fits: point {results['largest_fitting']['point']} "

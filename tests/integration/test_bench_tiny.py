@@ -199,6 +199,7 @@ def test_missing_or_wrong_weights_are_a_clear_error_and_no_run(tmp_path):
 
 
 def test_shape_the_model_cannot_take_is_a_failed_point_not_a_crash(tmp_path):
-    outcome = run_bench(tiny(tmp_path, sweep=("height=64,66",), iterations=1, telemetry=False), gather=_facts)
+    # 60 passes the VAE's own factor (2 for tiny) but not the pipeline's multiple of 8.
+    outcome = run_bench(tiny(tmp_path, sweep=("height=64,60",), iterations=1, telemetry=False), gather=_facts)
     assert [p.status for p in outcome.points] == ["ok", "failed"]
-    assert "multiple of 4" in outcome.points[1].error
+    assert "--height 60 is not a multiple of 8" in outcome.points[1].error

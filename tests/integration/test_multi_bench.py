@@ -202,16 +202,27 @@ def test_a_hung_rank_is_stopped_after_the_rank_timeout(tmp_path):
 
 def test_a_rank_that_raises_fails_the_command_naming_the_rank(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "gather_local_facts", lambda use_nvml: no_facts())
-    # The pipeline itself refuses 60 px (not a multiple of 8) in its first call, in every rank.
+    # A snapshot whose model_index.json names every component but holds no weights: the launcher's
+    # check (a folder with model_index.json) passes, and each rank fails when it loads the pipeline.
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    components = {"unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
+                  "vae": ["diffusers", "AutoencoderKLTemporalDecoder"],
+                  "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+                  "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+                  "feature_extractor": ["transformers", "CLIPImageProcessor"]}  # fmt: skip
+    index = {"_class_name": "StableVideoDiffusionPipeline", "_diffusers_version": "0.42.1", **components}
+    (snapshot / "model_index.json").write_text(json.dumps(index))
     args = ["--scenario", "tiny", "--device", "cpu", "--store", str(tmp_path / "runs"), "--workload", "infer-dp",
             "--nproc-per-node", "2", "--iterations", "1", "--warmup", "0", "--steps", "1",
-            "--height", "60"]  # fmt: skip
+            "--weights", str(snapshot)]  # fmt: skip
     result = CliRunner().invoke(bench, args)
     assert result.exit_code == 4, result.output
     run = only_run(tmp_path)
     failure = run.results["failure"]
     assert failure["how"] == "exception" and failure["rank"] in (0, 1)
-    assert f"rank {failure['rank']} failed: ValueError" in result.output and "divisible by 8" in result.output
+    assert f"rank {failure['rank']} failed: svdops.errors.BadInputError" in result.output, result.output
+    assert "cannot load the pipeline from this snapshot" in result.output
     assert str(run.path) in result.output and "Traceback" not in result.output
     assert "Traceback" in run.results["ranks"][failure["rank"]]["traceback"]  # kept for whoever debugs it
 

@@ -12,7 +12,7 @@ from typing import Any
 from svdops.bench.config import PointConfig
 from svdops.bench.models import check_shape, prepare_pipeline
 from svdops.bench.multi.rank import RankContext, record_row
-from svdops.bench.runner import conditioning_image
+from svdops.bench.runner import conditioning_image, pipeline_call
 from svdops.bench.timing import StageClock
 
 
@@ -38,22 +38,14 @@ class VideoRunner:
         generator = torch.Generator(device=point.device).manual_seed(seed)
         self.clock.begin()
         out = self.clock.run(
-            lambda: self.pipe(
+            lambda: pipeline_call(
+                self.pipe,
                 self.image,
-                height=point.height,
-                width=point.width,
-                num_frames=point.frames,
-                num_inference_steps=steps,
-                min_guidance_scale=point.min_guidance_scale,
-                max_guidance_scale=point.max_guidance_scale,
-                fps=point.fps,
-                motion_bucket_id=point.motion_bucket_id,
-                noise_aug_strength=point.noise_aug_strength,
-                decode_chunk_size=point.decode_chunk,
-                num_videos_per_prompt=point.videos_per_call,
+                point,
+                steps=steps,
                 generator=generator,
                 output_type=output_type,
-                callback_on_step_end=self.clock.callback,
+                callback=self.clock.callback,
             )
         )
         return out.frames
