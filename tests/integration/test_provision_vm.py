@@ -5,7 +5,7 @@ by-id allowlists, twice (the second run changes nothing), then the VM reboots fr
 role rebuilt and both arrays come back under their names, mounted by UUID. A data disk holding a
 filesystem is refused without --wipe, and nothing is created while any disk is refused.
 
-Slow (about 4 minutes, plus about 3 minutes once to build the cached root filesystem): skip with
+Slow (about 6 minutes, plus about 3 minutes once to build the cached root filesystem): skip with
 -m "not vm". The tests run in order against one VM.
 """
 

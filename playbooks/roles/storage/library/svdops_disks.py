@@ -21,12 +21,18 @@ options:
     type: list
     elements: str
     default: []
+  devices:
+    description: Inspect the devices too; false reads only the arrays (after they are built).
+    type: bool
+    default: true
 author: svdops
 """
 
 RETURN = r"""
 arrays:
-  description: NAME -> {exists, path, members (resolved paths), level, uuid}.
+  description: >-
+    NAME -> {exists, path, members (resolved paths), level, uuid, brief (its mdadm.conf ARRAY line),
+    fs_type, fs_uuid (blkid), mounted_uuid (of what is mounted on C(mount), when given)}.
   returned: always
   type: dict
 devices:
@@ -70,9 +76,18 @@ def _mounted_sources():
     return found
 
 
+def _uuid_of(module, device):
+    blkid = module.get_bin_path("blkid", required=True)
+    rc, out, _err = module.run_command([blkid, "--probe", "--output", "value", "--match-tag", "UUID", device])
+    if rc != 0:
+        return None
+    return out.strip() or None
+
+
 def array_state(module, name):
     path = f"/dev/md/{name}"
-    state = {"exists": os.path.exists(path), "path": path, "members": [], "level": None, "uuid": None}
+    state = {"exists": os.path.exists(path), "path": path, "members": [], "level": None, "uuid": None,
+             "brief": None, "fs_type": None, "fs_uuid": None}
     if not state["exists"]:
         return state
     mdadm = module.get_bin_path("mdadm", required=True)
@@ -84,6 +99,13 @@ def array_state(module, name):
     state["level"] = info.get("MD_LEVEL")
     state["uuid"] = info.get("MD_UUID")
     state["members"] = sorted(os.path.realpath(v) for k, v in info.items() if k.startswith("MD_DEVICE_") and k.endswith("_DEV"))
+    rc, out, _err = module.run_command([mdadm, "--detail", "--brief", path])
+    state["brief"] = next((ln.strip() for ln in out.splitlines() if ln.startswith("ARRAY")), None)
+    blkid = module.get_bin_path("blkid", required=True)
+    # -p probes the device itself: the cache may still describe what was there before the array
+    rc, out, _err = module.run_command([blkid, "--probe", "--output", "export", path])
+    fs = _export(out) if rc == 0 else {}
+    state["fs_type"], state["fs_uuid"] = fs.get("TYPE"), fs.get("UUID")
     return state
 
 
@@ -125,7 +147,8 @@ def device_state(module, path, mounts):
 def main():
     module = AnsibleModule(
         argument_spec={"arrays": {"type": "list", "elements": "dict", "required": True},
-                       "wipe": {"type": "list", "elements": "str", "default": []}},
+                       "wipe": {"type": "list", "elements": "str", "default": []},
+                       "devices": {"type": "bool", "default": True}},
         supports_check_mode=True,
     )
     wipe_names = set()
@@ -137,6 +160,11 @@ def main():
         name = spec["name"]
         state = array_state(module, name)
         arrays[name] = state
+        if spec.get("mount"):
+            mounted = [src for src, points in mounts.items() if spec["mount"] in points]
+            state["mounted_uuid"] = _uuid_of(module, mounted[0]) if mounted else None
+        if not module.params["devices"]:
+            continue
         for path in spec.get("devices") or []:
             dev = device_state(module, path, mounts)
             dev["array"] = name
