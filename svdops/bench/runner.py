@@ -288,6 +288,7 @@ class _Bench:
         self.sampler = sampler
         self.where = (0, 0)  # (point, iteration) for the stage marks
         self.optimization: Any = None  # svdops.bench.optimize.Optimization with --optimize
+        self.gate_failure: str | None = None
 
     def sync(self, device: str) -> Callable[[], None]:
         if device.startswith("cuda"):
@@ -349,6 +350,8 @@ class _Bench:
             info = {"point": result.index, "iteration": i, "total": total, "warmup": warmup, "steps": steps}
             self.emit("iteration", info)
             result.records.append(self._iteration(pipe, point, clock, image, i, warmup, steps))
+            if self.gate_failure:
+                raise QualityGateFailed(self.gate_failure)
             self.emit("iteration_done", {"point": result.index, "iteration": i, "e2e_s": result.records[-1].e2e_s})
 
     def _iteration(
@@ -374,7 +377,7 @@ class _Bench:
             # must match it. Checked outside the clock, so the comparison is never timed.
             verdict = gate.check(out.frames)
             if not verdict.passed:
-                raise QualityGateFailed(verdict.describe())
+                self.gate_failure = verdict.describe()  # raised once this iteration's record is kept
         del out
         gib = 2**30
         return IterationRecord(
