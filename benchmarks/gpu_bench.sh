@@ -171,3 +171,42 @@ for run in list_runs(sys.argv[1]):
     print(line)
 PYEOF
 echo "multi-GPU block done at $(elapsed) s; runs in $STORE"
+
+# ---- optimized bench (svdops bench --optimize) -------------------------------------------------
+# A separate block, after everything above and under the same BUDGET_S (raise it to reach this).
+# Each level runs twice with one compile cache: the first run pays the compile (cold cache), the
+# second shows what a warm cache leaves (goal: under 20 s). Goals on an H100 SXM, SVD-XT 576x1024:
+# safe <= 0.40 s per UNet step, max <= 0.30 s, end to end >= 1.6x faster than the 19.18 s reference;
+# max must pass its PSNR/SSIM gate. A level that fails its gate exits 4 and says so in its log.
+STORE="$OUT/optimize-runs"
+CACHE="$OUT/compile-cache"
+mkdir -p "$STORE" "$CACHE"
+bench opt-safe-cold 360 --scenario svd-xt-25f --optimize safe --compile-cache "$CACHE" --warmup 1 --iterations 2
+bench opt-safe-warm 180 --scenario svd-xt-25f --optimize safe --compile-cache "$CACHE" --warmup 1 --iterations 2
+bench opt-max-cold  420 --scenario svd-xt-25f --optimize max --compile-cache "$CACHE" --warmup 1 --iterations 2
+bench opt-max-warm  240 --scenario svd-xt-25f --optimize max --compile-cache "$CACHE" --warmup 1 --iterations 2
+"$PY" - "$STORE" <<'PYEOF' | tee "$OUT/optimize-summary.txt"
+import sys
+from svdops.store import list_runs
+
+GOALS = {"safe": 0.40, "max": 0.30}  # s per UNet step on an H100 SXM
+REFERENCE_E2E_S = 19.18  # H100 SXM anchor, diffusers defaults
+for run in list_runs(sys.argv[1]):
+    opt = run.results.get("optimize") or {}
+    for point in run.results["points"]:
+        s = point["summary"]
+        step = (s.get("unet_step_s") or {}).get("median")
+        e2e = (s.get("e2e_s") or {}).get("median")
+        cache = opt.get("compile_cache") or {}
+        gate = opt.get("quality_gate") or {}
+        goal = GOALS.get(opt.get("level"))
+        print(f"{run.name}: {opt.get('level')} {point['status']} step {step} s (goal {goal}) mfu {s.get('mfu')} "
+              f"e2e {e2e} s (x{REFERENCE_E2E_S / e2e if e2e else float('nan'):.2f} vs anchor) "
+              f"compile {s.get('compile_s')} s cache {cache.get('state')} hits {cache.get('fxgraph_cache_hit')} "
+              f"gate {gate.get('passed', '-')} psnr {gate.get('psnr_db', '-')} ssim {gate.get('ssim', '-')}")
+        print(f"    applied: {', '.join(opt.get('applied', []))}")
+        for lever in opt.get("levers", []):
+            if lever["status"] != "applied" and lever["level"] != "declined":
+                print(f"    {lever['status']} {lever['name']}: {lever.get('reason')}")
+PYEOF
+echo "optimize block done at $(elapsed) s; runs in $STORE"
