@@ -21,14 +21,19 @@ from torch.nn.attention import SDPBackend
 import svdops.bench.optimize as optimize
 from svdops.bench import runner
 from svdops.bench.config import BenchRequest, resolve_points
-from svdops.bench.models import build_random_pipeline
+from svdops.bench.flops import unet_flops
+from svdops.bench.models import build_random_pipeline, check_shape
 from svdops.bench.optimize.attention import ChunkedSDPAProcessor
-from svdops.bench.optimize.levers import ChunkedAttention, FusedProjections, Lever
+from svdops.bench.optimize.levers import ChunkedAttention, CompileUNet, CompileVAEDecoder, FusedProjections, Lever
 from svdops.bench.runner import conditioning_image, pipeline_call, run_bench
 from svdops.cli.bench import bench
 from svdops.facts import HostFacts
 
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+    # importing torch.compile's stack touches torch.jit, which warns about itself: not ours
+    pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning"),
+]
 
 # fp16 carries about 3 decimal digits: a safe lever may move a pixel (in [0, 1]) by no more than this.
 FP16_TOLERANCE = 1e-3
@@ -84,6 +89,19 @@ def test_each_safe_lever_matches_the_reference_output(point, reference, name):
         processors = {m.processor for m in pipe.unet.modules() if isinstance(getattr(m, "processor", None),
                                                                              ChunkedSDPAProcessor)}  # fmt: skip
         assert any(p.calls_split for p in processors)  # the split really happened, and changed nothing
+
+
+def test_compile_levers_wrap_the_modules_and_the_pipeline_still_reads_their_configs(point):
+    """Nothing is called here (a CPU compile of the UNet takes minutes): what the bench reads from the
+    pipeline after the levers, and how diffusers registers the compiled UNet, must still work."""
+    pipe, _ = build_random_pipeline(point, "cpu")
+    for lever in (CompileVAEDecoder("default", requested=True), CompileUNet("default", requested=True)):
+        assert lever.applies_to("cpu", "fp32", None).applies
+        assert "torch.compile" in lever.apply(pipe)
+    assert hasattr(pipe.unet, "_orig_mod") and hasattr(pipe.vae.decoder, "_orig_mod")
+    assert pipe.config["unet"][1] == "UNetSpatioTemporalConditionModel"  # registered as the model, not the wrapper
+    check_shape(pipe, point)
+    assert unet_flops(dict(pipe.unet.config), batch=2, frames=point.frames, latent_height=32, latent_width=32) > 0
 
 
 def test_optimize_max_on_the_cpu_records_each_lever_and_passes_the_gate(tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ class Optimization:
     levers: list[dict[str, Any]] = field(default_factory=list)
     cache: compile_cache.CompileCache | None = None
     reference: Any = None  # uint8 frames of the unoptimized pipeline at point 0, for the gate
-    quality: quality.QualityResult | None = None
+    verdict: quality.QualityResult | None = None
     setup_s: float | None = None  # applying the levers, with the gate's reference call
 
     @property
@@ -41,17 +41,17 @@ class Optimization:
 
     @property
     def gate_pending(self) -> bool:
-        return self.reference is not None and self.quality is None
+        return self.reference is not None and self.verdict is None
 
     def check(self, frames: Any) -> quality.QualityResult:
         """Judge the first timed output (same seed, steps and shape as the reference) once."""
-        self.quality = quality.evaluate(self.reference, frames)
+        self.verdict = quality.evaluate(self.reference, frames)
         self.reference = None  # up to 44 MB per SVD-XT video: not kept past the check
-        return self.quality
+        return self.verdict
 
     def to_dict(self, compile_s: float | None = None) -> dict[str, Any]:
-        if self.quality is not None:
-            gate: dict[str, Any] = {"checked": True, **self.quality.to_dict(), "text": self.quality.describe()}
+        if self.verdict is not None:
+            gate: dict[str, Any] = {"checked": True, **self.verdict.to_dict(), "text": self.verdict.describe()}
         elif self.level == "max":
             gate = {"checked": False, "why": "no timed iteration of point 0 finished",
                     "psnr_min_db": quality.PSNR_MIN_DB, "ssim_min": quality.SSIM_MIN}  # fmt: skip

@@ -95,7 +95,8 @@ class ChunkedSDPAProcessor:
         fused = getattr(attn, "fused_projections", False)
         if encoder_hidden_states is None:
             if fused:
-                return torch.chunk(attn.to_qkv(hidden_states), 3, dim=-1)
+                query, key, value = torch.chunk(attn.to_qkv(hidden_states), 3, dim=-1)
+                return query, key, value
             return attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
         if attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
