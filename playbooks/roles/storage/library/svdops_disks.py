@@ -84,6 +84,18 @@ def _uuid_of(module, device):
     return out.strip() or None
 
 
+def stable_brief(line):
+    """The ARRAY line without the fields that change on their own.
+
+    A new RAID5/6 is built degraded plus a spare and resyncs onto it: until the resync ends,
+    `mdadm --detail --brief` says `spares=1`, afterwards not. Keeping that field would rewrite
+    mdadm.conf (and rebuild the initramfs) on the next run for no reason.
+    """
+    words = line.split()
+    kept = [w for w in words[:2]] + [w for w in words[2:] if w.split("=", 1)[0] in ("metadata", "name", "UUID")]
+    return " ".join(kept)
+
+
 def array_state(module, name):
     path = f"/dev/md/{name}"
     state = {"exists": os.path.exists(path), "path": path, "members": [], "level": None, "uuid": None,
@@ -100,7 +112,8 @@ def array_state(module, name):
     state["uuid"] = info.get("MD_UUID")
     state["members"] = sorted(os.path.realpath(v) for k, v in info.items() if k.startswith("MD_DEVICE_") and k.endswith("_DEV"))
     rc, out, _err = module.run_command([mdadm, "--detail", "--brief", path])
-    state["brief"] = next((ln.strip() for ln in out.splitlines() if ln.startswith("ARRAY")), None)
+    brief = next((ln.strip() for ln in out.splitlines() if ln.startswith("ARRAY")), None)
+    state["brief"] = stable_brief(brief) if brief else None
     blkid = module.get_bin_path("blkid", required=True)
     # -p probes the device itself: the cache may still describe what was there before the array
     rc, out, _err = module.run_command([blkid, "--probe", "--output", "export", path])
