@@ -828,9 +828,13 @@ def gpu_count(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     n = len(facts.gpus)
     if n == 0 and (lo or 0) > 0:
         note = facts.note_for("gpus")
-        yield Finding("gpu.count", title, FAIL, expected, f"0 ({note})" if note else "0",
-                      hint="check the GPUs are seated and powered, then `lspci | grep -i nvidia` and install the "
-                           "driver (driver.present)")
+        if facts.driver.needs_reboot:
+            # nvidia-smi cannot list GPUs while the loaded module and the libraries disagree
+            hint = "sudo reboot (driver.reboot-required), then check again: nvidia-smi lists no GPU until then"
+        else:
+            hint = ("check the GPUs are seated and powered, then `lspci | grep -i nvidia` and install the "
+                    "driver (driver.present)")
+        yield Finding("gpu.count", title, FAIL, expected, f"0 ({note})" if note else "0", hint=hint)
     elif hi is not None and n > hi:
         yield Finding("gpu.count", title, FAIL, expected, str(n),
                       hint=f"profile {profile.name} is for hosts with at most {hi} GPU(s): judge this host with "

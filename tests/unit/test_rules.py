@@ -222,6 +222,9 @@ CASES: list[Case] = [
 
     ("gpu count ok", H100, prof(gpu=GPU1), "gpu.count", Status.PASS, ""),
     ("gpu count short", H100, prof(gpu=GpuRequirements(min_count=8)), "gpu.count", Status.FAIL, "dmesg"),
+    ("no gpu listed", host(gpus=()), prof(gpu=GPU1), "gpu.count", Status.FAIL, "lspci"),
+    ("no gpu listed until reboot", host(gpus=(), driver=drv(library_mismatch=True)), prof(gpu=GPU1), "gpu.count",
+     Status.FAIL, "sudo reboot"),
     ("gpu on cpu runner", H100, prof(gpu=GpuRequirements(min_count=0, max_count=0)), "gpu.count", Status.FAIL,
      "--profile svd-host"),
 
