@@ -22,7 +22,7 @@ from svdops.probe.driver import (
     parse_systemctl_is_active,
 )
 from svdops.probe.gpu import SmiReport, merge_query_gpu, parse_nvidia_smi_xml, parse_query_gpu_csv
-from svdops.probe.outputs import Notes, Outputs
+from svdops.probe.outputs import Notes, Outputs, parse_or_note
 from svdops.probe.topology import parse_topo_matrix
 
 _SMI_COMMANDS = (
@@ -83,13 +83,8 @@ def collect_driver(out: Outputs, notes: Notes, report: SmiReport, dpkg: dict[str
     elif userspace is not None and report.driver_version is None and driver_unreachable(*smi_texts):
         notes.add("driver", "the driver is installed but nvidia-smi cannot reach it (module not loaded)")
 
-    module_text = out.text(cmd.PROC_DRIVER_VERSION)
-    module = parse_proc_driver_version(module_text) if module_text else None
-    if module is None:
-        if module_text is None:
-            notes.unavailable("driver.kernel_module_version", out.result(cmd.PROC_DRIVER_VERSION))
-        else:
-            notes.add("driver.kernel_module_version", "/proc/driver/nvidia/version has no NVRM version line")
+    module = parse_or_note(out, notes, cmd.PROC_DRIVER_VERSION, parse_proc_driver_version,
+                           "driver.kernel_module_version", "/proc/driver/nvidia/version has no NVRM version line")
 
     modules_text = out.text(cmd.PROC_MODULES)
     nouveau = "nouveau" in parse_proc_modules(modules_text) if modules_text else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from svdops.facts import CpuFacts, MemoryFacts, OsFacts, StorageFacts
 from svdops.probe import commands as cmd
-from svdops.probe.outputs import Notes, Outputs
+from svdops.probe.outputs import Notes, Outputs, parse_or_note
 from svdops.probe.storage import merge_mounts, parse_df, parse_lsblk_json, parse_mdstat, parse_proc_mounts
 from svdops.probe.system import parse_hostname, parse_lscpu_json, parse_meminfo, parse_os_release, parse_uname
 
@@ -31,35 +31,18 @@ def collect_os(out: Outputs, notes: Notes, fallback_hostname: str) -> OsFacts:
 
 
 def collect_cpu(out: Outputs, notes: Notes) -> CpuFacts:
-    text = out.text(cmd.LSCPU)
-    facts = parse_lscpu_json(text) if text else None
-    if facts is None:
-        if text is None:
-            notes.unavailable("cpu", out.result(cmd.LSCPU))
-        else:
-            notes.add("cpu", "`lscpu -J` did not print lscpu JSON")
+    facts = parse_or_note(out, notes, cmd.LSCPU, parse_lscpu_json, "cpu", "`lscpu -J` did not print lscpu JSON")
     return facts or CpuFacts()
 
 
 def collect_memory(out: Outputs, notes: Notes) -> MemoryFacts:
-    text = out.text(cmd.MEMINFO)
-    facts = parse_meminfo(text) if text else None
-    if facts is None:
-        if text is None:
-            notes.unavailable("memory", out.result(cmd.MEMINFO))
-        else:
-            notes.add("memory", "/proc/meminfo has no MemTotal line")
+    facts = parse_or_note(out, notes, cmd.MEMINFO, parse_meminfo, "memory", "/proc/meminfo has no MemTotal line")
     return facts or MemoryFacts()
 
 
 def collect_storage(out: Outputs, notes: Notes) -> StorageFacts:
-    lsblk_text = out.text(cmd.LSBLK)
-    devices = parse_lsblk_json(lsblk_text) if lsblk_text else None
-    if devices is None:
-        if lsblk_text is None:
-            notes.unavailable("storage.block_devices", out.result(cmd.LSBLK))
-        else:
-            notes.add("storage.block_devices", "`lsblk -J` did not print lsblk JSON")
+    devices = parse_or_note(out, notes, cmd.LSBLK, parse_lsblk_json, "storage.block_devices",
+                            "`lsblk -J` did not print lsblk JSON")
 
     # No /proc/mdstat means the md driver is not loaded: no arrays, which is normal, but say so.
     mdstat_text = out.text(cmd.MDSTAT)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from svdops.facts import Note
 from svdops.shell import Command, CommandResult
+
+T = TypeVar("T")
 
 
 class Outputs:
@@ -59,3 +64,14 @@ class Notes:
 
     def as_tuple(self) -> tuple[Note, ...]:
         return tuple(self._notes.values())
+
+
+def parse_or_note(out: Outputs, notes: Notes, command: Command, parse: Callable[[str], T | None], subject: str,
+                  garbage: str) -> T | None:
+    """`parse` of a command's answer; None with a note naming why (no answer, or `garbage` when the
+    answer could not be parsed)."""
+    text = out.text(command)
+    parsed = parse(text) if text else None
+    if parsed is None:
+        notes.add(subject, garbage if text is not None else out.result(command).reason)
+    return parsed
