@@ -490,6 +490,16 @@ def torch_arch(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
 
 # --- CUDA toolkit and system libraries -------------------------------------------------------------------
 
+def _versus_spec(rule_id: str, title: str, expected: str, spec: VersionSpec, have: Version | None,
+                 unknown: str, hint: str) -> Finding:
+    """A version against a profile spec: unknown warns (with why), inside passes, outside fails with the fix."""
+    if have is None:
+        return Finding(rule_id, title, WARN, expected, unknown, hint=hint)
+    if spec.contains(have):
+        return Finding(rule_id, title, PASS, expected, str(have))
+    return Finding(rule_id, title, FAIL, expected, str(have), hint=hint)
+
+
 def cuda_toolkit(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     spec = profile.cuda.toolkit
     if spec is None:
@@ -498,12 +508,7 @@ def cuda_toolkit(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     have = facts.cuda.toolkit_version
     target = spec.pinned or spec.minimum
     hint = f"sudo apt-get install -y {_toolkit_package(target)}" if target is not None else ""
-    if have is None:
-        yield Finding("cuda.toolkit", title, WARN, f"CUDA {spec}", _na(facts, "cuda.toolkit_version"), hint=hint)
-    elif spec.contains(have):
-        yield Finding("cuda.toolkit", title, PASS, f"CUDA {spec}", str(have))
-    else:
-        yield Finding("cuda.toolkit", title, FAIL, f"CUDA {spec}", str(have), hint=hint)
+    yield _versus_spec("cuda.toolkit", title, f"CUDA {spec}", spec, have, _na(facts, "cuda.toolkit_version"), hint)
 
 
 def _cudnn_package(cudnn: Version, cuda: Version | None) -> str:
@@ -521,13 +526,9 @@ def cuda_cudnn(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     have = facts.cuda.cudnn_version
     target = spec.pinned or spec.minimum
     hint = f"sudo apt-get install -y {_cudnn_package(target, facts.cuda.toolkit_version)}" if target else ""
-    if have is None:
-        bundled = f"; torch bundles cuDNN {facts.python.torch_cudnn}" if facts.python.torch_cudnn else ""
-        yield Finding("cuda.cudnn", title, WARN, f"cuDNN {spec}", _na(facts, "cuda.cudnn_version") + bundled, hint=hint)
-    elif spec.contains(have):
-        yield Finding("cuda.cudnn", title, PASS, f"cuDNN {spec}", str(have))
-    else:
-        yield Finding("cuda.cudnn", title, FAIL, f"cuDNN {spec}", str(have), hint=hint)
+    bundled = f"; torch bundles cuDNN {facts.python.torch_cudnn}" if facts.python.torch_cudnn else ""
+    yield _versus_spec("cuda.cudnn", title, f"cuDNN {spec}", spec, have, _na(facts, "cuda.cudnn_version") + bundled,
+                       hint)
 
 
 def cuda_nccl(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -581,12 +582,8 @@ def python_version(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     have = facts.python.python_version
     target = spec.pinned or spec.minimum
     hint = _new_env_command(facts, profile, target) if target is not None else ""
-    if have is None:
-        yield Finding("python.version", title, WARN, f"Python {spec}", _na(facts, "python.python_version"), hint=hint)
-    elif spec.contains(have):
-        yield Finding("python.version", title, PASS, f"Python {spec}", str(have))
-    else:
-        yield Finding("python.version", title, FAIL, f"Python {spec}", str(have), hint=hint)
+    yield _versus_spec("python.version", title, f"Python {spec}", spec, have, _na(facts, "python.python_version"),
+                       hint)
 
 
 def _new_env_command(facts: HostFacts, profile: Profile, python: Version) -> str:
