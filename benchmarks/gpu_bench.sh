@@ -82,7 +82,7 @@ fi
 "$PY" - "$STORE" "$OUT" <<'EOF'
 import json, sys
 from pathlib import Path
-from svdops.store import list_runs
+from svdops.runs.store import list_runs
 
 store, out = Path(sys.argv[1]), Path(sys.argv[2])
 ANCHORS = {  # (scenario, compiled): {metric: anchor}
@@ -155,7 +155,7 @@ if [ "${NGPU:-0}" -ge 2 ]; then
 fi
 "$PY" - "$STORE" <<'PYEOF' | tee "$OUT/multi-summary.txt"
 import sys
-from svdops.store import list_runs
+from svdops.runs.store import list_runs
 
 for run in list_runs(sys.argv[1]):
     r = run.results
@@ -187,7 +187,7 @@ bench opt-max-cold  420 --scenario svd-xt-25f --optimize max --compile-cache "$C
 bench opt-max-warm  240 --scenario svd-xt-25f --optimize max --compile-cache "$CACHE" --warmup 1 --iterations 2
 "$PY" - "$STORE" <<'PYEOF' | tee "$OUT/optimize-summary.txt"
 import sys
-from svdops.store import list_runs
+from svdops.runs.store import list_runs
 
 GOALS = {"safe": 0.40, "max": 0.30}  # s per UNet step on an H100 SXM
 REFERENCE_E2E_S = 19.18  # H100 SXM anchor, diffusers defaults

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from svdops.report import ReportOptions, parse_prices, write_report  # noqa: E402
-from svdops.store import run_name  # noqa: E402
+from svdops.runs.store import run_name  # noqa: E402
 
 EXAMPLES = ROOT / "reports" / "examples"
 LIMIT_S = 5.0

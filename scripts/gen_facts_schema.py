@@ -1,4 +1,4 @@
-"""Write docs/facts-schema.md from svdops/facts.py (field names, types, and their trailing comments).
+"""Write docs/facts-schema.md from svdops/host/facts.py (field names, types, and their trailing comments).
 
     .venv/bin/python scripts/gen_facts_schema.py          # rewrite the doc
     .venv/bin/python scripts/gen_facts_schema.py --check  # exit 1 if the doc is stale (run by the tests)
@@ -15,14 +15,14 @@ from typing import Any, get_args, get_origin, get_type_hints
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from svdops import facts as facts_module  # noqa: E402
+from svdops.host import facts as facts_module  # noqa: E402
 from svdops.versions import Version  # noqa: E402
 
 DOC = ROOT / "docs" / "facts-schema.md"
 HEADER = f"""# HostFacts JSON schema (`{facts_module.SCHEMA}`)
 
 Written by `svdops facts --json`, read by `svdops check --facts FILE`. Generated from
-`svdops/facts.py` by `scripts/gen_facts_schema.py`; a test fails when it is stale.
+`svdops/host/facts.py` by `scripts/gen_facts_schema.py`; a test fails when it is stale.
 
 Rules for readers and writers:
 - `schema` is `svdops.facts/<major>`. A reader refuses another major; fields are only ever added

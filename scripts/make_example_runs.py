@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 from svdops.bench.config import BenchRequest, load_scenario, resolve_points  # noqa: E402
 from svdops.bench.stats import describe  # noqa: E402
-from svdops.facts import HostFacts  # noqa: E402
-from svdops.store import RunWriter, run_name  # noqa: E402
+from svdops.host.facts import HostFacts  # noqa: E402
+from svdops.runs.store import RunWriter, run_name  # noqa: E402
 from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySample, energy_joules, summarize  # noqa: E402
 
 EXAMPLES = ROOT / "reports" / "examples"
@@ -64,8 +64,8 @@ UNET_TFLOP_XT = 159.8964604928  # FlopCounterMode at the SVD-XT shape, from the 
 
 
 def reference_facts() -> HostFacts:
-    from svdops.probe.gather import gather_facts
-    from svdops.shell import RecordedShell
+    from svdops.host.probe.gather import gather_facts
+    from svdops.host.shell import RecordedShell
 
     facts = gather_facts(RecordedShell(H100_FIXTURE), source=f"recorded:{H100_FIXTURE.relative_to(ROOT)}")
     return _renamed(facts, REFERENCE_HOST)
@@ -108,7 +108,7 @@ def convert_anchors(store: Path) -> list[Path]:
         for r in rows
     ]
     facts = reference_facts().to_dict()
-    from svdops.knowledge import find_gpu_spec
+    from svdops.judge.knowledge import find_gpu_spec
 
     spec = find_gpu_spec(GPU_NAME)
     assert spec is not None
@@ -192,7 +192,7 @@ def convert_anchors(store: Path) -> list[Path]:
             "frames_per_s": case["frames"] / e2e,
             "unet_tflops": tflop / step,
             "peak_tflops": spec.fp16_tflops,
-            "peak_tflops_source": f"svdops/knowledge/gpus.yaml: {spec.name} fp16 dense",
+            "peak_tflops_source": f"svdops/judge/knowledge/gpus.yaml: {spec.name} fp16 dense",
             "mfu": tflop / step / spec.fp16_tflops,
             "peak_allocated_gib": case["peak_alloc_gib"],
             "peak_reserved_gib": case["peak_reserved_gib"],
@@ -288,7 +288,8 @@ def convert_anchors(store: Path) -> list[Path]:
 def cpu_runs(store: Path) -> list[Path]:
     import torch
 
-    from svdops.bench.runner import gather_local_facts, run_bench
+    from svdops.bench.environment import gather_local_facts
+    from svdops.bench.runner import run_bench
 
     facts, note = gather_local_facts(use_nvml=False)
     renamed = (_renamed(facts, CPU_HOST) if facts is not None else None, note)
@@ -337,9 +338,9 @@ def _add_note(run: Path, note: str) -> None:
 
 
 def write_checks(folder: Path, with_cpu: bool) -> list[Path]:
-    from svdops.bench.runner import gather_local_facts
-    from svdops.check import run_check
+    from svdops.bench.environment import gather_local_facts
     from svdops.cli.render import check_json
+    from svdops.judge.check import run_check
 
     folder.mkdir(parents=True, exist_ok=True)
     hosts = [(REFERENCE_HOST, reference_facts())]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from svdops.bench.config import DEFAULT_SCENARIO, BenchRequest, PointConfig, parse_sweep, scenario_names
 
 if TYPE_CHECKING:
-    from svdops.bench.runner import BenchOutcome
+    from svdops.bench.records import BenchOutcome
 
 __all__ = ["DEFAULT_SCENARIO", "BenchRequest", "PointConfig", "parse_sweep", "run_bench", "scenario_names"]
 

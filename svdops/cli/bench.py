@@ -24,7 +24,7 @@ from svdops.bench.multi import WORKLOADS, MultiRequest
 from svdops.bench.multi.launcher import parse_gpus, wants_multi
 from svdops.cli.errors import handles_errors
 from svdops.errors import BadInputError, InterruptedRunError, RunFailedError
-from svdops.store import DEFAULT_STORE
+from svdops.runs.store import DEFAULT_STORE
 
 
 @click.command("bench")

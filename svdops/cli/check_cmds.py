@@ -11,9 +11,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from svdops.check import FactsSource, gather, run_check
 from svdops.cli.errors import handles_errors
 from svdops.errors import BadInputError
+from svdops.judge.check import FactsSource, gather, run_check
 
 _FROM_DIR = click.option(
     "--from-dir", type=click.Path(path_type=Path, file_okay=False),
@@ -27,7 +27,7 @@ _NO_NVML = click.option("--no-nvml", is_flag=True, help="Do not query NVML for l
 
 
 def _fleet_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Options that turn facts/check into a fleet run over SSH (see svdops.fleet)."""
+    """Options that turn facts/check into a fleet run over SSH (see svdops.host.fleet)."""
     options = [
         click.option("--host", "hosts", multiple=True, metavar="[USER@]HOST[:PORT]",
                      help="Probe this host over SSH (repeatable)."),
@@ -173,7 +173,7 @@ def list_cmd() -> None:
     """List the profiles svdops can find."""
     from rich.table import Table
 
-    from svdops.profiles import list_profiles
+    from svdops.judge.profiles import list_profiles
 
     table = Table(title="Profiles", title_justify="left")
     table.add_column("name", style="bold")
@@ -189,7 +189,7 @@ def list_cmd() -> None:
 @handles_errors
 def show_cmd(name: str) -> None:
     """Print a profile's file (NAME or PATH)."""
-    from svdops.profiles import load_profile
+    from svdops.judge.profiles import load_profile
 
     prof = load_profile(name)
     click.echo(f"# {prof.source}")

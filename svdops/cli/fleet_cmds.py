@@ -24,11 +24,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from svdops.check import CheckReport, run_check
 from svdops.errors import BadInputError
-from svdops.facts import HostFacts
-from svdops.fleet import FleetOptions, FleetTally, HostResult, HostStatus, fleet_exit_code, probe_fleet
-from svdops.inventory import Target, select_targets
+from svdops.host.facts import HostFacts
+from svdops.host.fleet import FleetOptions, FleetTally, HostResult, HostStatus, fleet_exit_code, probe_fleet
+from svdops.host.inventory import Target, select_targets
+from svdops.judge.check import CheckReport, run_check
 
 FLEET_FACTS_SCHEMA = "svdops.fleet-facts/1"
 FLEET_CHECK_SCHEMA = "svdops.fleet-check/1"
@@ -68,7 +68,7 @@ def run_fleet_command(
         raise BadInputError("no hosts to probe", hint="give --host HOST or --inventory FILE")
     profile_obj = None
     if kind == "check":
-        from svdops.profiles import DEFAULT_PROFILE, load_profile
+        from svdops.judge.profiles import DEFAULT_PROFILE, load_profile
 
         # a bad profile is exit 2 before we open a hundred connections, not a hundred errors after
         profile_obj = load_profile(profile or DEFAULT_PROFILE)

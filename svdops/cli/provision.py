@@ -63,25 +63,26 @@ def provision(profile_name: str, inventory: Path | None, hosts: tuple[str, ...],
     svdops provision -p h100-sxm-x8-nvlink --inventory hosts.ini --limit gpu01 --allow-reboot
     svdops provision --host root@10.0.0.5 --tags storage --wipe /dev/disk/by-id/nvme-SAMSUNG_X
     """
-    from svdops import provision as prov
-    from svdops.profiles import load_profile
+    from svdops.judge.profiles import load_profile
+    from svdops.provision import plan as provision_plan
+    from svdops.provision import run as provision_run
 
-    options = prov.PlanOptions(driver_branch=driver_branch, driver_flavor=driver_flavor,
+    options = provision_plan.PlanOptions(driver_branch=driver_branch, driver_flavor=driver_flavor,
                                cuda=_cuda(cuda), gpu=gpu)
-    request = prov.ProvisionRequest(
+    request = provision_run.ProvisionRequest(
         profile=load_profile(profile_name), inventory=inventory, hosts=hosts, identity=identity, check=check,
         tags=_split(tags), skip_tags=_split(skip_tags), limit=limit, allow_reboot=allow_reboot, wipe=wipe,
-        extra_vars=prov.parse_extra_vars(extra), options=options, forks=forks, runs_dir=runs_dir,
+        extra_vars=provision_run.parse_extra_vars(extra), options=options, forks=forks, runs_dir=runs_dir,
     )
-    plan = prov.plan_for(request.profile, options)
-    _print_plan(prov.plan_summary(plan), check)
-    for finding in prov.validate_plan(plan):
+    plan = provision_plan.plan_for(request.profile, options)
+    _print_plan(provision_plan.plan_summary(plan), check)
+    for finding in provision_plan.validate_plan(plan):
         if finding.status is Status.WARN:
             click.secho(f"warn  {finding.id}: {finding.title}: {finding.actual}", fg="yellow")
             if finding.hint:
                 click.echo(f"      hint: {finding.hint}")
 
-    def progress(event: prov.ProgressEvent) -> None:
+    def progress(event: provision_run.ProgressEvent) -> None:
         if event.kind == "play":
             click.secho(f"PLAY {event.task}", bold=True)
         elif event.kind == "task":
@@ -94,7 +95,7 @@ def provision(profile_name: str, inventory: Path | None, hosts: tuple[str, ...],
         elif event.kind == "message":
             click.secho(f"  {'note':<11} {event.host}: {event.message}", fg=_STYLE["message"])
 
-    result = prov.run_provision(request, progress)
+    result = provision_run.run_provision(request, progress)
     _print_recap(result)
     sys.exit(result.exit_code)
 
@@ -124,7 +125,7 @@ def _print_plan(plan: dict[str, object], check: bool) -> None:
 
 
 def _print_recap(result: object) -> None:
-    from svdops.provision import ProvisionResult
+    from svdops.provision.run import ProvisionResult
 
     assert isinstance(result, ProvisionResult)
     click.secho("RECAP", bold=True)

@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from svdops.check import CheckReport
-from svdops.facts import HostFacts
 from svdops.findings import Finding, Status
+from svdops.host.facts import HostFacts
+from svdops.judge.check import CheckReport
 
 CHECK_SCHEMA = "svdops.check/1"
 _STATUS_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}

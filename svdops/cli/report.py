@@ -8,7 +8,7 @@ import click
 
 from svdops.cli.errors import handles_errors
 from svdops.errors import MissingDependencyError
-from svdops.store import DEFAULT_STORE
+from svdops.runs.store import DEFAULT_STORE
 
 RANK_CHOICES = ("videos_per_hour", "cost", "energy")  # svdops.report.RANK_METRICS, without importing pandas
 

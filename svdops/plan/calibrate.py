@@ -39,7 +39,7 @@ from svdops.plan.costmodel import (
     stage_floors,
     workload_from_point,
 )
-from svdops.store import Run, list_runs, load_run
+from svdops.runs.store import Run, list_runs, load_run
 
 # Relative half-widths of the uncertainty band by how far the prediction is from a measurement.
 # same-gpu: run-to-run noise of a median (the anchors repeat to 0.5%; 5% leaves room for another
@@ -334,7 +334,7 @@ def run_points(run: Run) -> tuple[list[CalibrationPoint], list[str]]:
     gpu = run.results.get("gpu")
     device = device_named(gpu if isinstance(gpu, str) else None)
     if device is None:
-        return [], [f"{run.name}: GPU {gpu!r} is not in svdops/knowledge/gpus.yaml; add a row to plan with it"]
+        return [], [f"{run.name}: GPU {gpu!r} is not in svdops/judge/knowledge/gpus.yaml; add a row to plan with it"]
     for entry in run.results.get("points", []):
         if not isinstance(entry, dict) or entry.get("status") != "ok":
             continue

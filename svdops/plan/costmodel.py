@@ -24,9 +24,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from svdops import knowledge as kb
 from svdops.bench.config import PointConfig, load_scenario, model_configs
 from svdops.errors import BadInputError, MissingDependencyError
+from svdops.judge import knowledge as kb
 from svdops.plan.counting import StageCount, count_key
 
 ANCHORS_FILE = "plan_anchors.json"
@@ -61,7 +61,7 @@ class Device:
         if value is None:
             raise BadInputError(
                 f"no {dtype} peak for {self.name} in the GPU table",
-                where="svdops/knowledge/gpus.yaml",
+                where="svdops/judge/knowledge/gpus.yaml",
                 hint="plan fp16 or bf16 (Volta has no bf16 tensor cores)",
             )
         return value

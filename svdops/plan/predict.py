@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from svdops import knowledge as kb
 from svdops.errors import BadInputError
+from svdops.judge import knowledge as kb
 from svdops.plan.calibrate import (
     UNMEASURED_SETTING_BAND,
     Calibration,
@@ -36,7 +36,7 @@ from svdops.plan.costmodel import (
     memory_parts,
     stage_floors,
 )
-from svdops.store import Run
+from svdops.runs.store import Run
 
 # Fit verdicts: "yes" when even the top of the band fits, "tight" when only the estimate does.
 FITS, TIGHT, NO = "yes", "tight", "no"

@@ -9,8 +9,8 @@ pandas is needed (the `[bench]` or `[report]` extra); nothing here needs torch o
 
 from __future__ import annotations
 
-from svdops.report.frames import RANK_METRICS, RunFilter, parse_prices, parse_since
 from svdops.report.render import ReportOptions, ReportResult, build_report, render_html, write_report
+from svdops.report.selection import RANK_METRICS, RunFilter, parse_prices, parse_since
 
 __all__ = [
     "RANK_METRICS",

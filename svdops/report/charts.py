@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from markupsafe import Markup, escape
 
-from svdops.report.frames import TelemetrySeries
+from svdops.report.telemetry_series import TelemetrySeries
 from svdops.telemetry import CLOCKS_EVENT_REASONS, THROTTLE_REASONS
 
 FONT_PX = 12

@@ -21,23 +21,12 @@ from markupsafe import Markup
 from svdops import __version__
 from svdops.errors import BadInputError, MissingDependencyError
 from svdops.report import charts
-from svdops.report.frames import (
-    RANK_COLUMNS,
-    CheckSet,
-    RunFilter,
-    environment_frame,
-    find_runs,
-    groups_frame,
-    load_checks,
-    nccl_frame,
-    pick_telemetry_runs,
-    points_frame,
-    price_for,
-    read_telemetry,
-    runs_frame,
-    scaling_frame,
-)
-from svdops.store import Run
+from svdops.report.checks import CheckSet, load_checks
+from svdops.report.frames import RANK_COLUMNS, environment_frame, groups_frame, points_frame, runs_frame
+from svdops.report.scaling import nccl_frame, scaling_frame
+from svdops.report.selection import RunFilter, find_runs, price_for
+from svdops.report.telemetry_series import pick_telemetry_runs, read_telemetry
+from svdops.runs.store import Run
 
 RANK_TITLES = {
     "videos_per_hour": "videos per hour (higher is better)",

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from svdops import __version__
 from svdops.cli.main import COMMANDS, cli
-from svdops.facts import HostFacts
+from svdops.host.facts import HostFacts
 
 HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 H100 = HOSTS / "h100-sxm-ubuntu2404"

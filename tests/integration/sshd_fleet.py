@@ -182,15 +182,15 @@ def _keygen(path: Path, comment: str) -> None:
 
 def _registry() -> list[tuple[str, tuple[str, ...]]]:
     """(key, argv) of every Command svdops' probes define: the registry plus any module-level ones."""
-    from svdops.probe import commands
-    from svdops.shell import Command
+    from svdops.host.probe import commands
+    from svdops.host.shell import Command
 
     found: dict[tuple[str, ...], str] = {c.argv: c.key for c in commands.ALL}
-    import svdops.probe as probe_pkg
+    import svdops.host.probe as probe_pkg
 
     for info in pkgutil.iter_modules(probe_pkg.__path__):
         try:
-            module = importlib.import_module(f"svdops.probe.{info.name}")
+            module = importlib.import_module(f"svdops.host.probe.{info.name}")
         except Exception:  # a probe module still being written must not break the rig
             continue
         for value in vars(module).values():

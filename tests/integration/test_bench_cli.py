@@ -19,8 +19,8 @@ import torch
 
 from svdops.bench import runner
 from svdops.cli.bench import bench
-from svdops.facts import HostFacts
-from svdops.store import list_runs
+from svdops.host.facts import HostFacts
+from svdops.runs.store import list_runs
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 ROOT = Path(__file__).resolve().parents[2]

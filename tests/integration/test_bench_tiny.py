@@ -18,8 +18,8 @@ from svdops.bench.config import BenchRequest, resolve_points
 from svdops.bench.models import build_random_pipeline
 from svdops.bench.runner import run_bench
 from svdops.errors import BadInputError
-from svdops.facts import HostFacts
-from svdops.store import RUN_FILES, list_runs, load_run
+from svdops.host.facts import HostFacts
+from svdops.runs.store import RUN_FILES, list_runs, load_run
 
 # diffusers 0.42 scheduler code on numpy 2: noise that is not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -21,10 +21,10 @@ import pytest
 from click.testing import CliRunner
 
 from svdops.cli.main import cli
-from svdops.inventory import Target
-from svdops.probe.gather import gather_facts
-from svdops.shell import Command, RecordedShell
-from svdops.ssh import SshOptions, SshShell
+from svdops.host.inventory import Target
+from svdops.host.probe.gather import gather_facts
+from svdops.host.shell import Command, RecordedShell
+from svdops.host.ssh import SshOptions, SshShell
 
 from sshd_fleet import SSHD, SshdFleet, start_fleet  # isort: skip  (tests/integration is on sys.path)
 

@@ -25,12 +25,12 @@ pytest.importorskip("diffusers")
 
 import torch
 
-from svdops.bench import runner
+from svdops.bench import environment
 from svdops.bench.config import BenchRequest
 from svdops.bench.multi import MultiRequest
 from svdops.bench.multi.launcher import run_multi
 from svdops.cli.bench import bench
-from svdops.store import list_runs, load_run
+from svdops.runs.store import list_runs, load_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
@@ -136,7 +136,7 @@ def test_nccl_sweep_four_ranks(tmp_path):
 
 
 def test_cli_runs_the_nccl_sweep_and_keeps_the_single_gpu_path(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "gather_local_facts", lambda use_nvml: no_facts())
+    monkeypatch.setattr(environment, "gather_local_facts", lambda use_nvml: no_facts())
     args = ["--scenario", "tiny", "--device", "cpu", "--store", str(tmp_path / "runs")]
     result = CliRunner().invoke(bench, [*args, "--workload", "nccl", "--nproc-per-node", "2", "--nccl-max-mb", "2"])
     assert result.exit_code == 0, result.output
@@ -201,7 +201,7 @@ def test_a_hung_rank_is_stopped_after_the_rank_timeout(tmp_path):
 
 
 def test_a_rank_that_raises_fails_the_command_naming_the_rank(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "gather_local_facts", lambda use_nvml: no_facts())
+    monkeypatch.setattr(environment, "gather_local_facts", lambda use_nvml: no_facts())
     # A snapshot whose model_index.json names every component but holds no weights: the launcher's
     # check (a folder with model_index.json) passes, and each rank fails when it loads the pipeline.
     snapshot = tmp_path / "snapshot"

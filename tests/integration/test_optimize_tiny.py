@@ -22,12 +22,13 @@ import svdops.bench.optimize as optimize
 from svdops.bench import runner
 from svdops.bench.config import BenchRequest, resolve_points
 from svdops.bench.flops import unet_flops
+from svdops.bench.invoke import conditioning_image, pipeline_call
 from svdops.bench.models import build_random_pipeline, check_shape
 from svdops.bench.optimize.attention import ChunkedSDPAProcessor
 from svdops.bench.optimize.levers import ChunkedAttention, CompileUNet, CompileVAEDecoder, FusedProjections, Lever
-from svdops.bench.runner import conditioning_image, pipeline_call, run_bench
+from svdops.bench.runner import run_bench
 from svdops.cli.bench import bench
-from svdops.facts import HostFacts
+from svdops.host.facts import HostFacts
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),

@@ -66,7 +66,7 @@ def test_validate_and_calibrate_on_a_real_tiny_cpu_run(tmp_path, monkeypatch):
     result = CliRunner().invoke(plan, ["--calibrate-from", str(tmp_path), "--gpus", "H200", "--format", "json"])
     assert result.exit_code == 0 and "H100 SXM" in json.loads(result.output)["predictions"][0]["unet_step_s"]["basis"]
     from svdops.plan import predict_for_runs
-    from svdops.store import list_runs
+    from svdops.runs.store import list_runs
 
     rows = predict_for_runs(list_runs(tmp_path))
     assert rows and rows[0]["gpu"] == "cpu" and rows[0]["unet_step_s_measured"] > 0

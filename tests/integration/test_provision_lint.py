@@ -39,7 +39,7 @@ def test_site_yml_passes_the_syntax_check(tmp_path: Path) -> None:
 def test_every_role_is_tagged_with_its_name() -> None:
     import yaml
 
-    from svdops.provision import ROLES
+    from svdops.provision.run import ROLES
 
     play = yaml.safe_load((PLAYBOOKS / "site.yml").read_text())[0]
     tagged = {r["role"]: r.get("tags", []) for r in play["roles"]}

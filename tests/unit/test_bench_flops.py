@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("diffusers")
 
 from svdops.bench.config import model_configs
+from svdops.bench.environment import is_oom
 from svdops.bench.flops import unet_flops
-from svdops.bench.runner import is_oom
 
 
 def test_svd_xt_unet_call_is_159_9_tflop():
@@ -36,7 +36,7 @@ def test_out_of_memory_is_recognised_in_both_forms():
 
 
 def test_mfu_peak_comes_from_the_knowledge_base():
-    from svdops.bench.runner import dense_peak_tflops
+    from svdops.bench.environment import dense_peak_tflops
 
     peak, source = dense_peak_tflops("NVIDIA H100 80GB HBM3", "fp16")
     assert peak == pytest.approx(989.4) and "gpus.yaml" in source

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from svdops.errors import FactsError
-from svdops.facts import SCHEMA, HostFacts
-from svdops.probe.gather import gather_facts
-from svdops.shell import RecordedShell
+from svdops.host.facts import SCHEMA, HostFacts
+from svdops.host.probe.gather import gather_facts
+from svdops.host.shell import RecordedShell
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS = sorted(p for p in (ROOT / "tests" / "fixtures" / "hosts").iterdir() if p.is_dir())

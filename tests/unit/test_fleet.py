@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from svdops.check import run_check
 from svdops.cli.fleet_cmds import (
     FLEET_CHECK_SCHEMA,
     fleet_check_json,
@@ -28,7 +27,7 @@ from svdops.cli.fleet_cmds import (
     fleet_progress,
     summary_table,
 )
-from svdops.fleet import (
+from svdops.host.fleet import (
     FleetOptions,
     HostResult,
     HostStatus,
@@ -36,10 +35,11 @@ from svdops.fleet import (
     fleet_exit_code,
     probe_fleet,
 )
-from svdops.inventory import Target
-from svdops.probe.gather import gather_facts
-from svdops.shell import RecordedShell, Shell
-from svdops.ssh import SshAuthError, SshUnreachableError, remote_command_line
+from svdops.host.inventory import Target
+from svdops.host.probe.gather import gather_facts
+from svdops.host.shell import RecordedShell, Shell
+from svdops.host.ssh import SshAuthError, SshUnreachableError, remote_command_line
+from svdops.judge.check import run_check
 
 HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 H100 = HOSTS / "h100-sxm-ubuntu2404"

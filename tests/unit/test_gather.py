@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from svdops.facts import HostFacts
-from svdops.probe import commands as cmd
-from svdops.probe.gather import commands_for, gather_facts
-from svdops.shell import LocalShell, RecordedShell
+from svdops.host.facts import HostFacts
+from svdops.host.probe import commands as cmd
+from svdops.host.probe.gather import commands_for, gather_facts
+from svdops.host.shell import LocalShell, RecordedShell
 from svdops.versions import Version
 
 V = Version.parse

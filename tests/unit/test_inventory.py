@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from svdops.errors import BadInputError
-from svdops.inventory import (
+from svdops.host.inventory import (
     Target,
     expand_host_range,
     load_inventory,

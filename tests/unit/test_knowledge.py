@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from svdops import knowledge as kb
+from svdops.judge import knowledge as kb
 from svdops.versions import Version
 
 V = Version.parse
@@ -30,7 +30,7 @@ def _rows(node: Any) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", kb.FILES)
 def test_every_file_is_versioned_and_every_row_sourced(name: str) -> None:
-    data = yaml.safe_load(resources.files("svdops.knowledge").joinpath(name).read_text(encoding="utf-8"))
+    data = yaml.safe_load(resources.files("svdops.judge.knowledge").joinpath(name).read_text(encoding="utf-8"))
     assert isinstance(data["version"], str)
     rows = _rows(data)
     assert rows

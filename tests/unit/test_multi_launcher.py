@@ -29,8 +29,8 @@ from svdops.bench.multi.launcher import (
 from svdops.bench.multi.rank import RankLog, heartbeat_path, rank_log_path
 from svdops.cli.bench import bench
 from svdops.errors import BadInputError
-from svdops.probe.gather import gather_facts
-from svdops.shell import RecordedShell
+from svdops.host.probe.gather import gather_facts
+from svdops.host.shell import RecordedShell
 
 # What torchrun 2.13 printed when rank 1 of 2 was killed with SIGKILL (tests/integration runs it for real).
 TORCHRUN_KILLED = """\

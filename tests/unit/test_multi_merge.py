@@ -15,7 +15,7 @@ from svdops.bench.multi.merge import find_failure, nccl_entries, read_rank_logs,
 from svdops.bench.multi.nccl_sweep import bus_bandwidth, sweep_sizes
 from svdops.bench.multi.rank import record_row, write_json_atomic
 from svdops.bench.multi.topology import LinkReport, expected_busbw
-from svdops.store import load_run
+from svdops.runs.store import load_run
 from svdops.telemetry import TelemetrySample
 
 MB = 2**20

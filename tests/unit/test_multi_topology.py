@@ -14,9 +14,9 @@ from svdops.bench.multi.topology import (
     parse_cpu_list,
     pin_to_cpus,
 )
-from svdops.facts import GpuLink
-from svdops.probe.gather import gather_facts
-from svdops.shell import RecordedShell
+from svdops.host.facts import GpuLink
+from svdops.host.probe.gather import gather_facts
+from svdops.host.shell import RecordedShell
 
 
 @pytest.fixture

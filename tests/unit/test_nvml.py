@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from svdops import nvml
-from svdops.probe.gather import gather_facts
-from svdops.shell import RecordedShell
+from svdops.host.probe.gather import gather_facts
+from svdops.host.shell import RecordedShell
 
 HOSTS = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from svdops import knowledge as kb
+from svdops.judge import knowledge as kb
 from svdops.plan.costmodel import shipped_counts, stage_calls, stage_count, workload_for_scenario
 
 REQUIRED_GPUS = ("RTX 3090", "RTX 4090", "RTX 5090", "L4", "L40S", "A10", "A100 PCIe 40GB", "A100 PCIe 80GB",

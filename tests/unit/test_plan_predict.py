@@ -103,7 +103,7 @@ def test_calibration_on_a_recorded_run(tmp_path, cal):
     # A recorded run of an H200 (same results.json layout the bench writes) moves the H200 prediction
     # onto its own measurement, and the basis says so.
     from svdops.plan.calibrate import run_points
-    from svdops.store import Run
+    from svdops.runs.store import Run
 
     summary = {"unet_step_s": {"median": 0.60, "p90": 0.61}, "decode_s": {"median": 1.6},
                "e2e_s": {"median": 17.5}, "peak_allocated_gib": 15.1, "energy_j_per_video": 11_800}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from svdops.probe.cuda import (
+from svdops.host.probe.cuda import (
     cudnn_from_dpkg,
     driver_from_dpkg,
     library_version_from_paths,

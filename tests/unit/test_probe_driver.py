@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from svdops.probe.driver import (
+from svdops.host.probe.driver import (
     has_library_mismatch,
     nvml_library_version,
     parse_mokutil_sb_state,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from svdops.probe import cuda, driver, gpu, python_env, storage, system, topology
+from svdops.host.probe import cuda, driver, gpu, python_env, storage, system, topology
 
 HOSTS = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from svdops.probe.gpu import (
+from svdops.host.probe.gpu import (
     compute_capability_from_name,
     merge_query_gpu,
     parse_nvidia_smi_xml,

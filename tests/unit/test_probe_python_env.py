@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from svdops.probe.python_env import (
+from svdops.host.probe.python_env import (
     bundled_library,
     cuda_from_wheel_label,
     cudnn_from_any,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from svdops.probe.storage import merge_mounts, parse_df, parse_lsblk_json, parse_mdstat, parse_proc_mounts
+from svdops.host.probe.storage import merge_mounts, parse_df, parse_lsblk_json, parse_mdstat, parse_proc_mounts
 
 H100 = "h100-sxm-ubuntu2404"
 RAID = "degraded-raid6-nvme-raid0"

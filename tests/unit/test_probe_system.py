@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from svdops.probe.system import parse_hostname, parse_lscpu_json, parse_meminfo, parse_os_release, parse_uname
+from svdops.host.probe.system import parse_hostname, parse_lscpu_json, parse_meminfo, parse_os_release, parse_uname
 
 H100 = "h100-sxm-ubuntu2404"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from svdops.probe.topology import parse_topo_matrix
+from svdops.host.probe.topology import parse_topo_matrix
 
 # R470 layout (no GPU NUMA ID column), copied from an A100 pair with a Mellanox NIC
 R470_PAIR = (

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from svdops.errors import ProfileError
-from svdops.profiles import DEFAULT_PROFILE, PROFILE_PATH_ENV, VersionSpec, list_profiles, load_profile
+from svdops.judge.profiles import DEFAULT_PROFILE, PROFILE_PATH_ENV, VersionSpec, list_profiles, load_profile
 from svdops.versions import Version
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "profiles"

@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from svdops import provision as prov
 from svdops.cli.main import cli
 from svdops.errors import BadInputError
 from svdops.findings import Status
-from svdops.profiles import load_profile
+from svdops.judge.profiles import load_profile
+from svdops.provision import plan as provision_plan
+from svdops.provision import run as provision_run
 from svdops.versions import Version
 
 
-def profile(tmp_path: Path, body: str, name: str = "p") -> prov.Profile:  # type: ignore[name-defined]
+def profile(tmp_path: Path, body: str, name: str = "p") -> provision_run.Profile:  # type: ignore[name-defined]
     path = tmp_path / f"{name}.yaml"
     path.write_text(f"description: test profile\n{body}")
     return load_profile(str(path))
@@ -57,23 +58,23 @@ CASES = [
 
 @pytest.mark.parametrize(("body", "options", "fails", "warns"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_validation_of_requested_combinations(tmp_path: Path, body: str, options: dict, fails: set, warns: set) -> None:  # type: ignore[type-arg]
-    plan = prov.plan_for(profile(tmp_path, body), prov.PlanOptions(**options))
-    findings = prov.validate_plan(plan)
+    plan = provision_plan.plan_for(profile(tmp_path, body), provision_plan.PlanOptions(**options))
+    findings = provision_plan.validate_plan(plan)
     assert {f.id for f in findings if f.status is Status.FAIL} == fails
     assert {f.id for f in findings if f.status is Status.WARN} == warns
     for finding in findings:
         if finding.status is not Status.PASS:
             assert finding.hint, finding
     if fails:
-        with pytest.raises(prov.ProvisionPlanError) as raised:
-            prov.check_plan(plan)
+        with pytest.raises(provision_plan.ProvisionPlanError) as raised:
+            provision_plan.check_plan(plan)
         assert raised.value.exit_code == 2
         assert all(f in str(raised.value) for f in fails)
 
 
 def test_the_hint_names_the_branch_check_would_install(tmp_path: Path) -> None:
-    plan = prov.plan_for(load_profile("h100-sxm-x8-nvlink"), prov.PlanOptions(driver_branch=535))
-    (cuda,) = [f for f in prov.validate_plan(plan) if f.id == "provision.driver.cuda"]
+    plan = provision_plan.plan_for(load_profile("h100-sxm-x8-nvlink"), provision_plan.PlanOptions(driver_branch=535))
+    (cuda,) = [f for f in provision_plan.validate_plan(plan) if f.id == "provision.driver.cuda"]
     assert cuda.hint.startswith("--driver-branch 580")
     assert "sudo apt-get install -y nvidia-driver-580-open && sudo reboot" in cuda.hint
 
@@ -87,36 +88,36 @@ def test_the_hint_names_the_branch_check_would_install(tmp_path: Path) -> None:
                    "torch": "2.4", "torch_variant": "cu124", "python": "3.8", "gpu": "V100 SXM2 32GB"}),
 ])
 def test_plans_of_the_shipped_profiles(name: str, expected: dict) -> None:  # type: ignore[type-arg]
-    summary = prov.plan_summary(prov.plan_for(load_profile(name)))
+    summary = provision_plan.plan_summary(provision_plan.plan_for(load_profile(name)))
     assert {k: summary[k] for k in expected} == expected
 
 
 def test_seed_profile_lets_pip_pick_a_diffusers_for_python_3_8() -> None:
-    plan = prov.plan_for(load_profile("seed-2023"))
+    plan = provision_plan.plan_for(load_profile("seed-2023"))
     assert plan.pip_packages[:2] == ("torch==2.4.*", "diffusers>=0.24.0")
     assert any("diffusers" in note for note in plan.notes)
 
 
 def test_pins_become_exact_versions(tmp_path: Path) -> None:
-    plan = prov.plan_for(profile(tmp_path, "extends: h100-sxm-x8-nvlink\ndriver: {version: '570.133.20'}\n"
+    plan = provision_plan.plan_for(profile(tmp_path, "extends: h100-sxm-x8-nvlink\ndriver: {version: '570.133.20'}\n"
                                            "cuda: {toolkit: '12.8', cudnn: '9.8.0', nccl: '2.26.2'}\n"
                                            "python: {torch_cuda: '12.8', packages: {diffusers: '0.35.1'}}\n"))
     assert (plan.driver_branch, str(plan.driver_version), str(plan.cuda), plan.cudnn, plan.nccl, plan.torch_tag) == \
         (570, "570.133.20", "12.8", "9.8.0", "2.26.2", "cu128")
     assert "diffusers==0.35.1" in plan.pip_packages
-    assert not [f for f in prov.validate_plan(plan) if f.status is Status.FAIL]
+    assert not [f for f in provision_plan.validate_plan(plan) if f.status is Status.FAIL]
 
 
 def test_minimums_install_the_newest_of_their_major(tmp_path: Path) -> None:
-    plan = prov.plan_for(profile(tmp_path, "extends: svd-host\ncuda: {cudnn: '>=9.1', nccl: true}\n"))
+    plan = provision_plan.plan_for(profile(tmp_path, "extends: svd-host\ncuda: {cudnn: '>=9.1', nccl: true}\n"))
     assert (plan.cudnn, plan.nccl) == ("9", "*")
 
 
 def test_extra_vars_carry_the_profile(tmp_path: Path) -> None:
     prof = load_profile("seed-2023")
-    request = prov.ProvisionRequest(profile=prof, hosts=("h",), allow_reboot=True,
+    request = provision_run.ProvisionRequest(profile=prof, hosts=("h",), allow_reboot=True,
                                     wipe=("/dev/disk/by-id/nvme-X",), extra_vars={"svdops_check_mirrors": False})
-    out = prov.extra_vars(prov.plan_for(prof), request)
+    out = provision_run.extra_vars(provision_plan.plan_for(prof), request)
     assert out["svdops_driver_branch"] == "550" and out["svdops_driver_flavor"] == "proprietary"
     assert out["svdops_cuda_version"] == "11.3" and out["svdops_cudnn_version"] == "8"
     assert out["svdops_torch_variant"] == "cu124"
@@ -132,33 +133,33 @@ def test_extra_vars_carry_the_profile(tmp_path: Path) -> None:
 
 def test_extra_vars_cannot_bypass_validation() -> None:
     prof = load_profile("h100-sxm-x8-nvlink")
-    request = prov.ProvisionRequest(profile=prof, hosts=("h",), extra_vars={"svdops_driver_branch": "535"})
+    request = provision_run.ProvisionRequest(profile=prof, hosts=("h",), extra_vars={"svdops_driver_branch": "535"})
     with pytest.raises(BadInputError, match="svdops_driver_branch") as raised:
-        prov.extra_vars(prov.plan_for(prof), request)
+        provision_run.extra_vars(provision_plan.plan_for(prof), request)
     assert "--driver-branch" in str(raised.value.hint)
 
 
 def test_parse_extra_vars(tmp_path: Path) -> None:
     file = tmp_path / "vars.yml"
     file.write_text("svdops_storage_scratch_devices: [/dev/disk/by-id/nvme-A]\n")
-    out = prov.parse_extra_vars(["a=1", "b=[x, y]", "c=", f"@{file}", "d=text with: colon"])
+    out = provision_run.parse_extra_vars(["a=1", "b=[x, y]", "c=", f"@{file}", "d=text with: colon"])
     assert out == {"a": 1, "b": ["x", "y"], "c": "", "svdops_storage_scratch_devices": ["/dev/disk/by-id/nvme-A"],
                    "d": "text with: colon"}
     for bad in ("novalue", "1x=2", f"@{tmp_path / 'missing.yml'}"):
         with pytest.raises(BadInputError):
-            prov.parse_extra_vars([bad])
+            provision_run.parse_extra_vars([bad])
 
 
 def test_run_folders_are_fresh_and_named_by_utc_time_and_profile(tmp_path: Path) -> None:
     now = dt.datetime(2026, 11, 26, 12, 1, 2, tzinfo=dt.UTC)
-    first = prov.new_run_dir("h100 x8", tmp_path, now)
-    second = prov.new_run_dir("h100 x8", tmp_path, now)
+    first = provision_run.new_run_dir("h100 x8", tmp_path, now)
+    second = provision_run.new_run_dir("h100 x8", tmp_path, now)
     assert first.name == "20261126T120102Z-h100_x8" and second.name == "20261126T120102Z-h100_x8-2"
 
 
 def test_events_become_progress_and_a_recap() -> None:
-    seen: list[prov.ProgressEvent] = []
-    sink = prov._EventSink(seen.append)
+    seen: list[provision_run.ProgressEvent] = []
+    sink = provision_run._EventSink(seen.append)
     events = [
         {"event": "playbook_on_task_start", "event_data": {"task": "Install the driver", "role": "nvidia_driver"}},
         {"event": "runner_on_ok", "event_data": {"host": "a", "task": "Install the driver", "role": "nvidia_driver",
@@ -182,24 +183,25 @@ def test_events_become_progress_and_a_recap() -> None:
     assert kinds == [("task", ""), ("changed", "a"), ("ok", "a"), ("message", "a"), ("failed", "b"),
                      ("unreachable", "c")]
     assert seen[0].task == "nvidia_driver : Install the driver"
-    recap = prov._recap(sink.stats)
+    recap = provision_run._recap(sink.stats)
     assert (recap["a"].ok, recap["a"].changed, recap["a"].skipped) == (5, 1, 2)
     assert recap["b"].failed == 1 and recap["c"].unreachable == 1
-    result = prov.ProvisionResult(Path("."), "failed", 2, False, recap, sink.failures,
+    result = provision_run.ProvisionResult(Path("."), "failed", 2, False, recap, sink.failures,
                                   sink.artifact_data["svdops_plan"], {"a": True}, [])
-    assert result.exit_code == prov.EXIT_UNREACHABLE
+    assert result.exit_code == provision_run.EXIT_UNREACHABLE
     recap["c"].unreachable = 0
-    assert result.exit_code == prov.EXIT_FAILED
+    assert result.exit_code == provision_run.EXIT_FAILED
     recap["b"].failed = 0
-    assert prov.ProvisionResult(Path("."), "successful", 0, False, recap, [], {}, {}, []).exit_code == prov.EXIT_OK
+    result = provision_run.ProvisionResult(Path("."), "successful", 0, False, recap, [], {}, {}, [])
+    assert result.exit_code == provision_run.EXIT_OK
 
 
 def test_playbooks_are_found_in_the_source_tree(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    assert (prov.playbooks_dir() / "site.yml").is_file()
-    monkeypatch.setenv(prov.PLAYBOOKS_ENV, str(tmp_path))
-    assert prov.playbooks_dir() != tmp_path  # no site.yml there: the next candidate wins
+    assert (provision_run.playbooks_dir() / "site.yml").is_file()
+    monkeypatch.setenv(provision_run.PLAYBOOKS_ENV, str(tmp_path))
+    assert provision_run.playbooks_dir() != tmp_path  # no site.yml there: the next candidate wins
     (tmp_path / "site.yml").write_text("---\n")
-    assert prov.playbooks_dir() == tmp_path.resolve()
+    assert provision_run.playbooks_dir() == tmp_path.resolve()
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -25,17 +25,12 @@ from svdops.report import (
     render_html,
     write_report,
 )
-from svdops.report.frames import (
-    find_runs,
-    groups_frame,
-    load_checks,
-    nccl_frame,
-    points_frame,
-    price_for,
-    run_host,
-    scaling_frame,
-)
-from svdops.store import RunWriter, load_run, run_name
+from svdops.report.checks import load_checks
+from svdops.report.frames import groups_frame, points_frame
+from svdops.report.run_fields import run_host
+from svdops.report.scaling import nccl_frame, scaling_frame
+from svdops.report.selection import find_runs, price_for
+from svdops.runs.store import RunWriter, load_run, run_name
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "reports" / "examples"
@@ -618,7 +613,7 @@ def test_cli_exit_codes_for_bad_input(tmp_path):
 def test_bench_report_option_writes_a_report_of_the_run(tmp_path, monkeypatch):
     """The wiring of `svdops bench --report`; the benchmark itself is replaced by a recorded run."""
     import svdops.bench
-    from svdops.bench.runner import BenchOutcome
+    from svdops.bench.records import BenchOutcome
 
     run = shutil.copytree(next(EXAMPLE_RUNS.glob("*-cpu-devbox-tiny")), tmp_path / "store" / "r1")
     results = json.loads((run / "results.json").read_text())

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from svdops import rules
-from svdops.facts import (
+from svdops.findings import Finding, Status, summarize, worst
+from svdops.host.facts import (
     BlockDevice,
     CondaFacts,
     CudaFacts,
@@ -25,8 +25,8 @@ from svdops.facts import (
     StorageFacts,
     TopologyFacts,
 )
-from svdops.findings import Finding, Status, summarize, worst
-from svdops.profiles import (
+from svdops.judge import rules
+from svdops.judge.profiles import (
     CudaRequirements,
     DataArrayRequirements,
     DriverRequirements,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from svdops.errors import FactsError
-from svdops.shell import Command, LocalShell, RecordedShell, RecordingShell
+from svdops.host.shell import Command, LocalShell, RecordedShell, RecordingShell
 
 
 def test_local_ok() -> None:

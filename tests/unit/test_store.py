@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from svdops.errors import BadInputError
-from svdops.store import RunWriter, list_runs, load_run, run_name
+from svdops.runs.store import RunWriter, list_runs, load_run, run_name
 
 WHEN = datetime(2026, 11, 26, 10, 15, 0, tzinfo=UTC)
 
@@ -76,7 +76,7 @@ def test_killed_writer_leaves_no_visible_run(tmp_path):
     script = textwrap.dedent(
         """
         import sys, time
-        from svdops.store import RunWriter
+        from svdops.runs.store import RunWriter
         run = RunWriter(sys.argv[1], "20261126T101500Z-gpu01-tiny")
         run.write_json("config.json", {"scenario": "tiny"})
         run.write_csv("iterations.csv", ["iteration"], [[0]])

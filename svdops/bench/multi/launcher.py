@@ -31,7 +31,7 @@ from svdops.bench.config import load_scenario
 from svdops.bench.multi import WORKLOADS, MultiRequest
 from svdops.bench.multi.rank import WAITING
 from svdops.errors import BadInputError
-from svdops.store import TMP_PREFIX, run_name
+from svdops.runs.store import TMP_PREFIX, run_name
 
 if TYPE_CHECKING:
     from svdops.bench.multi.merge import MultiOutcome
@@ -379,10 +379,10 @@ def run_multi(
     `gather` replaces host-facts gathering (tests); `on_launch(staging)` is called once torchrun
     is started (tests use it to find the ranks).
     """
+    from svdops.bench.environment import gather_local_facts, sigterm_as_interrupt
     from svdops.bench.models import import_stack
     from svdops.bench.multi import merge
     from svdops.bench.multi.topology import describe_links
-    from svdops.bench.runner import _sigterm_as_interrupt, gather_local_facts
 
     emit: Progress = progress or (lambda event, info: None)
     torch, _, _ = import_stack()
@@ -429,7 +429,7 @@ def run_multi(
     emit("phase", {"text": f"torchrun: {plan.world_size} rank(s), {plan.workload} on {plan.device}"})
     # A launcher killed by SIGTERM would orphan torchrun and the ranks (each in its own session):
     # treat it as Ctrl-C, which stops them and keeps their finished work.
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         result = _supervise(argv, worker_env(plan), staging, plan, emit, on_launch)
     outcome = merge.write_run(
         staging=staging,

@@ -28,7 +28,7 @@ from typing import Any
 
 from svdops.bench.multi import MultiRequest
 from svdops.bench.stats import describe
-from svdops.store import RunWriter
+from svdops.runs.store import RunWriter
 from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySample, summarize
 
 RESULTS_SCHEMA = "svdops.bench.results/1"

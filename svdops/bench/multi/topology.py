@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from svdops.facts import HostFacts
+from svdops.host.facts import HostFacts
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def describe_links(facts: HostFacts | None, gpus: Sequence[int], *, nnodes: int 
     if "SYS" in kinds:
         notes.append("some pairs cross the CPU socket interconnect (SYS): slower than PCIe within one socket")
 
-    from svdops.knowledge import find_gpu_spec
+    from svdops.judge.knowledge import find_gpu_spec
 
     specs = [spec for name in set(names) if (spec := find_gpu_spec(name)) is not None]
     nvlink_gen = next((s.nvlink_gen for s in specs if s.nvlink_gen), None)

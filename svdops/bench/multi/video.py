@@ -10,9 +10,9 @@ import time
 from typing import Any
 
 from svdops.bench.config import PointConfig
+from svdops.bench.invoke import conditioning_image, pipeline_call
 from svdops.bench.models import check_shape, prepare_pipeline
 from svdops.bench.multi.rank import RankContext, record_row
-from svdops.bench.runner import conditioning_image, pipeline_call
 from svdops.bench.timing import StageClock
 
 

@@ -149,10 +149,10 @@ def _start_telemetry(request: Any, device: str, torch: Any, log: RankLog) -> Any
     if not (request.telemetry and device.startswith("cuda")):
         log.doc["telemetry_note"] = "telemetry off" if not request.telemetry else "no telemetry on the CPU"
         return None
-    from svdops.bench.runner import _nvml_device
+    from svdops.bench.environment import nvml_device_id
     from svdops.telemetry import TelemetrySampler
 
-    sampler = TelemetrySampler(_nvml_device(device, torch), hz=request.telemetry_hz)
+    sampler = TelemetrySampler(nvml_device_id(device, torch), hz=request.telemetry_hz)
     sampler.start()
     log.doc["telemetry_note"] = sampler.note
     log.doc["telemetry_gpu"] = sampler.gpu_name
@@ -170,7 +170,7 @@ def _stop(sampler: Any, log: RankLog) -> None:
 
 
 def _versions(torch: Any, device: str) -> dict[str, Any]:
-    from svdops.bench.runner import collect_versions
+    from svdops.bench.environment import collect_versions
     from svdops.telemetry import TelemetrySampler
 
     versions = collect_versions(torch, TelemetrySampler(), None, device)

@@ -1,0 +1,1 @@
+"""Reaching a host and reading it: shells (local, SSH, recorded), inventories, fleets, probes, facts."""

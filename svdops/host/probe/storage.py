@@ -1,0 +1,187 @@
+"""Disks, md arrays and mounts: `lsblk -J`, /proc/mdstat, `df -PT` and /proc/mounts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from svdops.host.facts import BlockDevice, MdArray, Mount
+from svdops.host.probe._text import load_json, small_int
+
+_MD_LEVELS_RE = re.compile(r"^(raid\d+|linear|multipath|faulty)$")
+_MD_MEMBER_RE = re.compile(r"^([^\[\s]+)\[\d+\]((?:\([A-Z]\))*)$")
+_MD_COUNTS_RE = re.compile(r"\[(\d{1,6})/(\d{1,6})\]")
+_MD_BLOCKS_RE = re.compile(r"^\s*(\d{1,20}) blocks")
+_MD_RECOVERY_RE = re.compile(r"\b(resync|recovery|reshape)\s*=")
+
+
+def parse_lsblk_json(text: str) -> tuple[BlockDevice, ...] | None:
+    """`lsblk -J -b -o NAME,TYPE,SIZE,ROTA,TRAN,MODEL,MOUNTPOINT,FSTYPE`, children included.
+
+    util-linux before 2.33 prints every value as a string ("rota": "1", "size": "480103981056").
+    """
+    data = load_json(text)
+    if not isinstance(data, dict) or not isinstance(data.get("blockdevices"), list):
+        return None
+    return tuple(dev for item in data["blockdevices"] if (dev := _block_device(item, 0)) is not None)
+
+
+def _block_device(item: Any, depth: int) -> BlockDevice | None:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or depth > 16:
+        return None
+    children: list[Any] = item["children"] if isinstance(item.get("children"), list) else []
+    return BlockDevice(
+        name=item["name"],
+        type=str(item.get("type") or "unknown"),
+        size_bytes=_int(item.get("size")) or 0,
+        rotational=_bool(item.get("rota")),
+        transport=_str(item.get("tran")),
+        model=_str(item.get("model")),
+        mountpoint=_str(item.get("mountpoint")),
+        fstype=_str(item.get("fstype")),
+        children=tuple(dev for child in children if (dev := _block_device(child, depth + 1)) is not None),
+    )
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    return small_int(value, 24) if isinstance(value, str) else None
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if value in ("1", 1):
+        return True
+    if value in ("0", 0):
+        return False
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def parse_mdstat(text: str) -> tuple[MdArray, ...]:
+    """Arrays in /proc/mdstat. Each starts with 'mdN : state [level] dev[n][(F)] ...' and the
+    next lines carry the size, '[n/m] [UU_]' and any resync/recovery progress."""
+    arrays: list[MdArray] = []
+    current: dict[str, Any] | None = None
+    for line in text.splitlines():
+        head, sep, rest = line.partition(" : ")
+        if sep and re.fullmatch(r"md[\w/]*", head.strip()):
+            if current:
+                arrays.append(_md_array(current))
+            current = {"name": head.strip(), "words": rest.split(), "detail": []}
+        elif current is not None and line.startswith((" ", "\t")):
+            current["detail"].append(line)
+        elif current is not None and not line.strip():
+            arrays.append(_md_array(current))
+            current = None
+    if current:
+        arrays.append(_md_array(current))
+    return tuple(arrays)
+
+
+def _md_array(raw: dict[str, Any]) -> MdArray:
+    words: list[str] = raw["words"]
+    state = words[0] if words else "unknown"
+    level = None
+    members, failed = [], []
+    for word in words[1:]:
+        if word.startswith("("):  # (auto-read-only), (read-only)
+            continue
+        if level is None and _MD_LEVELS_RE.match(word):
+            level = word
+            continue
+        match = _MD_MEMBER_RE.match(word)
+        if match:
+            members.append(match.group(1))
+            if "(F)" in match.group(2):
+                failed.append(match.group(1))
+    detail = "\n".join(raw["detail"])
+    counts = _MD_COUNTS_RE.search(detail)
+    blocks = next((int(m.group(1)) for ln in raw["detail"] if (m := _MD_BLOCKS_RE.match(ln))), None)
+    return MdArray(
+        name=raw["name"],
+        level=level,
+        state=state,
+        members=tuple(members),
+        failed_members=tuple(failed),
+        size_bytes=None if blocks is None else blocks * 1024,  # mdstat counts 1 KiB blocks
+        devices_total=int(counts.group(1)) if counts else None,
+        devices_up=int(counts.group(2)) if counts else None,
+        recovering=bool(_MD_RECOVERY_RE.search(detail)),
+    )
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    device: str
+    fstype: str
+    options: tuple[str, ...]
+
+
+def parse_df(text: str) -> tuple[Mount, ...] | None:
+    """`df -PT`: Filesystem Type 1024-blocks Used Available Capacity Mounted-on (the last may have spaces)."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("Filesystem"):
+        return None
+    block_size = 1024
+    header = lines[0].split()
+    if len(header) > 2 and (size := re.match(r"(\d{1,12})-blocks", header[2])):
+        block_size = int(size.group(1))
+    mounts = []
+    for line in lines[1:]:
+        cells = line.split(None, 6)
+        blocks = small_int(cells[2]) if len(cells) == 7 else None
+        available = small_int(cells[4]) if len(cells) == 7 else None
+        if blocks is None or available is None:
+            continue
+        mounts.append(Mount(
+            device=cells[0],
+            mountpoint=cells[6],
+            fstype=cells[1],
+            size_bytes=blocks * block_size,
+            available_bytes=available * block_size,
+        ))
+    return tuple(mounts)
+
+
+def parse_proc_mounts(text: str) -> dict[str, MountOptions]:
+    """/proc/mounts by mount point (the last mount on a point wins, as the kernel shows it)."""
+    mounts = {}
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) < 4:
+            continue
+        mountpoint = _unescape_octal(cells[1])
+        mounts[mountpoint] = MountOptions(_unescape_octal(cells[0]), cells[2], tuple(cells[3].split(",")))
+    return mounts
+
+
+def _unescape_octal(value: str) -> str:
+    # /proc/mounts writes space, tab, newline and backslash in paths as \040 etc.
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), value)
+
+
+def merge_mounts(df: tuple[Mount, ...] | None, options: dict[str, MountOptions]) -> tuple[Mount, ...]:
+    """df's sizes with /proc/mounts' options; without df, the block-device mounts of /proc/mounts."""
+    if df is None:
+        return tuple(
+            Mount(opt.device, point, opt.fstype, options=opt.options)
+            for point, opt in options.items()
+            if opt.device.startswith("/dev/")
+        )
+    merged = []
+    for mount in df:
+        opt = options.get(mount.mountpoint)
+        merged.append(Mount(
+            mount.device, mount.mountpoint, mount.fstype or (opt.fstype if opt else None),
+            mount.size_bytes, mount.available_bytes, opt.options if opt else (),
+        ))
+    return tuple(merged)

@@ -1,0 +1,1 @@
+"""Judging facts against a profile: profiles, the sourced knowledge base, rules, check documents."""

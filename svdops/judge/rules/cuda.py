@@ -1,0 +1,95 @@
+"""The CUDA toolkit and system libraries (cuDNN, NCCL), and the toolkit's GPU architectures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from svdops.findings import Finding
+from svdops.host.facts import HostFacts
+from svdops.judge import knowledge as kb
+from svdops.judge.profiles import Profile
+from svdops.judge.rules.common import (
+    FAIL,
+    PASS,
+    WARN,
+    compute_capabilities,
+    gpu_label,
+    not_available,
+    toolkit_package,
+    versus_spec,
+)
+from svdops.versions import Version
+
+
+def cuda_toolkit(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    spec = profile.cuda.toolkit
+    if spec is None:
+        return
+    title = "CUDA toolkit (nvcc)"
+    have = facts.cuda.toolkit_version
+    target = spec.pinned or spec.minimum
+    hint = f"sudo apt-get install -y {toolkit_package(target)}" if target is not None else ""
+    yield versus_spec("cuda.toolkit", title, f"CUDA {spec}", spec, have,
+                      not_available(facts, "cuda.toolkit_version"), hint)
+
+
+def _cudnn_package(cudnn: Version, cuda: Version | None) -> str:
+    if cudnn.major >= 9:
+        major = cuda.major if cuda is not None else 12
+        return f"cudnn9-cuda-{major}"
+    return f"libcudnn{cudnn.major} libcudnn{cudnn.major}-dev"
+
+
+def cuda_cudnn(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    spec = profile.cuda.cudnn
+    if spec is None:
+        return
+    title = "system cuDNN"
+    have = facts.cuda.cudnn_version
+    target = spec.pinned or spec.minimum
+    hint = f"sudo apt-get install -y {_cudnn_package(target, facts.cuda.toolkit_version)}" if target else ""
+    bundled = f"; torch bundles cuDNN {facts.python.torch_cudnn}" if facts.python.torch_cudnn else ""
+    yield versus_spec("cuda.cudnn", title, f"cuDNN {spec}", spec, have,
+                      not_available(facts, "cuda.cudnn_version") + bundled, hint)
+
+
+def cuda_nccl(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    spec = profile.cuda.nccl
+    if spec is None:
+        return
+    title = "system NCCL"
+    have = facts.cuda.nccl_version
+    present = have is not None or any(lib.startswith("libnccl") for lib in facts.cuda.libraries)
+    hint = "sudo apt-get install -y libnccl2 libnccl-dev"
+    expected = "NCCL" if spec.is_any else f"NCCL {spec}"
+    if have is not None and not spec.is_any:
+        status = PASS if spec.contains(have) else FAIL
+        yield Finding("cuda.nccl", title, status, expected, str(have), hint="" if status is PASS else hint)
+    elif present:
+        status = PASS if spec.is_any else WARN
+        yield Finding("cuda.nccl", title, status, expected, "libnccl present, version unknown",
+                      hint="" if status is PASS else hint)
+    else:
+        yield Finding("cuda.nccl", title, WARN, expected, not_available(facts, "cuda.nccl_version"), hint=hint)
+
+
+def cuda_arch_support(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    toolkit = facts.cuda.toolkit_version
+    if toolkit is None or not facts.gpus:
+        return
+    support = kb.arch_support(toolkit.major)
+    if support is None:
+        return
+    title = "CUDA toolkit still builds for the GPUs"
+    expected = f"compute capability >= {support.min_cc} (CUDA {toolkit.major} dropped {', '.join(support.dropped)})"
+    old = [g for g in facts.gpus if g.compute_capability is not None and g.compute_capability < support.min_cc]
+    if not old:
+        yield Finding("cuda.arch-support", title, PASS, expected,
+                      ", ".join(f"cc {c}" for c in sorted(set(compute_capabilities(facts))))
+                      or "no compute capability reported")
+        return
+    previous = [v for v in kb.known_cuda_versions() if v.major == toolkit.major - 1]
+    hint = f"sudo apt-get install -y {toolkit_package(previous[0])}" if previous else ""
+    yield Finding("cuda.arch-support", title, FAIL, expected,
+                  ", ".join(f"{gpu_label(g)} cc {g.compute_capability}" for g in old) + f" with nvcc {toolkit}",
+                  hint=hint)

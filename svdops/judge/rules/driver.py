@@ -1,0 +1,233 @@
+"""The NVIDIA driver: presence, version, flavour (open/proprietary), reboot, nouveau, Secure Boot,
+persistence, and what CUDA toolkit and torch build it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from svdops.findings import Finding
+from svdops.host.facts import HostFacts
+from svdops.judge import knowledge as kb
+from svdops.judge.profiles import Profile
+from svdops.judge.rules.common import (
+    FAIL,
+    PASS,
+    REBOOT,
+    SKIP,
+    WARN,
+    choose_cuda_variant,
+    compute_capabilities,
+    driver_install_command,
+    driver_version_of,
+    gpu_expected,
+    not_available,
+    probe_note,
+    skip_no_gpu,
+    torch_install_command,
+)
+
+
+def driver_presence(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    title = "NVIDIA driver installed"
+    if not gpu_expected(facts, profile):
+        yield skip_no_gpu("driver.present", title, profile)
+        return
+    driver = driver_version_of(facts)
+    if driver is not None:
+        yield Finding("driver.present", title, PASS, "an NVIDIA driver", f"{driver}")
+        return
+    if facts.driver.library_mismatch:
+        yield Finding("driver.present", title, FAIL, "an NVIDIA driver whose module and libraries match",
+                      "nvidia-smi: Driver/library version mismatch", hint=REBOOT)
+        return
+    # without the driver there is no nvidia-smi to name the GPUs: install the newest packaged branch
+    newest = kb.known_cuda_versions()[0]
+    req = kb.min_driver_for_cuda(newest)
+    yield Finding("driver.present", title, FAIL, "an NVIDIA driver",
+                  f"none found ({probe_note(facts, 'driver', 'gpus')})",
+                  hint=driver_install_command(req.min_driver_ga, facts))
+
+
+def driver_version(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    spec = profile.driver.version
+    if spec is None:
+        return
+    title = "driver version"
+    driver = driver_version_of(facts)
+    if driver is None:
+        yield Finding("driver.version", title, WARN, str(spec), not_available(facts, "driver.userspace_version"))
+    elif spec.contains(driver):
+        yield Finding("driver.version", title, PASS, str(spec), str(driver))
+    else:
+        minimum = spec.minimum or driver
+        yield Finding("driver.version", title, FAIL, str(spec), str(driver),
+                      hint=driver_install_command(minimum, facts))
+
+
+def driver_flavor(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    title = "kernel module flavour"
+    ccs = compute_capabilities(facts)
+    required_open = any(cc >= kb.open_module_required_cc() for cc in ccs)
+    want = "open" if required_open else profile.driver.flavor
+    if want is None or not facts.gpus:
+        return
+    have = facts.driver.kernel_module_flavor
+    why = " (Blackwell GPUs run only on the open modules)" if required_open else ""
+    if have is None:
+        yield Finding("driver.flavor", title, WARN, want + why, not_available(facts, "driver.kernel_module_flavor"))
+    elif have == want:
+        yield Finding("driver.flavor", title, PASS, want, have)
+    else:
+        driver = driver_version_of(facts)
+        branch = driver.major if driver is not None else 580
+        package = f"nvidia-driver-{branch}-open" if want == "open" else f"nvidia-driver-{branch}"
+        yield Finding("driver.flavor", title, FAIL if required_open or profile.driver.flavor else WARN,
+                      want + why, have, hint=f"sudo apt-get install -y {package} && {REBOOT}")
+
+
+def driver_reboot(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    title = "loaded driver matches installed driver"
+    d = facts.driver
+    if not gpu_expected(facts, profile):
+        yield skip_no_gpu("driver.reboot-required", title, profile)
+        return
+    if d.library_mismatch:
+        yield Finding("driver.reboot-required", title, FAIL, "kernel module = userspace libraries",
+                      "nvidia-smi: Driver/library version mismatch (a driver update is installed but not loaded)",
+                      hint=REBOOT)
+    elif d.needs_reboot:
+        yield Finding("driver.reboot-required", title, FAIL, "kernel module = userspace libraries",
+                      f"kernel module {d.kernel_module_version}, userspace {d.userspace_version}", hint=REBOOT)
+    elif d.userspace_version is None or d.kernel_module_version is None:
+        yield Finding("driver.reboot-required", title, SKIP, "kernel module = userspace libraries",
+                      not_available(facts, "driver.kernel_module_version", "driver.userspace_version"))
+    else:
+        yield Finding("driver.reboot-required", title, PASS, "kernel module = userspace libraries",
+                      f"both {d.userspace_version}")
+
+
+def driver_nouveau(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    title = "nouveau not loaded"
+    if not gpu_expected(facts, profile):
+        yield skip_no_gpu("driver.nouveau", title, profile)
+        return
+    loaded = facts.driver.nouveau_loaded
+    if loaded is None:
+        yield Finding("driver.nouveau", title, SKIP, "nouveau not loaded",
+                      not_available(facts, "driver.nouveau_loaded"))
+    elif loaded:
+        yield Finding("driver.nouveau", title, FAIL, "nouveau not loaded", "nouveau is loaded (it holds the GPUs)",
+                      hint="printf 'blacklist nouveau\\noptions nouveau modeset=0\\n' | sudo tee "
+                           "/etc/modprobe.d/blacklist-nouveau.conf && sudo update-initramfs -u && " + REBOOT)
+    else:
+        yield Finding("driver.nouveau", title, PASS, "nouveau not loaded", "not loaded")
+
+
+def driver_secure_boot(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    title = "Secure Boot and signed driver modules"
+    if not gpu_expected(facts, profile):
+        yield skip_no_gpu("driver.secure-boot", title, profile)
+        return
+    d = facts.driver
+    expected = "Secure Boot off, or the DKMS-built nvidia modules signed with an enrolled key"
+    enroll = "sudo mokutil --import /var/lib/shim-signed/mok/MOK.der && " + REBOOT + \
+             "  (then choose 'Enroll MOK' at the blue MOK manager screen), or turn Secure Boot off in the firmware"
+    if d.secure_boot_enabled is None:
+        yield Finding("driver.secure-boot", title, SKIP, expected, not_available(facts, "driver.secure_boot_enabled"))
+    elif not d.secure_boot_enabled:
+        yield Finding("driver.secure-boot", title, PASS, expected, "Secure Boot off")
+    elif d.dkms_modules_signed is True:
+        yield Finding("driver.secure-boot", title, PASS, expected, "Secure Boot on, modules signed")
+    elif d.dkms_modules_signed is None and d.kernel_module_version is not None:
+        # the module loads, so its signature was accepted; whether the next DKMS rebuild is signed is unknown
+        yield Finding("driver.secure-boot", title, WARN, expected,
+                      f"Secure Boot on; module {d.kernel_module_version} loads, signing not confirmed "
+                      f"({probe_note(facts, 'driver.dkms_modules_signed')})", hint=enroll)
+    else:
+        state = "unsigned" if d.dkms_modules_signed is False else "signing unknown and the module is not loaded"
+        yield Finding("driver.secure-boot", title, FAIL, expected,
+                      f"Secure Boot on, DKMS modules {state}: the kernel refuses to load them", hint=enroll)
+
+
+def driver_persistence(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    if not profile.driver.persistence_mode or not facts.gpus:
+        return
+    title = "persistence mode"
+    fix = "sudo systemctl enable --now nvidia-persistenced && sudo nvidia-smi -pm 1"
+    states = [g.persistence_mode for g in facts.gpus]
+    off = [f"GPU{g.index}" for g in facts.gpus if g.persistence_mode is False]
+    if off:
+        yield Finding("driver.persistence", title, WARN, "on for every GPU",
+                      f"off on {', '.join(off)}: each CUDA start re-initialises the GPU", hint=fix)
+    elif all(s is True for s in states) or facts.driver.persistenced_running:
+        yield Finding("driver.persistence", title, PASS, "on for every GPU", "on")
+    elif facts.driver.persistenced_running is False:
+        yield Finding("driver.persistence", title, WARN, "on for every GPU", "nvidia-persistenced not running",
+                      hint=fix)
+    else:
+        yield Finding("driver.persistence", title, SKIP, "on for every GPU", not_available(facts, "gpus", "driver"))
+
+
+def driver_toolkit_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    title = "driver supports the CUDA toolkit (nvcc)"
+    toolkit = facts.cuda.toolkit_version
+    if toolkit is None or not gpu_expected(facts, profile):
+        return  # no nvcc: nothing is compiled here, so nothing to judge (cuda.toolkit judges a required one)
+    req = kb.find_min_driver_for_cuda(toolkit)
+    driver = driver_version_of(facts)
+    if req is None:
+        yield Finding("driver.cuda-toolkit-compat", title, SKIP, f"a driver for CUDA {toolkit}",
+                      f"CUDA {toolkit} is not in svdops' knowledge base ({kb.version()})")
+        return
+    expected = f"driver >= {req.min_driver_ga} for CUDA {req.cuda}"
+    if driver is None:
+        yield Finding("driver.cuda-toolkit-compat", title, WARN, expected,
+                      not_available(facts, "driver.userspace_version"))
+        return
+    level = req.level(driver)
+    if level == "full":
+        yield Finding("driver.cuda-toolkit-compat", title, PASS, expected, f"driver {driver}, nvcc {toolkit}")
+    elif level == "compat":
+        yield Finding("driver.cuda-toolkit-compat", title, WARN, expected,
+                      f"driver {driver}: CUDA {toolkit} programs run only under minor-version compatibility "
+                      f"(PTX they carry cannot be JIT-compiled)", hint=driver_install_command(req.min_driver_ga, facts))
+    else:
+        yield Finding("driver.cuda-toolkit-compat", title, FAIL, expected,
+                      f"driver {driver} is older than CUDA {req.cuda.major}.x allows (>= {req.min_driver_compat})",
+                      hint=driver_install_command(req.min_driver_ga, facts))
+
+
+def driver_torch_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    title = "driver supports torch's CUDA"
+    torch_cuda = facts.python.torch_cuda
+    if torch_cuda is None or not gpu_expected(facts, profile):
+        return  # no CUDA build of torch: torch.cuda-build says whether one is needed
+    req = kb.find_min_driver_for_cuda(torch_cuda)
+    if req is None:
+        yield Finding("driver.torch-cuda-compat", title, SKIP, f"a driver for CUDA {torch_cuda}",
+                      f"CUDA {torch_cuda} is not in svdops' knowledge base ({kb.version()})")
+        return
+    expected = f"driver >= {req.min_driver_ga} (or >= {req.min_driver_compat} under minor-version compatibility)"
+    driver = driver_version_of(facts)
+    if driver is None:
+        yield Finding("driver.torch-cuda-compat", title, WARN, expected,
+                      not_available(facts, "driver.userspace_version"))
+        return
+    level = req.level(driver)
+    torch_v = facts.python.torch_version
+    actual = f"driver {driver}, torch {torch_v or '?'} built for CUDA {torch_cuda}"
+    if level == "full":
+        yield Finding("driver.torch-cuda-compat", title, PASS, expected, actual)
+    elif level == "compat":
+        yield Finding("driver.torch-cuda-compat", title, WARN, expected,
+                      actual + ": runs under minor-version compatibility; torch.compile/Triton PTX may fail to load",
+                      hint=driver_install_command(req.min_driver_ga, facts))
+    else:
+        options = [driver_install_command(req.min_driver_ga, facts)]
+        if torch_v is not None:
+            release = kb.find_torch_release(torch_v)
+            variant = choose_cuda_variant(release, driver, compute_capabilities(facts)) if release else None
+            if release is not None and variant is not None:
+                options.append(torch_install_command(facts, release.version, variant))
+        yield Finding("driver.torch-cuda-compat", title, FAIL, expected,
+                      actual + ": CUDA fails to initialise (driver too old)", hint="  or  ".join(options))

@@ -1,0 +1,427 @@
+"""`svdops provision`'s run: the playbooks in playbooks/ through ansible-runner's Python API. The only
+module that imports ansible_runner.
+
+run_provision(request) -> ProvisionResult: one fresh run folder, ansible-runner on site.yml, live
+progress from runner events, and a per-host recap.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shlex
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import svdops
+from svdops.errors import BadInputError, InterruptedRunError, MissingDependencyError, RunFailedError
+from svdops.findings import Finding
+from svdops.host.inventory import load_inventory, parse_host_arg, select_targets
+from svdops.judge import knowledge as kb
+from svdops.judge.profiles import Profile
+from svdops.provision.plan import (
+    Plan,
+    PlanOptions,
+    check_plan,
+    plan_document,
+    plan_for,
+)
+
+PLAYBOOKS_ENV = "SVDOPS_PLAYBOOKS"
+RUNS_DIR_ENV = "SVDOPS_RUNS_DIR"
+DEFAULT_RUNS_DIR = Path("svdops-runs") / "provision"
+EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 3
+ROLES = ("preflight", "nvidia_driver", "cuda_toolkit", "cudnn", "nccl", "fabricmanager", "dcgm", "conda",
+         "storage", "validate")
+
+
+# extra vars that carry a validated choice: setting them with -e would skip the validation
+VALIDATED_VARS = {
+    "svdops_driver_branch": "--driver-branch", "svdops_driver_flavor": "--driver-flavor",
+    "svdops_driver_version": "driver.version in the profile", "svdops_cuda_version": "--cuda",
+    "svdops_cudnn_version": "cuda.cudnn in the profile", "svdops_nccl_version": "cuda.nccl in the profile",
+    "svdops_torch_variant": "python.torch_cuda in the profile", "svdops_python_version": "python.version",
+    "svdops_pip_packages": "python.packages in the profile", "svdops_allow_reboot": "--allow-reboot",
+    "svdops_storage_wipe": "--wipe",
+}
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    profile: Profile
+    inventory: Path | None = None
+    hosts: tuple[str, ...] = ()
+    identity: Path | None = None
+    check: bool = False
+    tags: tuple[str, ...] = ()
+    skip_tags: tuple[str, ...] = ()
+    limit: str | None = None
+    allow_reboot: bool = False
+    wipe: tuple[str, ...] = ()
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)
+    options: PlanOptions = field(default_factory=PlanOptions)
+    forks: int = 16
+    runs_dir: Path | None = None
+    playbooks: Path | None = None
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One thing worth showing while the play runs. kind: play | task | ok | changed | failed |
+    unreachable | skipped | message."""
+
+    kind: str
+    host: str = ""
+    task: str = ""
+    message: str = ""
+
+
+@dataclass
+class HostRecap:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+@dataclass
+class ProvisionResult:
+    run_dir: Path
+    status: str  # ansible-runner's: successful | failed | timeout | canceled
+    rc: int
+    check: bool
+    recap: dict[str, HostRecap]
+    failures: list[ProgressEvent]
+    plan: dict[str, Any]  # host -> role -> what it installs (set_stats of the roles)
+    reboot_required: dict[str, bool]
+    findings: list[Finding]
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.unreachable for r in self.recap.values()):
+            return EXIT_UNREACHABLE
+        if any(r.failed for r in self.recap.values()) or self.status != "successful":
+            return EXIT_FAILED
+        return EXIT_OK
+
+
+def playbooks_dir(explicit: Path | None = None) -> Path:
+    """site.yml's folder: $SVDOPS_PLAYBOOKS, the source tree's playbooks/, then <prefix>/share/svdops/playbooks."""
+    candidates = [explicit] if explicit else []
+    if os.environ.get(PLAYBOOKS_ENV):
+        candidates.append(Path(os.environ[PLAYBOOKS_ENV]))
+    candidates += [Path(svdops.__file__).resolve().parent.parent / "playbooks",
+                   Path(sys.prefix) / "share" / "svdops" / "playbooks"]
+    for candidate in candidates:
+        if candidate is not None and (candidate / "site.yml").is_file():
+            return candidate.resolve()
+    raise BadInputError("cannot find the svdops playbooks (site.yml)",
+                        where=", ".join(str(c) for c in candidates if c is not None),
+                        hint=f"set ${PLAYBOOKS_ENV} to the playbooks/ folder of an svdops checkout")
+
+
+def new_run_dir(profile: str, base: Path | None = None, now: dt.datetime | None = None) -> Path:
+    """A fresh folder per run: <base>/<UTC>-<profile>[-N]. Fresh matters: ansible-runner keeps the
+    cmdline (e.g. --check) in its private data dir and would reuse it in a later run."""
+    base = base or Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", profile)
+    for n in range(1, 1000):
+        candidate = base / (f"{stamp}-{safe}" if n == 1 else f"{stamp}-{safe}-{n}")
+        try:
+            candidate.mkdir(parents=True, exist_ok=False)
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise BadInputError(f"cannot create the run folder: {exc.strerror}", where=str(candidate)) from exc
+    raise BadInputError("too many runs in one second", where=str(base))
+
+
+def extra_vars(plan: Plan, request: ProvisionRequest) -> dict[str, Any]:
+    """The profile, through the plan, as the playbooks' svdops_* variables; -e values on top."""
+    profile = request.profile
+    bad = sorted(set(request.extra_vars) & set(VALIDATED_VARS))
+    if bad:
+        hints = ", ".join(f"{k}: use {VALIDATED_VARS[k]}" for k in bad)
+        raise BadInputError(f"-e cannot set {', '.join(bad)}: these are validated before the run", hint=hints)
+    out: dict[str, Any] = {
+        "svdops_profile_name": profile.name,
+        "svdops_profile_files": [str(p.resolve()) for p in profile.chain],
+        "svdops_driver_branch": str(plan.driver_branch),
+        "svdops_driver_flavor": plan.driver_flavor,
+        "svdops_driver_version": str(plan.driver_version) if plan.driver_version else "",
+        "svdops_cuda_version": f"{plan.cuda.major}.{plan.cuda.minor}",
+        "svdops_cudnn_version": plan.cudnn,
+        "svdops_nccl_version": plan.nccl,
+        "svdops_python_version": f"{plan.python.major}.{plan.python.minor}",
+        "svdops_torch_variant": plan.torch_tag,
+        "svdops_torch_index_url": kb.torch_index_url(plan.torch_variant),
+        "svdops_pip_packages": list(plan.pip_packages),
+        "svdops_package_spec": f"svdops=={svdops.__version__}",
+        "svdops_allow_reboot": request.allow_reboot,
+        "svdops_storage_wipe": list(request.wipe),
+    }
+    if profile.os.releases:
+        out["svdops_supported_releases"] = list(profile.os.releases)
+    scratch, data = profile.storage.scratch, profile.storage.data
+    if scratch is not None:
+        out["svdops_storage_scratch_level"] = scratch.level
+        out["svdops_storage_scratch_min_devices"] = scratch.min_devices
+    if data is not None:
+        # RAID6 where the profile allows it: a second parity survives a rebuild on large HDDs
+        out["svdops_storage_data_level"] = "raid6" if "raid6" in data.levels else data.levels[0]
+        out["svdops_storage_data_min_devices"] = data.min_devices
+    out.update(request.extra_vars)
+    return out
+
+
+def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
+    """-e KEY=VALUE (VALUE read as YAML, so lists and numbers work) or -e @FILE (YAML/JSON mapping)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if item.startswith("@"):
+            path = Path(item[1:]).expanduser()
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise BadInputError(f"cannot read extra vars: {exc}", where=str(path)) from exc
+            if not isinstance(data, dict):
+                raise BadInputError("extra vars file must hold a mapping", where=str(path))
+            out.update(data)
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise BadInputError("expected -e KEY=VALUE or -e @FILE", where=f"-e {item}")
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            parsed = value
+        # a mapping out of KEY=VALUE is text that happens to hold ": ", not a structure anyone meant
+        out[key] = value if isinstance(parsed, dict) else parsed
+    return out
+
+
+def _write_host_inventory(path: Path, hosts: Sequence[str], identity: Path | None) -> None:
+    lines = ["[svdops]"]
+    for text in hosts:
+        target = parse_host_arg(text, identity=identity)
+        parts = [shlex.quote(target.name), f"ansible_host={shlex.quote(target.address)}"]
+        if target.port:
+            parts.append(f"ansible_port={target.port}")
+        if target.user:
+            parts.append(f"ansible_user={shlex.quote(target.user)}")
+        if target.identity:
+            parts.append(f"ansible_ssh_private_key_file={shlex.quote(str(target.identity))}")
+        lines.append(" ".join(parts))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _runner_env(run_dir: Path) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    env = {
+        # ansible-runner starts ansible-playbook by name: it must find this interpreter's copy
+        "PATH": venv_bin + (os.pathsep + path if path else ""),
+        "LC_ALL": "C.UTF-8",  # ansible refuses to start under a non-UTF-8 locale
+        "LANG": "C.UTF-8",
+        # a multiplexing master outlives the run by a minute and holds the run's stdout open
+        "ANSIBLE_SSH_ARGS": os.environ.get("ANSIBLE_SSH_ARGS", "-o ControlMaster=no"),
+        "ANSIBLE_PIPELINING": os.environ.get("ANSIBLE_PIPELINING", "True"),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_LOCAL_TEMP": str(run_dir / "tmp"),
+    }
+    # ansible-runner turns host key checking off unless told otherwise; svdops keeps it on unless the
+    # caller's own environment turns it off (the VM tests do, for a VM whose key is new on every build)
+    env["ANSIBLE_HOST_KEY_CHECKING"] = os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True")
+    return env
+
+
+class _EventSink:
+    """Turns ansible-runner events into ProgressEvents and keeps what the recap needs."""
+
+    def __init__(self, on_progress: Callable[[ProgressEvent], None] | None) -> None:
+        self.on_progress = on_progress
+        self.failures: list[ProgressEvent] = []
+        self.stats: dict[str, Any] = {}
+        self.artifact_data: dict[str, Any] = {}
+
+    def _emit(self, event: ProgressEvent) -> None:
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        name = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = str(data.get("host") or "")
+        task = str(data.get("task") or "")
+        role = data.get("role")
+        label = f"{role} : {task}" if role and not task.startswith(f"{role} :") else task
+        if name == "playbook_on_play_start":
+            self._emit(ProgressEvent("play", task=str(data.get("play") or "")))
+        elif name == "playbook_on_task_start":
+            self._emit(ProgressEvent("task", task=label))
+        elif name == "runner_on_ok":
+            res = data.get("res") or {}
+            changed = bool(res.get("changed"))
+            message = _message(res)
+            self._emit(ProgressEvent("changed" if changed else "ok", host, label, message))
+            if message and res.get("msg") is not None and data.get("task_action", "").endswith("debug"):
+                self._emit(ProgressEvent("message", host, label, message))
+        elif name in ("runner_on_failed", "runner_item_on_failed") and not data.get("ignore_errors"):
+            failure = ProgressEvent("failed", host, label, _message(data.get("res") or {}))
+            self.failures.append(failure)
+            self._emit(failure)
+        elif name == "runner_on_unreachable":
+            failure = ProgressEvent("unreachable", host, label, _message(data.get("res") or {}))
+            self.failures.append(failure)
+            self._emit(failure)
+        elif name == "runner_on_skipped":
+            self._emit(ProgressEvent("skipped", host, label))
+        elif name == "playbook_on_stats":
+            self.stats = dict(data)
+            self.artifact_data = dict(data.get("artifact_data") or {})
+        return True  # keep every event in the artifacts
+
+
+def _message(res: Mapping[str, Any]) -> str:
+    msg = res.get("msg")
+    if isinstance(msg, list):
+        msg = " ".join(str(m) for m in msg)
+    if msg:
+        return " ".join(str(msg).split())
+    stderr = str(res.get("stderr") or "").strip()
+    return stderr.splitlines()[-1] if stderr else ""
+
+
+def _recap(stats: Mapping[str, Any]) -> dict[str, HostRecap]:
+    fields = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable", "skipped": "skipped",
+              "rescued": "rescued", "ignored": "ignored"}
+    hosts: set[str] = set()
+    for key in fields:
+        hosts.update((stats.get(key) or {}).keys())
+    hosts.update((stats.get("processed") or {}).keys())
+    recap = {h: HostRecap() for h in sorted(hosts)}
+    for key, attr in fields.items():
+        for host, count in (stats.get(key) or {}).items():
+            setattr(recap[host], attr, int(count))
+    return recap
+
+
+def _import_runner() -> Any:
+    try:
+        import ansible_runner
+    except ImportError as exc:
+        raise MissingDependencyError(f"ansible-runner is not installed ({exc})",
+                                     hint="pip install 'ansible-runner>=2.4' 'ansible-core>=2.16'") from exc
+    return ansible_runner
+
+
+def run_provision(request: ProvisionRequest,
+                  on_progress: Callable[[ProgressEvent], None] | None = None) -> ProvisionResult:
+    """Validate the plan, then run site.yml once through ansible-runner; every outcome is in the result."""
+    if not request.hosts and request.inventory is None:
+        raise BadInputError("no hosts: give --inventory FILE or --host [USER@]HOST[:PORT]")
+    plan = plan_for(request.profile, request.options)
+    findings = check_plan(plan)
+    for tag in (*request.tags, *request.skip_tags):
+        if tag not in ROLES:
+            raise BadInputError(f"unknown tag {tag!r}", hint=f"tags are the role names: {', '.join(ROLES)}")
+    # a --limit that matches nothing, or a bad inventory, is a usage error before anything starts
+    targets = select_targets(hosts=request.hosts, inventory=request.inventory, limit=request.limit,
+                             identity=request.identity)
+    if not targets:
+        raise BadInputError("no hosts to provision", hint="check --limit against the inventory's groups")
+    if request.inventory is not None:
+        load_inventory(request.inventory)
+    variables = extra_vars(plan, request)
+    runner = _import_runner()
+    playbooks = playbooks_dir(request.playbooks)
+
+    run_dir = new_run_dir(request.profile.name, request.runs_dir)
+    private = run_dir / "runner"
+    private.mkdir()
+    (run_dir / "tmp").mkdir()
+    if request.inventory is not None:
+        inventory = str(request.inventory.resolve())
+    else:
+        host_inventory = run_dir / "hosts.ini"
+        _write_host_inventory(host_inventory, request.hosts, request.identity)
+        inventory = str(host_inventory)
+
+    cmdline = ["--check", "--diff"] if request.check else []
+    if request.skip_tags:
+        cmdline += ["--skip-tags", ",".join(request.skip_tags)]
+    started = dt.datetime.now(dt.UTC)
+    _write_json(run_dir / "request.json", {
+        "profile": request.profile.name, "profile_file": str(request.profile.source), "check": request.check,
+        "tags": list(request.tags), "skip_tags": list(request.skip_tags), "limit": request.limit,
+        "inventory": inventory, "allow_reboot": request.allow_reboot, "wipe": list(request.wipe),
+        "extra_vars": variables, "plan": plan_document(plan), "findings": [asdict(f) for f in findings],
+        "started": started.isoformat(), "svdops": svdops.__version__,
+    })
+    sink = _EventSink(on_progress)
+    result = runner.run(
+        private_data_dir=str(private),
+        project_dir=str(playbooks),
+        playbook=str(playbooks / "site.yml"),
+        inventory=inventory,
+        extravars=variables,
+        tags=",".join(request.tags) or None,
+        limit=request.limit,
+        cmdline=shlex.join(cmdline) if cmdline else None,
+        envvars=_runner_env(run_dir),
+        forks=request.forks,
+        ident="run",
+        event_handler=sink,
+        quiet=True,
+    )
+    status, rc = str(result.status), int(result.rc if result.rc is not None else -1)
+    if not sink.stats and status == "canceled":
+        raise InterruptedRunError("interrupted: the play did not finish", where=str(run_dir),
+                                  hint=f"what ran is in {private / 'artifacts' / 'run' / 'stdout'}; rerun to finish")
+    if not sink.stats:
+        tail = _stdout_tail(private / "artifacts" / "run" / "stdout")
+        raise RunFailedError(f"ansible-playbook stopped before the play ran (status {status}, rc {rc}): {tail}",
+                             where=str(run_dir), hint=f"see {private / 'artifacts' / 'run' / 'stdout'}")
+    recap = _recap(sink.stats)
+    outcome = ProvisionResult(
+        run_dir=run_dir, status=status, rc=rc, check=request.check, recap=recap, failures=sink.failures,
+        plan=dict(sink.artifact_data.get("svdops_plan") or {}),
+        reboot_required={h: bool(v) for h, v in (sink.artifact_data.get("svdops_reboot_required") or {}).items()},
+        findings=findings,
+    )
+    _write_json(run_dir / "result.json", {
+        "status": status, "rc": rc, "exit_code": outcome.exit_code, "check": request.check,
+        "finished": dt.datetime.now(dt.UTC).isoformat(),
+        "recap": {h: asdict(r) for h, r in recap.items()},
+        "failures": [asdict(f) for f in sink.failures], "plan": outcome.plan,
+        "reboot_required": outcome.reboot_required, "artifacts": str(private / "artifacts" / "run"),
+    })
+    return outcome
+
+
+def _stdout_tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "no output"
+    kept = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:]) or "no output"
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)

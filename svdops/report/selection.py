@@ -1,0 +1,158 @@
+"""Which runs a report covers: run folders found from arguments (folders, stores, globs), filters
+(--host, --gpu, --scenario, --since) and the hourly prices by host pattern.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from svdops.errors import BadInputError
+from svdops.report.run_fields import run_host, run_scenario, run_started
+from svdops.runs.store import TMP_PREFIX, Run, load_run
+
+RANK_METRICS = ("videos_per_hour", "cost", "energy")
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
+
+
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a report keeps. Host and scenario are shell-style patterns (`gpu0*`)."""
+
+    hosts: tuple[str, ...] = ()
+    scenarios: tuple[str, ...] = ()
+    since: datetime | None = None
+
+    def keeps(self, host: str, scenario: str, started: datetime | None) -> bool:
+        if self.hosts and not any(fnmatch.fnmatchcase(host, p) for p in self.hosts):
+            return False
+        if self.scenarios and not any(fnmatch.fnmatchcase(scenario, p) for p in self.scenarios):
+            return False
+        # A run with no readable start time cannot be shown to be recent enough: leave it out.
+        return self.since is None or (started is not None and started >= self.since)
+
+    def describe(self) -> list[str]:
+        parts = []
+        if self.hosts:
+            parts.append("host " + " or ".join(self.hosts))
+        if self.scenarios:
+            parts.append("scenario " + " or ".join(self.scenarios))
+        if self.since is not None:
+            parts.append(f"since {self.since.isoformat(timespec='minutes')}")
+        return parts
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`2026-11-26`, `2026-11-26T10:00`, an ISO time with offset, or an age: `90m`, `12h`, `7d`, `2w`."""
+    match = _DURATION.match(text)
+    if match:
+        amount, unit = float(match.group(1)), _DURATION_UNITS[match.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInputError(
+            f"cannot read {text!r} as a date, a time or an age",
+            where="--since",
+            hint="use 2026-11-26, 2026-11-26T10:00, or an age such as 12h, 7d, 2w",
+        ) from None
+    # A time without a zone is read as UTC: run folder names and results.json are in UTC.
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def parse_prices(items: Iterable[str]) -> dict[str, float]:
+    """`HOST=USD_PER_HOUR` pairs; HOST may be a pattern (`gpu0*=2.5`)."""
+    prices: dict[str, float] = {}
+    for item in items:
+        host, sep, value = item.partition("=")
+        try:
+            price = float(value)
+        except ValueError:
+            price = math.nan
+        if not sep or not host.strip() or not math.isfinite(price) or price < 0:
+            raise BadInputError(
+                f"cannot read price {item!r}", where="--price", hint="use HOST=USD_PER_HOUR, e.g. --price gpu01=2.49"
+            )
+        prices[host.strip()] = price
+    return prices
+
+
+def price_for(host: str, prices: Mapping[str, float]) -> float | None:
+    """An exact host name wins over a pattern, so `--price '*=2' --price big=9` does what it says."""
+    if host in prices:
+        return prices[host]
+    for pattern, price in prices.items():
+        if fnmatch.fnmatchcase(host, pattern):
+            return price
+    return None
+
+
+@dataclass
+class RunSelection:
+    runs: list[Run]
+    skipped: list[str] = field(default_factory=list)  # why a folder was passed over, for the report's notes
+    matched_before_filter: int = 0
+
+
+def _expand(arg: str) -> list[Path]:
+    if glob.has_magic(arg):
+        found = sorted(Path(p) for p in glob.glob(arg))
+        if not found:
+            raise BadInputError(f"no file or folder matches {arg!r}", where="RUNS", hint="check the pattern")
+        return found
+    path = Path(arg)
+    if not path.exists():
+        raise BadInputError(
+            "no such run folder or store", where=arg, hint="pass run folders or a store (default ./svdops-runs)"
+        )
+    return [path]
+
+
+def find_runs(args: Sequence[str], run_filter: RunFilter | None = None) -> RunSelection:
+    """Run folders from paths and globs; a folder without results.json is read as a store of runs."""
+    run_filter = run_filter or RunFilter()
+    selection = RunSelection(runs=[])
+    seen: set[Path] = set()
+    candidates: list[Path] = []
+    for arg in args:
+        for path in _expand(arg):
+            if (path / "results.json").is_file() or path.name.startswith(TMP_PREFIX):
+                candidates.append(path)
+            elif path.is_dir():
+                children = sorted(c for c in path.iterdir() if c.is_dir())
+                for child in children:
+                    if child.name.startswith(TMP_PREFIX):
+                        selection.skipped.append(f"{child}: unfinished run (its writer stopped before committing it)")
+                    elif (child / "results.json").is_file():
+                        candidates.append(child)
+            else:
+                raise BadInputError("not a run folder or a store", where=str(path), hint="pass a folder")
+    for path in candidates:
+        if path.name.startswith(TMP_PREFIX):
+            selection.skipped.append(f"{path}: unfinished run (its writer stopped before committing it)")
+            continue
+        resolved = path.resolve()
+        if resolved in seen:
+            continue
+        seen.add(resolved)
+        try:
+            run = load_run(path)
+        except BadInputError as exc:  # one unreadable run must not cost the report on the other 999
+            selection.skipped.append(str(exc))
+            continue
+        selection.matched_before_filter += 1
+        if run_filter.keeps(run_host(run), run_scenario(run), run_started(run)):
+            selection.runs.append(run)
+    selection.runs.sort(key=lambda r: (run_started(r) or datetime.min.replace(tzinfo=UTC), r.name))
+    return selection
