@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from svdops.bench.config import DEFAULT_SCENARIO, BenchRequest, PointConfig, parse_sweep, scenario_names
+from svdops.bench.config import DEFAULT_SCENARIO, BenchRequest, PointConfig, parse_sweep
+from svdops.scenarios import scenario_names
 
 if TYPE_CHECKING:
     from svdops.bench.records import BenchOutcome

@@ -12,15 +12,12 @@ import itertools
 import json
 import math
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from svdops.errors import BadInputError
+from svdops.scenarios import SCENARIOS_FILE, scenario_values, scenarios_document
 
-SCENARIOS_FILE = "scenarios.yaml"
 DEFAULT_SCENARIO = "svd-xt-25f"
 DTYPES = ("fp16", "bf16", "fp32")
 # Options that --sweep may vary; all are integers, and none needs the pipeline rebuilt.
@@ -125,29 +122,10 @@ class PointConfig(Settings):
 # --- scenarios ---------------------------------------------------------------------------------
 
 
-@cache
-def _scenarios_document() -> dict[str, Any]:
-    text = resources.files("svdops").joinpath("data", SCENARIOS_FILE).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
-    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), dict):
-        raise BadInputError("no `scenarios:` mapping", where=f"svdops/data/{SCENARIOS_FILE}")
-    return data
-
-
-def scenario_names() -> list[str]:
-    return list(_scenarios_document()["scenarios"])
-
-
 def load_scenario(name: str) -> Scenario:
-    doc = _scenarios_document()
-    entries = doc["scenarios"]
-    if name not in entries:
-        raise BadInputError(
-            f"unknown scenario {name!r}",
-            where="--scenario",
-            hint=f"choose one of: {', '.join(entries)}",
-        )
-    values = {**doc.get("defaults", {}), **(entries[name] or {})}
+    """A scenario's bench settings from the one registry (its `memory:` block is the knowledge base's)."""
+    values = scenario_values(name)
+    values.pop("memory", None)
     values.setdefault("description", "")
     names = {f.name for f in dataclasses.fields(Scenario)} - {"name"}
     missing = names - values.keys()
@@ -164,7 +142,7 @@ def model_configs(model: str) -> dict[str, dict[str, Any]]:
     A model with `base:` starts from that model's configs and replaces the keys it names, so the
     tiny model keeps the released scheduler and feature extractor.
     """
-    models = _scenarios_document().get("models", {})
+    models = scenarios_document().get("models", {})
     where = f"svdops/data/{SCENARIOS_FILE}: models.{model}"
     if model not in models:
         raise BadInputError(f"unknown model {model!r}", where=where)

@@ -18,13 +18,13 @@ from svdops.bench.config import (
     SWEEP_KEYS,
     BenchRequest,
     check_request_shape,
-    scenario_names,
 )
 from svdops.bench.multi import WORKLOADS, MultiRequest
 from svdops.bench.multi.launcher import parse_gpus, wants_multi
 from svdops.cli.errors import handles_errors
 from svdops.errors import BadInputError, InterruptedRunError, RunFailedError
 from svdops.runs.store import DEFAULT_STORE
+from svdops.scenarios import scenario_names
 
 
 @click.command("bench")

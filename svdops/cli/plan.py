@@ -9,10 +9,11 @@ from typing import Any
 import click
 from rich.table import Table
 
-from svdops.bench.config import DEFAULT_SCENARIO, scenario_names
+from svdops.bench.config import DEFAULT_SCENARIO
 from svdops.cli.errors import handles_errors
 from svdops.cli.render import make_console
 from svdops.errors import BadInputError
+from svdops.scenarios import scenario_names
 
 PLAN_SCHEMA = "svdops.plan/1"
 VALIDATE_SCHEMA = "svdops.plan.validate/1"

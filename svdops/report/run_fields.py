@@ -42,7 +42,7 @@ def run_host(run: Run) -> str:
 
 @cache
 def known_scenarios() -> tuple[str, ...]:
-    from svdops.bench.config import scenario_names
+    from svdops.scenarios import scenario_names
 
     return tuple(sorted(scenario_names(), key=len, reverse=True))  # svd-xt-25f before a shorter prefix
 

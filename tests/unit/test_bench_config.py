@@ -12,11 +12,11 @@ from svdops.bench.config import (
     model_configs,
     parse_sweep,
     resolve_points,
-    scenario_names,
 )
 from svdops.bench.config import largest_fitting as largest
 from svdops.bench.stats import describe, percentile
 from svdops.errors import BadInputError
+from svdops.scenarios import scenario_names
 
 
 def test_shipped_scenarios_match_the_issue():

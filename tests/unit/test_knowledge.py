@@ -39,7 +39,7 @@ def test_every_file_is_versioned_and_every_row_sourced(name: str) -> None:
 
 
 def test_the_whole_base_parses() -> None:
-    assert set(kb.knowledge().versions) == set(kb.FILES)
+    assert set(kb.knowledge().versions) == {*kb.FILES, "scenarios.yaml"}
     assert "cuda.yaml=" in kb.version()
 
 
@@ -256,3 +256,18 @@ def test_torch_index_urls() -> None:
     assert kb.torch_index_url(V("13.0")) == "https://download.pytorch.org/whl/cu130"
     assert kb.torch_index_url(None) == "https://download.pytorch.org/whl/cpu"
     assert kb.cuda_tag(V("11.3")) == "cu113"
+
+
+def test_one_scenario_registry_serves_the_bench_and_the_knowledge_base() -> None:
+    """The bench's scenarios and the knowledge base's memory rows come from one file and cannot drift."""
+    from svdops.bench.config import load_scenario
+    from svdops.scenarios import scenario_names, scenarios_document
+
+    assert tuple(scenario_names()) == kb.scenario_names()
+    assert kb.knowledge().versions["scenarios.yaml"] == scenarios_document()["version"]
+    for name in scenario_names():
+        bench, memory = load_scenario(name), kb.scenario(name)
+        assert bench.needs_gpu == memory.needs_gpu, name
+        assert memory.source.strip(), name
+        assert (memory.min_vram_gib >= memory.peak_allocated_gib) if bench.needs_gpu else memory.min_vram_gib == 0, name
+    assert not resources.files("svdops.judge.knowledge").joinpath("scenarios.yaml").is_file()

@@ -17,9 +17,10 @@ from typing import Any
 
 import yaml
 
+from svdops.scenarios import scenario_values, scenarios_document
 from svdops.versions import Version, parse_version
 
-FILES = ("cuda.yaml", "torch.yaml", "libraries.yaml", "scenarios.yaml", "gpus.yaml")
+FILES = ("cuda.yaml", "torch.yaml", "libraries.yaml", "gpus.yaml")  # scenarios: svdops/data/scenarios.yaml
 
 
 class UnknownKnowledgeError(LookupError):
@@ -182,11 +183,26 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _scenario(name: str) -> Scenario:
+    """A scenario's memory needs from the one registry (svdops/data/scenarios.yaml), sourced like every row."""
+    values = scenario_values(name)
+    memory = values.get("memory")
+    where = f"svdops/data/scenarios.yaml: scenarios.{name}.memory"
+    if not isinstance(memory, dict) or not isinstance(memory.get("source"), str) or not memory["source"].strip():
+        raise KnowledgeDataError(f"{where}: every scenario needs a `memory:` block with a `source:`")
+    try:
+        return Scenario(name, str(values.get("description", "")), bool(values["needs_gpu"]),
+                        float(memory["peak_allocated_gib"]), _opt_float(memory.get("peak_reserved_gib")),
+                        float(memory["min_vram_gib"]), memory["source"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KnowledgeDataError(f"{where}: {type(exc).__name__}: {exc}") from None
+
+
 def _load() -> Knowledge:
     cuda = _read("cuda.yaml")
     torch = _read("torch.yaml")
     libs = _read("libraries.yaml")
-    scen = _read("scenarios.yaml")
+    scen = scenarios_document()
     gpus = _read("gpus.yaml")
     versions = {"cuda.yaml": cuda["version"], "torch.yaml": torch["version"], "libraries.yaml": libs["version"],
                 "scenarios.yaml": scen["version"], "gpus.yaml": gpus["version"]}
@@ -238,13 +254,7 @@ def _load() -> Knowledge:
     if not isinstance(pipe, dict) or not pipe.get("source"):
         raise KnowledgeDataError("libraries.yaml: svd_pipeline needs diffusers_min, reference_* and source")
 
-    scenarios = {
-        str(r["name"]): Scenario(
-            str(r["name"]), str(r["description"]), bool(r["needs_gpu"]), float(r["peak_allocated_gib"]),
-            _opt_float(r.get("peak_reserved_gib")), float(r["min_vram_gib"]), r["source"],
-        )
-        for r in _rows(scen, "scenarios", "scenarios.yaml")
-    }
+    scenarios = {name: _scenario(name) for name in scen["scenarios"]}
     gpu_specs = tuple(
         GpuSpec(
             str(r["name"]), tuple(str(n) for n in r["names"]), str(r["arch"]),
