@@ -198,21 +198,21 @@ class StageCall:
     calls: int  # per video
 
 
-def stage_calls(w: Workload) -> list[StageCall]:
+def stage_calls(workload: Workload) -> list[StageCall]:
     """The network calls one video costs. Decode works through batch x frames in chunks, the last
     one shorter; encode and CLIP run once per pipeline call (divided over its videos)."""
-    lh, lw = w.latent_hw
-    unet_stage = "unet-ffchunk" if w.forward_chunking else "unet"
-    calls = [StageCall("unet", unet_stage, (w.unet_batch, w.frames, lh, lw), w.steps)]
-    total = w.videos_per_call * w.frames
-    full, rest = divmod(total, w.decode_chunk)
+    lh, lw = workload.latent_hw
+    unet_stage = "unet-ffchunk" if workload.forward_chunking else "unet"
+    calls = [StageCall("unet", unet_stage, (workload.unet_batch, workload.frames, lh, lw), workload.steps)]
+    total = workload.videos_per_call * workload.frames
+    full, rest = divmod(total, workload.decode_chunk)
     if full:
-        calls.append(StageCall("decode", "decode", (w.decode_chunk, lh, lw), full))
+        calls.append(StageCall("decode", "decode", (workload.decode_chunk, lh, lw), full))
     if rest:
         calls.append(StageCall("decode", "decode", (rest, lh, lw), 1))
-    image = int(model_configs(w.model)["image_encoder"].get("image_size", 224))
-    calls.append(StageCall("encode", "encode", (w.videos_per_call, w.height, w.width), 1))
-    calls.append(StageCall("clip", "clip", (w.videos_per_call, image, image), 1))
+    image = int(model_configs(workload.model)["image_encoder"].get("image_size", 224))
+    calls.append(StageCall("encode", "encode", (workload.videos_per_call, workload.height, workload.width), 1))
+    calls.append(StageCall("clip", "clip", (workload.videos_per_call, image, image), 1))
     return calls
 
 
@@ -274,20 +274,20 @@ class StageFloor:
     calls: tuple[StageCall, ...]
 
 
-def stage_floors(w: Workload, device: Device) -> dict[str, StageFloor]:
+def stage_floors(workload: Workload, device: Device) -> dict[str, StageFloor]:
     floors: dict[str, list[Any]] = {}
-    for call in stage_calls(w):
-        count = stage_count(w.model, call.key_stage, call.shape)
+    for call in stage_calls(workload):
+        count = stage_count(workload.model, call.key_stage, call.shape)
         entry = floors.setdefault(call.stage, [0.0, 0, []])
-        entry[0] += call.calls * roofline_s(count, device, w.dtype)
+        entry[0] += call.calls * roofline_s(count, device, workload.dtype)
         entry[1] += call.calls * count.flops
         entry[2].append(call)
     return {s: StageFloor(s, v[0], v[1], tuple(v[2])) for s, v in floors.items()}
 
 
-def unet_step_flops(w: Workload) -> int:
-    call = stage_calls(w)[0]
-    return stage_count(w.model, call.key_stage, call.shape).flops
+def unet_step_flops(workload: Workload) -> int:
+    call = stage_calls(workload)[0]
+    return stage_count(workload.model, call.key_stage, call.shape).flops
 
 
 # --- memory ------------------------------------------------------------------------------------
@@ -303,11 +303,11 @@ class MemoryParts:
     io_gib: float  # latents, conditioning and decoded frames held across stages
 
 
-def memory_parts(w: Workload) -> MemoryParts:
-    elem = DTYPE_BYTES[w.dtype]
-    counts = {c.stage: stage_count(w.model, c.key_stage, c.shape) for c in stage_calls(w)}
-    decode_calls = [c for c in stage_calls(w) if c.stage == "decode"]
-    decode_peak = max(stage_count(w.model, c.key_stage, c.shape).activation_peak_elements for c in decode_calls)
+def memory_parts(workload: Workload) -> MemoryParts:
+    elem = DTYPE_BYTES[workload.dtype]
+    counts = {c.stage: stage_count(workload.model, c.key_stage, c.shape) for c in stage_calls(workload)}
+    decode_calls = [c for c in stage_calls(workload) if c.stage == "decode"]
+    decode_peak = max(stage_count(workload.model, c.key_stage, c.shape).activation_peak_elements for c in decode_calls)
     weights = {
         "unet": counts["unet"].params * elem / GIB,
         "vae": counts["decode"].params * elem / GIB,
@@ -320,14 +320,15 @@ def memory_parts(w: Workload) -> MemoryParts:
         "clip": counts["clip"].activation_peak_elements * elem / GIB,
     }
     everything = sum(weights.values())
-    if w.cpu_offload:
+    if workload.cpu_offload:
         # enable_model_cpu_offload keeps one network on the GPU at a time
         resident = {"unet": weights["unet"], "decode": weights["vae"], "encode": weights["vae"],
                     "clip": weights["clip"]}
     else:
         resident = dict.fromkeys(activation, everything)
-    lh, lw = w.latent_hw
-    frames = w.videos_per_call * w.frames
+    lh, lw = workload.latent_hw
+    frames = workload.videos_per_call * workload.frames
     # latents + image latents (x2 for guidance), then the decoded frames in the dtype and as float32
-    io = (w.unet_batch * frames * 8 * lh * lw * elem + frames * 3 * w.height * w.width * (elem + 4)) / GIB
+    latents = workload.unet_batch * frames * 8 * lh * lw * elem
+    io = (latents + frames * 3 * workload.height * workload.width * (elem + 4)) / GIB
     return MemoryParts(weights, activation, resident, io)
