@@ -40,10 +40,10 @@ from svdops.host.probe.gather import gather_facts
 from svdops.host.shell import RecordedShell, Shell
 from svdops.host.ssh import SshAuthError, SshUnreachableError, remote_command_line
 from svdops.judge.check import run_check
+from tests.support.paths import recorded_host
 
-HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
-H100 = HOSTS / "h100-sxm-ubuntu2404"
-H200 = HOSTS / "h200-ubuntu2404"
+H100 = recorded_host("h100-sxm-ubuntu2404")
+H200 = recorded_host("h200-ubuntu2404")
 
 
 def target(name: str) -> Target:
