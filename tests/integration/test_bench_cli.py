@@ -11,11 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-pytest.importorskip("diffusers")
-
 import torch
+from click.testing import CliRunner
 
 from svdops.bench import runner
 from svdops.cli.bench import bench

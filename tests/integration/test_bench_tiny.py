@@ -7,9 +7,6 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-
-pytest.importorskip("diffusers")
-
 import torch
 
 from svdops.bench.config import BenchRequest, resolve_points

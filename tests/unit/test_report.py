@@ -37,8 +37,6 @@ EXAMPLES = ROOT / "reports" / "examples"
 EXAMPLE_RUNS = EXAMPLES / "runs"
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
-pytestmark = pytest.mark.skipif(not EXAMPLE_RUNS.is_dir(), reason="reports/examples/runs is missing")
-
 
 # --- building runs ------------------------------------------------------------------------------------
 
