@@ -119,7 +119,9 @@ def test_interrupting_a_real_process_keeps_the_run_and_exits_130(tmp_path, signu
     assert run.status == "interrupted"
     assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
     results = json.loads((run.path / "results.json").read_text())
-    assert len(run.table("iterations")) == results["points"][0]["iterations_done"]
+    done = results["points"][0]["iterations_done"]
+    assert 1 <= done < 500  # interrupted after some work, not before any and not after all
+    assert len(run.table("iterations")) == done
 
 
 @pytest.mark.slow
@@ -133,4 +135,5 @@ def test_killed_bench_process_leaves_no_visible_run(tmp_path):
     finally:
         proc.kill()
     assert list_runs(tmp_path) == []
-    assert all(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
+    left = list(tmp_path.iterdir())
+    assert left and all(p.name.startswith(".tmp-") for p in left)  # the half-written run stays hidden
