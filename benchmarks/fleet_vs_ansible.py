@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # sshd_fleet reads its hosts through tests.support
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from sshd_fleet import SshdFleet, running_fleet  # noqa: E402  (the rig lives with the tests)

@@ -7,7 +7,7 @@ Trials alternate (off, on, off, on, ...) so drift in clocks or in other load on 
 both sides alike. The verdict compares the fastest trial of each side (interference only ever adds
 time, so the minimum is the steadiest estimate of the loop's own cost); the median of per-pair
 differences and its spread are printed beside it to show the noise. Without a GPU the sampler
-reads the fake NVML built from a real H100 recording (tests/unit/fake_nvml.py): the thread, its
+reads the fake NVML built from a real H100 recording (tests/support/fake_nvml.py): the thread, its
 schedule and its Python work are the real ones, only the driver calls are replaced.
 Writes a Markdown summary (default benchmarks/results/telemetry_overhead.md).
 """
@@ -15,7 +15,6 @@ Writes a Markdown summary (default benchmarks/results/telemetry_overhead.md).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import statistics
@@ -30,13 +29,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from svdops.telemetry import TelemetrySampler  # noqa: E402
+from tests.support.fake_nvml import FakeNvml  # noqa: E402
 
 
 def fake_nvml():
-    spec = importlib.util.spec_from_file_location("fake_nvml", ROOT / "tests" / "unit" / "fake_nvml.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FakeNvml()
+    return FakeNvml()
 
 
 def make_loop(device: str, size: int):

@@ -1,4 +1,4 @@
-"""Shared test helpers: the recorded host folders under tests/fixtures/hosts/."""
+"""Shared fixtures: the recorded host folders under tests/fixtures/hosts/ (paths from tests.support)."""
 
 from __future__ import annotations
 
@@ -7,26 +7,20 @@ from pathlib import Path
 
 import pytest
 
-FIXTURE_HOSTS = Path(__file__).parent / "fixtures" / "hosts"
+from tests.support.paths import recorded_host
 
 
 @pytest.fixture
 def host_dir() -> Callable[[str], Path]:
     """host_dir('h100-sxm-ubuntu2404') -> the recorded folder (fails the test if it is absent)."""
-
-    def find(name: str) -> Path:
-        path = FIXTURE_HOSTS / name
-        assert path.is_dir(), f"no recorded host {name!r} under {FIXTURE_HOSTS}"
-        return path
-
-    return find
+    return recorded_host
 
 
 @pytest.fixture
-def host_text(host_dir: Callable[[str], Path]) -> Callable[[str, str], str]:
+def host_text() -> Callable[[str, str], str]:
     """host_text('h100-sxm-ubuntu2404', 'nvidia-smi-q.xml') -> the recorded stdout."""
 
     def read(name: str, key: str) -> str:
-        return (host_dir(name) / key).read_text()
+        return (recorded_host(name) / key).read_text()
 
     return read

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from svdops import __version__
 from svdops.cli.main import COMMANDS, cli
 from svdops.host.facts import HostFacts
+from tests.support.paths import PROFILES, recorded_host
 
-HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
-H100 = HOSTS / "h100-sxm-ubuntu2404"
-BROKEN_PROFILES = Path(__file__).resolve().parents[1] / "fixtures" / "profiles"
+H100 = recorded_host("h100-sxm-ubuntu2404")
+BROKEN_PROFILES = PROFILES
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -35,10 +35,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.paths import recorded_hosts as fixture_hosts
+
 SSHD = Path("/usr/sbin/sshd")
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
-REPO = Path(__file__).resolve().parents[2]
-FIXTURE_ROOTS = (REPO / "tests" / "fixtures" / "hosts", Path("/work/shared/fixtures"))
 HANG_SECONDS = 30  # far beyond any --command-timeout the tests use; killed at teardown anyway
 
 KINDS = ("ok", "down", "wrong-key", "hang", "unknown-key")
@@ -56,13 +56,8 @@ def skip_reason() -> str | None:
 
 
 def recorded_hosts() -> list[Path]:
-    """Recorded host folders to serve, from the project's fixtures (else the shared originals)."""
-    for root in FIXTURE_ROOTS:
-        if root.is_dir():
-            found = sorted(p for p in root.iterdir() if p.is_dir() and (p / "nvidia-smi-q.xml").exists())
-            if found:
-                return found
-    return []
+    """Recorded GPU host folders to serve (tests/fixtures/hosts; never empty)."""
+    return fixture_hosts(having="nvidia-smi-q.xml")
 
 
 @dataclass
@@ -317,7 +312,7 @@ def start_fleet(
         raise RuntimeError(reason)
     sources = list(recorded) if recorded is not None else recorded_hosts()
     if not sources:
-        raise RuntimeError(f"no recorded hosts found under {', '.join(map(str, FIXTURE_ROOTS))}")
+        raise RuntimeError("no recorded hosts to serve")
     kinds = kinds or {}
     root.mkdir(parents=True, exist_ok=True)
     home = root / "home"

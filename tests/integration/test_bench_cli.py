@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -11,11 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-pytest.importorskip("diffusers")
-
 import torch
+from click.testing import CliRunner
 
 from svdops.bench import runner
 from svdops.cli.bench import bench
@@ -105,24 +105,56 @@ def _wait_for_hidden_run(tmp_path: Path, proc: subprocess.Popen, timeout_s: floa
     raise AssertionError("the run never started")
 
 
+def _interrupt_once_an_iteration_finished(tmp_path: Path, signum: int) -> tuple[int, str]:
+    """Run 500 iterations with stderr on a pseudo-terminal, so the CLI draws its progress bar, and send
+    `signum` once the bar counts a finished iteration. A fixed sleep instead raced model loading on a
+    loaded machine: the signal came before any iteration, and "keeps the finished work" held vacuously."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "400"}
+    argv = [sys.executable, "-m", "svdops.bench", "--scenario", "tiny", "--store", str(tmp_path),
+            "--iterations", "500", "--warmup", "0", "--steps", "1"]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    seen, signalled = b"", False
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the process closed its end
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not signalled and re.search(rb"\b[1-9]\d*/500\b", seen):
+                proc.send_signal(signum)
+                signalled = True
+            if proc.poll() is not None and not ready:
+                break
+        assert signalled, "no iteration finished in time: " + seen.decode(errors="replace")[-2000:]
+        proc.wait(timeout=300)
+    finally:
+        proc.kill()
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    return proc.returncode, text
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupting_a_real_process_keeps_the_run_and_exits_130(tmp_path, signum):
-    proc = _start(tmp_path, "--iterations", "500", "--warmup", "0", "--steps", "1")
-    try:
-        _wait_for_hidden_run(tmp_path, proc)
-        time.sleep(3.0)  # a few iterations of about 0.2 s
-        proc.send_signal(signum)
-        _out, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
+    returncode, err = _interrupt_once_an_iteration_finished(tmp_path, signum)
+    assert returncode == 130, err
     assert "interrupted" in err and "kept in" in err and "Traceback" not in err
     (run,) = list_runs(tmp_path)
     assert run.status == "interrupted"
     assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
     results = json.loads((run.path / "results.json").read_text())
-    assert len(run.table("iterations")) == results["points"][0]["iterations_done"]
+    done = results["points"][0]["iterations_done"]
+    assert 1 <= done < 500  # interrupted after some work, not before any and not after all
+    assert len(run.table("iterations")) == done
 
 
 @pytest.mark.slow
@@ -136,4 +168,5 @@ def test_killed_bench_process_leaves_no_visible_run(tmp_path):
     finally:
         proc.kill()
     assert list_runs(tmp_path) == []
-    assert all(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
+    left = list(tmp_path.iterdir())
+    assert left and all(p.name.startswith(".tmp-") for p in left)  # the half-written run stays hidden

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
-
-pytest.importorskip("diffusers")
-
 import torch
 
 from svdops.bench.config import BenchRequest, resolve_points
@@ -20,18 +15,10 @@ from svdops.bench.runner import run_bench
 from svdops.errors import BadInputError
 from svdops.host.facts import HostFacts
 from svdops.runs.store import RUN_FILES, list_runs, load_run
+from tests.support.fake_nvml import FakeNvml
 
 # diffusers 0.42 scheduler code on numpy 2: noise that is not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
-
-def _fake_nvml_module():
-    # The fake lives beside the unit tests; load it by path so both suites share one double.
-    path = Path(__file__).resolve().parents[1] / "unit" / "fake_nvml.py"
-    spec = importlib.util.spec_from_file_location("fake_nvml_for_bench", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _facts():
@@ -45,7 +32,7 @@ def tiny(tmp_path, **options) -> BenchRequest:
 
 def test_tiny_end_to_end_on_the_cpu(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    nvml = _fake_nvml_module().FakeNvml()
+    nvml = FakeNvml()
     nvml.energy_step_mj = 500
     events = []
     outcome = run_bench(

@@ -19,11 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-pytest.importorskip("diffusers")
-
 import torch
+from click.testing import CliRunner
 
 from svdops.bench import environment
 from svdops.bench.config import BenchRequest

@@ -11,11 +11,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-pytest.importorskip("diffusers")
-
 import torch
+from click.testing import CliRunner
 from torch.nn.attention import SDPBackend
 
 import svdops.bench.optimize as optimize

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("diffusers")
-
 from svdops.bench.config import model_configs
 from svdops.bench.environment import is_oom
 from svdops.bench.flops import unet_flops

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 from PIL import Image
 
-torch = pytest.importorskip("torch")
-
-from svdops.bench.timing import IterationTimes, StageClock, inspect_frames  # noqa: E402
+from svdops.bench.timing import IterationTimes, StageClock, inspect_frames
 
 
 class SleepyPipeline:

@@ -13,13 +13,13 @@ from svdops.errors import FactsError
 from svdops.host.facts import SCHEMA, HostFacts
 from svdops.host.probe.gather import gather_facts
 from svdops.host.shell import RecordedShell
+from tests.support.paths import REPO, recorded_hosts
 
-ROOT = Path(__file__).resolve().parents[2]
-HOSTS = sorted(p for p in (ROOT / "tests" / "fixtures" / "hosts").iterdir() if p.is_dir())
+HOSTS = recorded_hosts()
 
 
 def test_schema_doc_is_current() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_facts_schema.py"), "--check"],
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_facts_schema.py"), "--check"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
 

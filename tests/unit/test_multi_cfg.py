@@ -7,9 +7,6 @@ real two-process exchange over gloo is in tests/integration/test_multi_bench.py.
 from __future__ import annotations
 
 import pytest
-
-pytest.importorskip("diffusers")
-
 import torch
 
 from svdops.bench.config import model_configs

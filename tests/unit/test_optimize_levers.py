@@ -87,10 +87,11 @@ def test_levels_choose_their_levers_and_compile_comes_last():
     assert {"fp8-linear", "vae-decode-chunk"} <= set(by_name(full)) and not {"fp8-linear"} & set(by_name(safe))
     active = [lever.name for lever in full if lever.level != "declined"]
     assert active[-2:] == ["compile-vae", "compile-unet"]  # so compile sees the processors and fp8 weights
-    for lever in full:
-        if lever.level == "declined":
-            decision = lever.applies_to("cuda:0", "fp16", H100)
-            assert not decision.applies and decision.reason  # every set-aside lever says why, everywhere
+    declined = [lever for lever in full if lever.level == "declined"]
+    assert declined
+    for lever in declined:
+        decision = lever.applies_to("cuda:0", "fp16", H100)
+        assert not decision.applies and decision.reason  # every set-aside lever says why, everywhere
 
 
 def test_chunk_size_keeps_batch_times_heads_inside_the_cuda_grid():

@@ -38,7 +38,6 @@ def test_every_stage_of_the_shipped_scenarios_is_shipped():
 
 
 def test_shipped_counts_match_a_fresh_count():
-    pytest.importorskip("diffusers")
     from svdops.plan.counting import count_key, count_stage
 
     shipped = shipped_counts()
@@ -48,7 +47,6 @@ def test_shipped_counts_match_a_fresh_count():
 
 
 def test_tiny_model_is_counted_live_and_cached():
-    pytest.importorskip("diffusers")
     from svdops.plan.counting import count_stage
 
     first = stage_count("tiny", "unet", (2, 4, 32, 32))

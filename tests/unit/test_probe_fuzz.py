@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from svdops.host.probe import cuda, driver, gpu, python_env, storage, system, topology
-
-HOSTS = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
+from tests.support.paths import recorded_outputs
 
 PARSERS = {
     "nvidia-smi-q.xml": gpu.parse_nvidia_smi_xml,
@@ -44,10 +41,6 @@ PARSERS = {
 }
 
 
-def real_outputs(key: str) -> list[str]:
-    return [path.read_text() for path in sorted(HOSTS.glob(f"*/{key}")) if path.stat().st_size]
-
-
 @pytest.mark.parametrize("key", sorted(PARSERS))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(alphabet=st.characters(codec="utf-8"), max_size=400))
@@ -59,7 +52,7 @@ def test_parsers_never_raise_on_random_text(key, text):
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_parsers_never_raise_on_real_output_cut_or_corrupted(key, data):
-    samples = real_outputs(key) or ["x"]
+    samples = recorded_outputs(key)
     text = data.draw(st.sampled_from(samples))
     cut = data.draw(st.integers(0, len(text)))
     junk = data.draw(st.text(max_size=20))

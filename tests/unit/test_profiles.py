@@ -9,8 +9,9 @@ import pytest
 from svdops.errors import ProfileError
 from svdops.judge.profiles import DEFAULT_PROFILE, PROFILE_PATH_ENV, VersionSpec, list_profiles, load_profile
 from svdops.versions import Version
+from tests.support.paths import PROFILES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "profiles"
+FIXTURES = PROFILES
 SHIPPED = ("svd-host", "seed-2023", "workstation-24gb", "a100-80gb-x8-nvlink", "h100-sxm-x8-nvlink", "ci-cpu")
 
 

@@ -69,6 +69,9 @@ def test_recording_then_replay_is_identical(tmp_path: Path) -> None:
     ]
     recorder = RecordingShell(LocalShell("box"), tmp_path)
     live = [recorder.run(c) for c in commands]
+    # pinned first: a replay equal to a live run that saw nothing would prove nothing
+    assert [(r.ok, r.stdout, r.rc, r.missing) for r in live[:2]] == [(True, "hi\n", 0, False), (False, "", 1, False)]
+    assert live[2].missing
     replay = RecordedShell(tmp_path)
     assert replay.name == "box"
     for cmd, before in zip(commands, live, strict=True):

@@ -8,7 +8,6 @@ import threading
 import time
 
 import pytest
-from fake_nvml import FakeNvml, recorded_series
 
 from svdops.telemetry import (
     TELEMETRY_COLUMNS,
@@ -18,6 +17,7 @@ from svdops.telemetry import (
     samples_between,
     summarize,
 )
+from tests.support.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeNvml, recorded_series
 
 
 def test_clocks_event_reasons_decode_to_names():
@@ -64,7 +64,7 @@ def test_device_chosen_by_uuid_and_unknown_device_is_a_note():
 
 
 def test_missing_nvml_library_is_a_note_not_an_error():
-    sampler = TelemetrySampler(0, nvml=FakeNvml(library_missing=True))
+    sampler = TelemetrySampler(0, nvml=FakeNvml(init_error=NVML_ERROR_LIBRARY_NOT_FOUND))
     sampler.start()
     assert not sampler.available
     assert "NVML could not start" in (sampler.note or "")
@@ -76,14 +76,14 @@ def test_missing_nvml_library_is_a_note_not_an_error():
 
 def test_unsupported_query_is_none_and_not_asked_again():
     nvml = FakeNvml()
-    nvml.unsupported.add("energy")
+    nvml.unsupported.add("energy_mj")
     sampler = TelemetrySampler(0, nvml=nvml)
     sampler.open()
     first, second = sampler.sample_once(), sampler.sample_once()
     sampler.stop()
     assert first.energy_mj is None and second.energy_mj is None
     assert first.power_w is not None
-    assert nvml.calls["energy"] == 1
+    assert nvml.calls["nvmlDeviceGetTotalEnergyConsumption"] == 1
     assert sampler.errors == 0
 
 
@@ -149,7 +149,7 @@ def test_thermal_slowdown_is_flagged_as_throttling():
 
 def test_energy_falls_back_to_integrated_power():
     nvml = FakeNvml()
-    nvml.unsupported.add("energy")
+    nvml.unsupported.add("energy_mj")
     sampler = TelemetrySampler(0, nvml=nvml)
     sampler.open()
     nvml.apply_row({**recorded_series()[0], "power_w": 100.0})

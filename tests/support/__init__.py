@@ -1,0 +1,1 @@
+"""What the suites share: fixture paths (`paths`) and the one NVML fake (`fake_nvml`)."""
