@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,23 @@ def json_text(document: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- JUnit
 
+# XML 1.0 has no escape for most control characters: one ESC from a host's nvidia-smi or pip output in
+# a finding would make the whole file unreadable to CI. They are written as \xNN instead.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(tree: ET.Element) -> ET.Element:
+    def clean(text: str) -> str:
+        return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+    for elem in tree.iter():
+        for key, value in elem.attrib.items():
+            elem.set(key, clean(value))
+        if elem.text:
+            elem.text = clean(elem.text)
+    return tree
+
+
 def check_suite(report: CheckReport, *, name: str | None = None) -> ET.Element:
     """One testsuite, one testcase per finding. warn passes with a note; skip is <skipped/>.
 
@@ -105,7 +123,7 @@ def check_suite(report: CheckReport, *, name: str | None = None) -> ET.Element:
             ET.SubElement(case, "skipped", message=f.actual or "not applicable")
         elif f.status is Status.WARN:
             ET.SubElement(case, "system-out").text = "WARNING\n" + detail
-    return suite
+    return _xml_safe(suite)
 
 
 def check_junit(report: CheckReport) -> ET.Element:
@@ -125,7 +143,7 @@ def unchecked_suite(r: HostResult) -> ET.Element:
     error = ET.SubElement(case, "error", message=f"{r.status.value}: {r.message}",
                           type=f"svdops.{r.status.name.lower()}")
     error.text = f"{r.target.url}\n{r.message}" + (f"\nfix: {r.hint}" if r.hint else "")
-    return suite
+    return _xml_safe(suite)
 
 
 def fleet_junit(fleet: FleetCheck) -> ET.Element:
