@@ -339,8 +339,8 @@ def _add_note(run: Path, note: str) -> None:
 
 def write_checks(folder: Path, with_cpu: bool) -> list[Path]:
     from svdops.bench.environment import gather_local_facts
-    from svdops.cli.render import check_json
-    from svdops.judge.check import run_check
+    from svdops.judge.check import check_profile, run_check
+    from svdops.judge.documents import check_document, json_text
 
     folder.mkdir(parents=True, exist_ok=True)
     hosts = [(REFERENCE_HOST, reference_facts())]
@@ -351,7 +351,7 @@ def write_checks(folder: Path, with_cpu: bool) -> list[Path]:
     paths = []
     for host, facts in hosts:
         path = folder / f"{host}.json"
-        path.write_text(check_json(run_check(facts, None)) + "\n")
+        path.write_text(json_text(check_document(run_check(facts, check_profile(None)))))
         paths.append(path)
     return paths
 

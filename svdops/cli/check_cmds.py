@@ -12,8 +12,9 @@ import click
 from rich.console import Console
 
 from svdops.cli.errors import handles_errors
+from svdops.cli.render import write_output
 from svdops.errors import BadInputError
-from svdops.judge.check import FactsSource, gather, run_check
+from svdops.judge.check import FactsSource, check_profile, gather, run_check
 
 _FROM_DIR = click.option(
     "--from-dir", type=click.Path(path_type=Path, file_okay=False),
@@ -55,19 +56,6 @@ def _fleet_requested(params: dict[str, Any]) -> bool:
     return bool(params.get("hosts") or params.get("inventory"))
 
 
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        click.echo(text, nl=not text.endswith("\n"))
-        return
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
-    except OSError as exc:
-        raise BadInputError(f"cannot write output: {exc.strerror}", where=str(output)) from exc
-
-
 @click.command("facts")
 @_FROM_DIR
 @click.option("--bundle", type=click.Path(path_type=Path, file_okay=False),
@@ -86,20 +74,20 @@ def facts(from_dir: Path | None, bundle: Path | None, as_json: bool, output: Pat
     With --host or --inventory, gathers from every host over SSH in parallel.
     """
     if _fleet_requested(fleet):
-        from svdops.cli.fleet_cmds import run_fleet_command
+        from svdops.cli.fleet_cmds import run_fleet_facts
 
-        sys.exit(run_fleet_command("facts", profile=None, fmt="json" if as_json else "table", output=output,
-                                   verbose=False, bundle=bundle, python=python, from_dir=from_dir, **fleet))
+        sys.exit(run_fleet_facts(as_json=as_json, output=output, bundle=bundle, python=python, from_dir=from_dir,
+                                 **fleet))
     snapshot = gather(FactsSource(from_dir=from_dir, bundle_dir=bundle, python=python, use_nvml=not no_nvml))
     if as_json:
-        _write(snapshot.to_json() + "\n", output)
+        write_output(snapshot.to_json() + "\n", output)
         return
     from svdops.cli.render import facts_table, make_console
 
     if output:
         buffer = io.StringIO()
         facts_table(snapshot, Console(file=buffer, width=120, no_color=True))
-        _write(buffer.getvalue(), output)
+        write_output(buffer.getvalue(), output)
     else:
         facts_table(snapshot, make_console())
     if bundle:
@@ -132,31 +120,33 @@ def check(profile: str | None, from_dir: Path | None, facts_file: Path | None, f
     svdops check --inventory hosts.ini --limit gpu  every inventory host over SSH (exit 3: one unreachable)
     """
     from svdops.cli import render
+    from svdops.judge import documents
 
     if _fleet_requested(fleet):
-        from svdops.cli.fleet_cmds import run_fleet_command
+        from svdops.cli.fleet_cmds import run_fleet_check
 
-        sys.exit(run_fleet_command("check", profile=profile, fmt=fmt, output=output, verbose=verbose,
-                                   bundle=bundle, python=python, from_dir=from_dir, **fleet))
+        sys.exit(run_fleet_check(profile=profile, fmt=fmt, output=output, verbose=verbose, bundle=bundle,
+                                 python=python, from_dir=from_dir, **fleet))
     if bundle:
         raise BadInputError("--bundle on check is for fleet runs; for this host use `svdops facts --bundle DIR`")
 
+    judged_against = check_profile(profile)  # a bad profile is exit 2 before the host is probed
     source = FactsSource(from_dir=from_dir, facts_file=facts_file, python=python, use_nvml=not no_nvml)
-    report = run_check(gather(source), profile)
+    report = run_check(gather(source), judged_against)
     if fmt == "json":
-        _write(render.check_json(report) + "\n", output)
+        write_output(documents.json_text(documents.check_document(report)), output)
     elif fmt == "junit":
-        _write(render.check_junit(report), output)
+        write_output(documents.junit_text(documents.check_junit(report)), output)
     elif output:
         buffer = io.StringIO()
         render.findings_table(report, Console(file=buffer, width=140, no_color=True), verbose=verbose)
-        _write(buffer.getvalue(), output)
+        write_output(buffer.getvalue(), output)
     else:
         render.findings_table(report, render.make_console(), verbose=verbose)
     if output and fmt != "table":
         s = report.summary
         click.echo(f"{s.get('fail', 0)} failed, {s.get('warn', 0)} warnings; written to {output}", err=True)
-    sys.exit(1 if report.failed else 0)
+    sys.exit(report.exit_code)
 
 
 @click.group("profiles", invoke_without_command=True)

@@ -1,22 +1,16 @@
-"""`svdops facts|check --host/--inventory`: the same probes and rules over SSH, many hosts at once.
+"""`svdops facts|check --host/--inventory`: options in, tables and files out (svdops.judge.fleet_check does the work).
 
 Output: per-host detail (the single-host tables), then a fleet summary (one row per host); or JSON
-(`svdops.fleet-facts/1`, `svdops.fleet-check/1`) or JUnit (one testsuite per host). A progress bar
-runs on stderr while hosts answer (only on a terminal).
-
-Exit codes, most severe first: 3 when any host could not be checked (unreachable, auth failed,
-host key unknown/changed, timeout, error), else 1 when any host failed a check, else 0. A host nobody
-looked at outranks a known failure: the fleet's state is unknown, and automation must see that.
+(`svdops.fleet-facts/1`, `svdops.fleet-check/1`) or JUnit (one testsuite per host), both built by
+svdops.judge.documents. A progress bar runs on stderr while hosts answer (only on a terminal).
 """
 
 from __future__ import annotations
 
 import io
-import json
-import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
@@ -24,20 +18,61 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
+from svdops.cli import render
 from svdops.errors import BadInputError
 from svdops.host.facts import HostFacts
-from svdops.host.fleet import FleetOptions, FleetTally, HostResult, HostStatus, fleet_exit_code, probe_fleet
-from svdops.host.inventory import Target, select_targets
-from svdops.judge.check import CheckReport, run_check
+from svdops.host.fleet import FleetOptions, HostResult, HostStatus
+from svdops.judge import documents
+from svdops.judge.check import CheckReport, check_profile
+from svdops.judge.fleet_check import FleetCheck, FleetFacts, check_fleet, fleet_targets, gather_fleet
 
-FLEET_FACTS_SCHEMA = "svdops.fleet-facts/1"
-FLEET_CHECK_SCHEMA = "svdops.fleet-check/1"
 _STATUS_STYLE = {HostStatus.OK: "green", HostStatus.TIMEOUT: "yellow"}
 NA = "n/a"
 
 
-def run_fleet_command(
-    kind: str,
+def _refuse_from_dir(from_dir: Path | None) -> None:
+    if from_dir is not None:
+        raise BadInputError("--from-dir replays one recorded host; it cannot be combined with --host/--inventory",
+                            hint="replay one host of a fleet bundle with `svdops check --from-dir BUNDLE/HOST`")
+
+
+def _options(bundle: Path | None, python: str, forks: int, connect_timeout: float, command_timeout: float,
+             accept_new_host_keys: bool) -> FleetOptions:
+    return FleetOptions(forks=forks, connect_timeout_s=connect_timeout, command_timeout_s=command_timeout,
+                        accept_new_host_keys=accept_new_host_keys, python=python, bundle_dir=bundle)
+
+
+def run_fleet_facts(
+    *,
+    as_json: bool,
+    output: Path | None,
+    bundle: Path | None,
+    python: str,
+    from_dir: Path | None,
+    hosts: Sequence[str],
+    inventory: Path | None,
+    limit: str | None,
+    identity: Path | None,
+    forks: int,
+    connect_timeout: float,
+    command_timeout: float,
+    accept_new_host_keys: bool,
+) -> int:
+    """Probe every selected host; render; return the exit code."""
+    _refuse_from_dir(from_dir)
+    targets = fleet_targets(hosts=hosts, inventory=inventory, limit=limit, identity=identity)
+    options = _options(bundle, python, forks, connect_timeout, command_timeout, accept_new_host_keys)
+    with host_progress(len(targets)) as on_result:
+        fleet = gather_fleet(targets, options, on_result=on_result)
+    if as_json:
+        render.write_output(documents.json_text(documents.fleet_facts_document(fleet)), output)
+    else:
+        _write_tables(lambda console: _facts_tables(fleet, console), output)
+    _say_where(fleet_footer(fleet), output, bundle, always=as_json)
+    return fleet.exit_code
+
+
+def run_fleet_check(
     *,
     profile: str | None,
     fmt: str,
@@ -55,66 +90,50 @@ def run_fleet_command(
     command_timeout: float,
     accept_new_host_keys: bool,
 ) -> int:
-    """Probe (and for kind 'check', judge) every selected host; render; return the exit code."""
-    from svdops.cli.check_cmds import _write
-
-    if from_dir is not None:
-        raise BadInputError("--from-dir replays one recorded host; it cannot be combined with --host/--inventory",
-                            hint="replay one host of a fleet bundle with `svdops check --from-dir BUNDLE/HOST`")
-    if identity is not None and not identity.is_file():
-        raise BadInputError("identity file not found", where=str(identity), hint="give -i the private key file")
-    targets = select_targets(hosts=hosts, inventory=inventory, limit=limit, identity=identity)
-    if not targets:
-        raise BadInputError("no hosts to probe", hint="give --host HOST or --inventory FILE")
-    profile_obj = None
-    if kind == "check":
-        from svdops.judge.profiles import DEFAULT_PROFILE, load_profile
-
-        # a bad profile is exit 2 before we open a hundred connections, not a hundred errors after
-        profile_obj = load_profile(profile or DEFAULT_PROFILE)
-    options = FleetOptions(forks=forks, connect_timeout_s=connect_timeout, command_timeout_s=command_timeout,
-                           accept_new_host_keys=accept_new_host_keys, python=python, bundle_dir=bundle)
-
-    results = _probe_with_progress(targets, options)
-    reports: dict[str, CheckReport] = {}
-    if kind == "check":
-        for r in results:
-            if r.ok and r.facts is not None:
-                reports[r.target.name] = run_check(r.facts, profile or None)
-
-    if kind == "facts":
-        text = fleet_facts_json(results) + "\n" if fmt == "json" else _render_table(results, None, verbose, output)
-    elif fmt == "json":
-        text = fleet_check_json(results, reports, profile_obj.name if profile_obj else "") + "\n"
+    """Probe and judge every selected host; render; return the exit code."""
+    _refuse_from_dir(from_dir)
+    targets = fleet_targets(hosts=hosts, inventory=inventory, limit=limit, identity=identity)
+    # a bad profile is exit 2 before we open a hundred connections, not a hundred errors after
+    judged_against = check_profile(profile)
+    options = _options(bundle, python, forks, connect_timeout, command_timeout, accept_new_host_keys)
+    with host_progress(len(targets)) as on_result:
+        fleet = check_fleet(targets, options, judged_against, on_result=on_result)
+    if fmt == "json":
+        render.write_output(documents.json_text(documents.fleet_check_document(fleet)), output)
     elif fmt == "junit":
-        text = fleet_junit(results, reports)
+        render.write_output(documents.junit_text(documents.fleet_junit(fleet)), output)
     else:
-        text = _render_table(results, reports, verbose, output)
-    if text is not None:
-        _write(text, output)
-    code = fleet_exit_code(results, any_failed=any(rep.failed for rep in reports.values()))
-    if output is not None or fmt != "table":
-        click.echo(_footer(results, reports) + (f"; written to {output}" if output else ""), err=True)
+        _write_tables(lambda console: _check_tables(fleet, console, verbose), output)
+    _say_where(fleet_footer(fleet), output, bundle, always=fmt != "table")
+    return fleet.exit_code
+
+
+def _say_where(footer: str, output: Path | None, bundle: Path | None, *, always: bool) -> None:
+    """On stderr: the summary line (for files and machine formats, whose stdout is the document) and the bundle."""
+    if output is not None or always:
+        click.echo(footer + (f"; written to {output}" if output else ""), err=True)
     if bundle is not None:
         click.echo(f"raw outputs kept in {bundle}/<host>/ (replay one: svdops check --from-dir {bundle}/HOST)",
                    err=True)
-    return code
 
 
-def _probe_with_progress(targets: Sequence[Target], options: FleetOptions) -> list[HostResult]:
+@contextmanager
+def host_progress(total: int) -> Iterator[Callable[[HostResult], None] | None]:
+    """A progress bar on stderr while hosts answer, and the callback that advances it; none off a terminal."""
     console = Console(stderr=True)
     if not console.is_terminal:
-        return probe_fleet(targets, options)
+        yield None
+        return
     progress = fleet_progress(console)
     with progress:
-        task = progress.add_task(_progress_text({}), total=len(targets))
+        task = progress.add_task(_progress_text({}), total=total)
         counts: dict[str, int] = {}
 
         def done(result: HostResult) -> None:
             counts[result.status.value] = counts.get(result.status.value, 0) + 1
             progress.update(task, advance=1, description=_progress_text(counts))
 
-        return probe_fleet(targets, options, on_result=done)
+        yield done
 
 
 def fleet_progress(console: Console) -> Progress:
@@ -133,67 +152,91 @@ def _progress_text(counts: dict[str, int]) -> str:
 # ---------------------------------------------------------------- tables
 
 
-def _render_table(results: Sequence[HostResult], reports: dict[str, CheckReport] | None, verbose: bool,
-                  output: Path | None) -> str | None:
-    """Per-host detail, then the summary. To a file: plain text; to a terminal: printed in colour."""
-    from svdops.cli import render
+def _write_tables(draw: Callable[[Console], None], output: Path | None) -> None:
+    """To a file: plain text at 140 columns; to a terminal: printed in colour."""
+    if output is None:
+        draw(Console())
+        return
+    buffer = io.StringIO()
+    draw(Console(file=buffer, width=140, no_color=True))
+    render.write_output(buffer.getvalue(), output)
 
-    buffer = io.StringIO() if output is not None else None
-    console = Console(file=buffer, width=140, no_color=True) if buffer is not None else Console()
-    for r in results:
-        console.rule(f"[bold]{r.target.name}[/bold]  {r.target.url}  ({r.status.value})", align="left")
-        if reports is not None and r.target.name in reports:
-            render.findings_table(reports[r.target.name], console, verbose=verbose)
-        elif reports is None and r.ok and r.facts is not None:
+
+def _host_rule(r: HostResult, console: Console) -> None:
+    console.rule(f"[bold]{r.target.name}[/bold]  {r.target.url}  ({r.status.value})", align="left")
+
+
+def _why_not(r: HostResult, console: Console) -> None:
+    console.print(Text(f"{r.status.value}: {r.message}", style=_STATUS_STYLE.get(r.status, "bold red")))
+    if r.hint:
+        console.print(f"hint: {r.hint}", soft_wrap=True, highlight=False, markup=False)
+
+
+def _check_tables(fleet: FleetCheck, console: Console, verbose: bool) -> None:
+    """Per-host findings (or why a host has none), then the summary."""
+    for h in fleet.hosts:
+        _host_rule(h.probe, console)
+        if h.report is not None:
+            render.findings_table(h.report, console, verbose=verbose)
+        else:
+            _why_not(h.probe, console)
+    console.print()
+    console.print(summary_table(fleet))
+    console.print(fleet_footer(fleet))
+
+
+def _facts_tables(fleet: FleetFacts, console: Console) -> None:
+    for r in fleet.hosts:
+        _host_rule(r, console)
+        if r.ok and r.facts is not None:
             render.facts_table(r.facts, console)
         else:
-            console.print(Text(f"{r.status.value}: {r.message}", style=_STATUS_STYLE.get(r.status, "bold red")))
-            if r.hint:
-                console.print(f"hint: {r.hint}", soft_wrap=True, highlight=False, markup=False)
+            _why_not(r, console)
     console.print()
-    console.print(summary_table(results, reports))
-    console.print(_footer(results, reports or {}))
-    return buffer.getvalue() if buffer is not None else None
+    console.print(summary_table(fleet))
+    console.print(fleet_footer(fleet))
 
 
-def summary_table(results: Sequence[HostResult], reports: dict[str, CheckReport] | None) -> Table:
-    title = "Fleet check" if reports is not None else "Fleet facts"
-    if reports:
-        title += f" against profile '{next(iter(reports.values())).profile.name}'"
+def summary_table(fleet: FleetCheck | FleetFacts) -> Table:
+    """One row per host: its status and, for a check, its pass/warn/fail counts."""
+    checked = isinstance(fleet, FleetCheck)
+    rows: list[tuple[HostResult, CheckReport | None]]
+    if isinstance(fleet, FleetCheck):
+        title = f"Fleet check against profile '{fleet.profile.name}'"
+        rows = [(h.probe, h.report) for h in fleet.hosts]
+    else:
+        title, rows = "Fleet facts", [(r, None) for r in fleet.hosts]
     table = Table(title=title, title_justify="left")
     table.add_column("host", style="bold")
     table.add_column("status")
-    if reports is not None:
+    if checked:
         for col in ("pass", "warn", "fail"):
             table.add_column(col, justify="right")
     table.add_column("GPUs")
     table.add_column("driver")
-    if reports is None:
+    if not checked:
         table.add_column("CUDA")
         table.add_column("OS")
     table.add_column("time", justify="right")
-    for r in results:
-        status = _status_cell(r, reports)
-        row: list[str | Text] = [r.target.name, status]
-        if reports is not None:
-            rep = reports.get(r.target.name)
+    for r, rep in rows:
+        row: list[str | Text] = [r.target.name, _status_cell(r, rep)]
+        if checked:
             if rep is not None:
                 s = rep.summary
                 row += [str(s.get("pass", 0)), str(s.get("warn", 0)), str(s.get("fail", 0))]
             else:
                 row += ["-", "-", "-"]
         row += [gpu_summary(r.facts) if r.ok else "-", driver_summary(r.facts) if r.ok else "-"]
-        if reports is None:
+        if not checked:
             row += [_cuda(r.facts) if r.ok else "-", _os(r.facts) if r.ok else "-"]
         row.append(f"{r.duration_s:.1f} s")
         table.add_row(*row)
     return table
 
 
-def _status_cell(r: HostResult, reports: dict[str, CheckReport] | None) -> Text:
+def _status_cell(r: HostResult, rep: CheckReport | None) -> Text:
     if not r.ok:
         return Text(r.status.value, style=_STATUS_STYLE.get(r.status, "bold red"))
-    rep = (reports or {}).get(r.target.name)
     if rep is not None and rep.failed:
         return Text("failed checks", style="bold red")
     if rep is not None and rep.summary.get("warn", 0):
@@ -235,86 +278,15 @@ def _os(facts: HostFacts | None) -> str:
     return facts.os.pretty_name or " ".join(filter(None, [facts.os.id, facts.os.version_id])) or NA
 
 
-def _footer(results: Sequence[HostResult], reports: dict[str, CheckReport]) -> str:
-    tally = FleetTally.of(results)
-    ok = tally.by_status[HostStatus.OK.value]
-    text = f"{len(results)} hosts: {ok} {'checked' if reports else 'probed'}"
-    failed = sum(1 for rep in reports.values() if rep.failed)
-    if reports:
-        text += f" ({failed} with failed checks)"
+def fleet_footer(fleet: FleetCheck | FleetFacts) -> str:
+    """`3 hosts: 2 checked (1 with failed checks), 1 not checked (1 unreachable)`."""
+    tally = fleet.tally
+    checking = isinstance(fleet, FleetCheck)
+    done = "checked" if checking else "probed"
+    text = f"{len(fleet.hosts)} hosts: {tally.by_status[HostStatus.OK.value]} {done}"
+    if isinstance(fleet, FleetCheck):
+        text += f" ({fleet.failed} with failed checks)"
     if tally.not_checked:
         parts = [f"{n} {s}" for s, n in tally.by_status.items() if n and s != HostStatus.OK.value]
-        text += f", {tally.not_checked} not {'checked' if reports else 'probed'} ({', '.join(parts)})"
+        text += f", {tally.not_checked} not {done} ({', '.join(parts)})"
     return text
-
-
-# ---------------------------------------------------------------- JSON and JUnit
-
-
-def _host_dict(r: HostResult) -> dict[str, Any]:
-    t = r.target
-    return {
-        "name": t.name, "address": t.address, "port": t.port, "user": t.user, "groups": list(t.groups),
-        "status": r.status.value, "message": r.message, "hint": r.hint,
-        "duration_s": round(r.duration_s, 3), "bundle": str(r.bundle) if r.bundle else None,
-    }
-
-
-def fleet_facts_json(results: Sequence[HostResult]) -> str:
-    tally = FleetTally.of(results)
-    payload = {
-        "schema": FLEET_FACTS_SCHEMA,
-        "summary": {"hosts": len(results), "not_probed": tally.not_checked, "by_status": tally.by_status},
-        "hosts": [{**_host_dict(r), "facts": r.facts.to_dict() if r.facts else None} for r in results],
-    }
-    return json.dumps(payload, indent=2)
-
-
-def fleet_check_json(results: Sequence[HostResult], reports: dict[str, CheckReport], profile: str) -> str:
-    from svdops.cli.render import check_json
-
-    tally = FleetTally.of(results)
-    failed = sum(1 for rep in reports.values() if rep.failed)
-    hosts = []
-    for r in results:
-        rep = reports.get(r.target.name)
-        hosts.append({**_host_dict(r), "check": json.loads(check_json(rep)) if rep else None})
-    payload = {
-        "schema": FLEET_CHECK_SCHEMA,
-        "profile": profile,
-        "exit_code": fleet_exit_code(results, any_failed=failed > 0),
-        "summary": {"hosts": len(results), "checked": len(reports), "failed": failed,
-                    "not_checked": tally.not_checked, "by_status": tally.by_status},
-        "hosts": hosts,
-    }
-    return json.dumps(payload, indent=2)
-
-
-def fleet_junit(results: Sequence[HostResult], reports: dict[str, CheckReport]) -> str:
-    """One testsuite per host (the single-host suite for checked hosts); an unchecked host is a suite
-    with one errored testcase, so CI shows it red instead of silently missing."""
-    from svdops.cli.render import check_junit
-
-    suites = ET.Element("testsuites", name="svdops fleet")
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for r in results:
-        rep = reports.get(r.target.name)
-        if rep is not None:
-            # re-reading our own check_junit output, not untrusted XML
-            suite = ET.fromstring(check_junit(rep).split("\n", 1)[1]).find("testsuite")  # noqa: S314
-            assert suite is not None  # check_junit always writes one
-            suite.set("name", f"svdops check {r.target.name} ({rep.profile.name})")
-        else:
-            suite = ET.Element("testsuite", name=f"svdops check {r.target.name}", tests="1", failures="0",
-                               errors="1", skipped="0", hostname=r.target.name)
-            case = ET.SubElement(suite, "testcase", classname="svdops.ssh", name=f"{r.target.name}: reachable")
-            error = ET.SubElement(case, "error", message=f"{r.status.value}: {r.message}",
-                                  type=f"svdops.{r.status.name.lower()}")
-            error.text = f"{r.target.url}\n{r.message}" + (f"\nfix: {r.hint}" if r.hint else "")
-        for key in totals:
-            totals[key] += int(suite.get(key, "0"))
-        suites.append(suite)
-    for key, value in totals.items():
-        suites.set(key, str(value))
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

@@ -1,21 +1,23 @@
-"""Turn facts and findings into text for people (rich tables), scripts (JSON) and CI (JUnit XML)."""
+"""Turn facts and findings into text for people (rich tables), and put any command's text where it was asked.
+
+The JSON and JUnit files are built in the core (svdops.judge.documents); the CLI only writes them out.
+"""
 
 from __future__ import annotations
 
-import json
-import xml.etree.ElementTree as ET
-from typing import Any
+from pathlib import Path
 
+import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from svdops.findings import Finding, Status
+from svdops.errors import BadInputError
+from svdops.findings import Status
 from svdops.host.facts import HostFacts
 from svdops.judge.check import CheckReport
 
-CHECK_SCHEMA = "svdops.check/1"
 _STATUS_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
 NA = "n/a"
 
@@ -28,6 +30,20 @@ def _na(value: object, unit: str = "") -> str:
 
 def _gib(mib: int | None) -> str:
     return NA if mib is None else f"{mib / 1024:.1f} GiB"
+
+
+def write_output(text: str, output: Path | None) -> None:
+    """To stdout, or to FILE through a temporary sibling so a reader never sees half a file."""
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(f".{output.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        raise BadInputError(f"cannot write output: {exc.strerror}", where=str(output)) from exc
 
 
 def make_console() -> Console:
@@ -179,46 +195,3 @@ def findings_table(report: CheckReport, console: Console, *, verbose: bool = Fal
         f"{s.get('pass', 0)} passed, {s.get('warn', 0)} warnings, {s.get('fail', 0)} failed, "
         f"{s.get('skip', 0)} skipped" + ("" if verbose else "  (passed checks hidden; -v shows them)")
     )
-
-
-def finding_dict(f: Finding) -> dict[str, Any]:
-    return {"id": f.id, "key": f.key, "title": f.title, "status": f.status.value, "expected": f.expected,
-            "actual": f.actual, "hint": f.hint, "subject": f.subject}
-
-
-def check_json(report: CheckReport) -> str:
-    payload = {
-        "schema": CHECK_SCHEMA,
-        "host": report.facts.hostname,
-        "profile": report.profile.name,
-        "profile_source": str(report.profile.source),
-        "summary": report.summary,
-        "failed": report.failed,
-        "findings": [finding_dict(f) for f in report.findings],
-        "facts": report.facts.to_dict(),
-    }
-    return json.dumps(payload, indent=2)
-
-
-def check_junit(report: CheckReport) -> str:
-    """JUnit XML: one testcase per finding. warn passes with a note; skip is <skipped/>."""
-    s = report.summary
-    suite_name = f"svdops check {report.facts.hostname} ({report.profile.name})"
-    suites = ET.Element("testsuites", name="svdops", tests=str(len(report.findings)),
-                        failures=str(s.get("fail", 0)), skipped=str(s.get("skip", 0)))
-    suite = ET.SubElement(suites, "testsuite", name=suite_name, tests=str(len(report.findings)),
-                          failures=str(s.get("fail", 0)), errors="0", skipped=str(s.get("skip", 0)),
-                          timestamp=report.facts.collected_at, hostname=report.facts.hostname)
-    for f in report.findings:
-        case = ET.SubElement(suite, "testcase", classname=f"svdops.{f.id.split('.')[0]}", name=f"{f.key}: {f.title}")
-        detail = f"expected: {f.expected}\nactual: {f.actual}" + (f"\nfix: {f.hint}" if f.hint else "")
-        if f.status is Status.FAIL:
-            message = f"expected {f.expected}, got {f.actual}"
-            failure = ET.SubElement(case, "failure", message=message, type="svdops.fail")
-            failure.text = detail
-        elif f.status is Status.SKIP:
-            ET.SubElement(case, "skipped", message=f.actual or "not applicable")
-        elif f.status is Status.WARN:
-            ET.SubElement(case, "system-out").text = "WARNING\n" + detail
-    ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

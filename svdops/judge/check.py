@@ -1,12 +1,12 @@
 """The core of `svdops facts` and `svdops check`: get a snapshot, judge it against a profile.
 
 Facts come from exactly one source: the local host, a recorded folder, or a saved snapshot.
-Nothing here prints or exits; the CLI renders the returned objects.
+Nothing here prints or exits; the CLI renders the returned objects (svdops.judge.documents
+turns them into the JSON and JUnit files), and svdops.judge.fleet_check does the same for many hosts.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,9 +79,19 @@ class CheckReport:
     def failed(self) -> bool:
         return worst(self.findings) is Status.FAIL
 
+    @property
+    def exit_code(self) -> int:
+        """0: nothing failed; 1: a check failed (warnings never fail a host)."""
+        return 1 if self.failed else 0
 
-def run_check(facts: HostFacts, profile_ref: str | os.PathLike[str] | None) -> CheckReport:
+
+def check_profile(name_or_path: str | None) -> Profile:
+    """The profile a check judges against: the one named, else svd-host. Errors are ProfileErrors (exit 2)."""
+    return load_profile(name_or_path or DEFAULT_PROFILE)
+
+
+def run_check(facts: HostFacts, profile: Profile) -> CheckReport:
+    """Judge one snapshot. The profile comes in loaded: a fleet loads (and validates) it once, not per host."""
     from svdops.judge.rules import evaluate
 
-    profile = load_profile(str(profile_ref) if profile_ref else DEFAULT_PROFILE)
     return CheckReport(facts, profile, tuple(evaluate(facts, profile)))

@@ -11,13 +11,8 @@ from typing import Any
 import pandas as pd
 
 from svdops.errors import BadInputError
+from svdops.judge.documents import CHECK_SCHEMA, FLEET_CHECK_SCHEMA
 from svdops.report.run_fields import as_dict, as_text, joined_text
-
-CHECK_SCHEMA = "svdops.check/1"
-
-
-FLEET_CHECK_SCHEMA = "svdops.fleet-check/1"
-
 
 FINDING_COLUMNS = ["host", "profile", "source", "status", "id", "title", "expected", "actual", "hint"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -94,18 +95,94 @@ def test_bundle_replays_to_the_same_facts(tmp_path: Path) -> None:
     assert live == replay
 
 
-def test_check_json_from_recorded_host() -> None:
-    code, out, _ = run("check", "--from-dir", str(H100), "--format", "json")
+# What each recorded host gets against the default profile (svd-host), read off its recording by hand:
+# none of them has diffusers installed, so every one fails python.package[diffusers]; the rest is what
+# the scenario is named after. (exit code, failed checks, warned checks)
+SVD_HOST_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
+    "h100-sxm-ubuntu2404": (1, {"python.package[diffusers]"}, set()),
+    "h100-x8-nvlink": (1, {"python.package[diffusers]"}, set()),
+    "h200-ubuntu2404": (1, {"python.package[diffusers]"}, set()),
+    "degraded-raid6-nvme-raid0": (1, {"python.package[diffusers]", "storage.md-health[md1]"}, set()),
+    "driver-535-cuda-12-8-wheel": (1, {"python.package[diffusers]"},
+                                   {"driver.torch-cuda-compat", "python.transformers-compat", "svd.pipeline-stack"}),
+    "kernel-module-mismatch": (1, {"python.package[diffusers]", "driver.reboot-required", "gpu.count"},
+                               {"svd.vram[svd-xt-25f]"}),
+    "no-gpu": (1, {"python.package[diffusers]", "driver.present", "gpu.count", "torch.cuda-build"},
+               {"svd.vram[svd-xt-25f]"}),
+    "pcie-pair-rtx4090": (1, {"python.package[diffusers]"}, {"driver.persistence"}),
+    "secure-boot-nouveau": (1, {"python.package[diffusers]", "driver.nouveau", "driver.secure-boot", "gpu.count"},
+                            {"python.transformers-compat", "svd.pipeline-stack", "svd.vram[svd-xt-25f]"}),
+    "seed-2023-ubuntu2004-a100x2": (1, {"python.package[diffusers]", "svd.pipeline-stack"}, set()),
+}
+
+# A profile that leaves the Python stack out: the healthy recordings pass it (exit 0, warnings allowed),
+# the broken ones still fail on what is broken.
+GPU_ONLY = """\
+description: "an Ubuntu host with a working NVIDIA driver and a GPU; the Python stack is not judged"
+os:
+  id: ubuntu
+driver:
+  persistence_mode: true
+gpu:
+  min_count: 1
+"""
+GPU_ONLY_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
+    "h100-sxm-ubuntu2404": (0, set(), set()),
+    "h100-x8-nvlink": (0, set(), set()),
+    "h200-ubuntu2404": (0, set(), set()),
+    "seed-2023-ubuntu2004-a100x2": (0, set(), set()),
+    "pcie-pair-rtx4090": (0, set(), {"driver.persistence"}),
+    "driver-535-cuda-12-8-wheel": (0, set(), {"driver.torch-cuda-compat", "python.transformers-compat"}),
+    "degraded-raid6-nvme-raid0": (1, {"storage.md-health[md1]"}, set()),
+    "kernel-module-mismatch": (1, {"driver.reboot-required", "gpu.count"}, set()),
+    "no-gpu": (1, {"driver.present", "gpu.count", "torch.cuda-build"}, set()),
+    "secure-boot-nouveau": (1, {"driver.nouveau", "driver.secure-boot", "gpu.count"}, {"python.transformers-compat"}),
+}
+
+
+def test_every_recorded_host_has_its_verdicts_pinned() -> None:
+    recorded = {p.name for p in HOSTS.iterdir() if p.is_dir()}
+    assert set(SVD_HOST_VERDICTS) == recorded == set(GPU_ONLY_VERDICTS)
+
+
+@pytest.fixture(scope="module")
+def gpu_only(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("profiles") / "gpu-only.yaml"
+    path.write_text(GPU_ONLY)
+    return str(path)
+
+
+def _verdicts(profile: str, host: str) -> tuple[int, set[str], set[str], dict[str, Any]]:
+    code, out, _ = run("check", "--from-dir", str(HOSTS / host), "--profile", profile, "--format", "json")
     data = json.loads(out)
-    assert data["schema"] == "svdops.check/1"
-    assert data["profile"] == "svd-host"
-    assert code == (1 if data["failed"] else 0)
-    statuses = {f["status"] for f in data["findings"]}
-    assert statuses <= {"pass", "warn", "fail", "skip"}
+    failed = {f["key"] for f in data["findings"] if f["status"] == "fail"}
+    warned = {f["key"] for f in data["findings"] if f["status"] == "warn"}
+    return code, failed, warned, data
+
+
+@pytest.mark.parametrize("host", sorted(SVD_HOST_VERDICTS))
+def test_check_json_verdicts_and_exit_code_per_recorded_host(host: str) -> None:
+    code, failed, warned, data = _verdicts("svd-host", host)
+    assert (code, failed, warned) == SVD_HOST_VERDICTS[host]
+    assert data["schema"] == "svdops.check/1" and data["profile"] == "svd-host"
+    assert data["failed"] is True
+    assert (data["summary"]["fail"], data["summary"]["warn"]) == (len(failed), len(warned))
     assert sum(data["summary"].values()) == len(data["findings"])
-    for finding in data["findings"]:
-        if finding["status"] == "fail":
-            assert finding["hint"], finding
+    assert all(f["hint"] for f in data["findings"] if f["status"] == "fail")
+
+
+@pytest.mark.parametrize("host", sorted(GPU_ONLY_VERDICTS))
+def test_a_host_that_only_warns_exits_0(host: str, gpu_only: str) -> None:
+    code, failed, warned, data = _verdicts(gpu_only, host)
+    assert (code, failed, warned) == GPU_ONLY_VERDICTS[host]
+    assert data["failed"] is (code == 1)
+
+
+@pytest.mark.parametrize("fmt", ["table", "junit"])
+@pytest.mark.parametrize(("host", "exit_code"), [("h200-ubuntu2404", 0), ("pcie-pair-rtx4090", 0), ("no-gpu", 1)])
+def test_every_format_exits_the_same(fmt: str, host: str, exit_code: int, gpu_only: str) -> None:
+    code, _, _ = run("check", "--from-dir", str(HOSTS / host), "--profile", gpu_only, "--format", fmt)
+    assert code == exit_code
 
 
 def test_check_seed_profile_fails_on_modern_host_and_says_what_to_change() -> None:

@@ -1,4 +1,4 @@
-"""The fleet runner, the remote command line and the fleet renderers, without a network.
+"""The fleet runner and the remote command line, without a network.
 
 Hosts here are recorded folders behind RecordedShell, opened by a connector function: the runner
 only sees Shells, so its concurrency, ordering, bundles and error handling are tested on real data.
@@ -7,26 +7,14 @@ SSH itself is tested against real sshd servers in tests/integration/test_fleet_s
 
 from __future__ import annotations
 
-import io
-import json
 import subprocess
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
-from svdops.cli.fleet_cmds import (
-    FLEET_CHECK_SCHEMA,
-    fleet_check_json,
-    fleet_facts_json,
-    fleet_junit,
-    fleet_progress,
-    summary_table,
-)
 from svdops.host.fleet import (
     FleetOptions,
     HostResult,
@@ -39,7 +27,6 @@ from svdops.host.inventory import Target
 from svdops.host.probe.gather import gather_facts
 from svdops.host.shell import RecordedShell, Shell
 from svdops.host.ssh import SshAuthError, SshUnreachableError, remote_command_line
-from svdops.judge.check import run_check
 from tests.support.paths import recorded_host
 
 H100 = recorded_host("h100-sxm-ubuntu2404")
@@ -179,68 +166,3 @@ def test_exit_code_precedence_unreachable_over_failed_over_ok() -> None:
     assert fleet_exit_code([ok], any_failed=True) == 1
     assert fleet_exit_code([ok, down], any_failed=True) == 3
     assert fleet_exit_code([ok, timeout], any_failed=False) == 3
-
-
-# ---------------------------------------------------------------- renderers
-
-
-@pytest.fixture(scope="module")
-def checked() -> tuple[list[HostResult], dict[str, object]]:
-    results = probe_fleet([target("gpu01"), target("gpu02"), target("down")], FleetOptions(),
-                          connect=recorded({"gpu01": H100, "gpu02": H200, "down": None}))  # type: ignore[dict-item]
-    reports = {r.target.name: run_check(r.facts, None) for r in results if r.ok and r.facts}
-    return results, reports  # type: ignore[return-value]
-
-
-def test_fleet_check_json(checked) -> None:  # type: ignore[no-untyped-def]
-    results, reports = checked
-    data = json.loads(fleet_check_json(results, reports, "svd-host"))
-    assert data["schema"] == FLEET_CHECK_SCHEMA and data["exit_code"] == 3
-    assert data["summary"]["hosts"] == 3 and data["summary"]["not_checked"] == 1
-    assert data["summary"]["by_status"]["unreachable"] == 1
-    by_name = {h["name"]: h for h in data["hosts"]}
-    assert by_name["down"]["check"] is None and by_name["down"]["status"] == "unreachable"
-    assert by_name["gpu01"]["check"]["schema"] == "svdops.check/1"  # the single-host document, embedded
-    # pinned, not read back from `reports`. Both recorded hosts lack diffusers (the fail); the two warns are
-    # the Python version: these folders predate python-version.txt, and the fleet's watched shell is not a
-    # RecordedShell, so the recorded-only collect_env that `svdops facts` falls back to is not read here.
-    verdict = {"pass": 14, "warn": 2, "fail": 1, "skip": 2}
-    assert by_name["gpu01"]["check"]["summary"] == by_name["gpu02"]["check"]["summary"] == verdict
-    assert reports["gpu01"].summary == verdict  # type: ignore[attr-defined]
-
-
-def test_fleet_facts_json(checked) -> None:  # type: ignore[no-untyped-def]
-    results, _ = checked
-    data = json.loads(fleet_facts_json(results))
-    assert [h["facts"] is not None for h in data["hosts"]] == [True, True, False]
-    assert data["hosts"][1]["facts"]["gpus"][0]["name"] == "NVIDIA H200"
-
-
-def test_fleet_junit_has_a_suite_per_host_and_errors_for_unreachable(checked) -> None:  # type: ignore[no-untyped-def]
-    results, reports = checked
-    root = ET.fromstring(fleet_junit(results, reports).split("\n", 1)[1])
-    suites = root.findall("testsuite")
-    assert len(suites) == 3 and root.get("errors") == "1"
-    assert int(root.get("tests", "0")) == sum(int(s.get("tests", "0")) for s in suites)
-    down = suites[2]
-    assert down.find("testcase/error") is not None and "unreachable" in down.find("testcase/error").get("message", "")  # type: ignore[union-attr]
-
-
-def test_summary_table_columns(checked) -> None:  # type: ignore[no-untyped-def]
-    results, reports = checked
-    buffer = io.StringIO()
-    Console(file=buffer, width=200, no_color=True).print(summary_table(results, reports))
-    text = buffer.getvalue()
-    for word in ("host", "status", "pass", "warn", "fail", "GPUs", "driver", "1x NVIDIA H200", "580.159.04",
-                 "unreachable"):
-        assert word in text
-
-
-def test_progress_bar_counts_hosts() -> None:
-    buffer = io.StringIO()
-    console = Console(file=buffer, force_terminal=True, width=100)
-    with fleet_progress(console) as progress:
-        task = progress.add_task("probing hosts", total=3)
-        progress.update(task, advance=2)
-        progress.refresh()
-    assert "2/3" in buffer.getvalue()

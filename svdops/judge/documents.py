@@ -1,0 +1,169 @@
+"""The files a check leaves behind: JSON documents for scripts and the report, JUnit XML for CI.
+
+Built here once, for one host and for a fleet: a fleet document embeds the single-host document and
+a fleet suite holds the single-host suite, so they cannot drift apart. The schema names are defined
+here only; svdops.report.checks reads what these functions write. Pure: dicts and ElementTrees in,
+text out, nothing written.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Any
+
+from svdops.findings import Finding, Status
+
+if TYPE_CHECKING:  # the report imports the schema names without loading the host and rules layers
+    from svdops.host.fleet import HostResult
+    from svdops.judge.check import CheckReport
+    from svdops.judge.fleet_check import FleetCheck, FleetFacts
+
+CHECK_SCHEMA = "svdops.check/1"
+FLEET_CHECK_SCHEMA = "svdops.fleet-check/1"
+FLEET_FACTS_SCHEMA = "svdops.fleet-facts/1"
+
+
+def finding_document(f: Finding) -> dict[str, Any]:
+    return {"id": f.id, "key": f.key, "title": f.title, "status": f.status.value, "expected": f.expected,
+            "actual": f.actual, "hint": f.hint, "subject": f.subject}
+
+
+def check_document(report: CheckReport) -> dict[str, Any]:
+    """`svdops.check/1`: one host's findings with the snapshot they were judged on."""
+    return {
+        "schema": CHECK_SCHEMA,
+        "host": report.facts.hostname,
+        "profile": report.profile.name,
+        "profile_source": str(report.profile.source),
+        "summary": report.summary,
+        "failed": report.failed,
+        "findings": [finding_document(f) for f in report.findings],
+        "facts": report.facts.to_dict(),
+    }
+
+
+def _host_entry(r: HostResult) -> dict[str, Any]:
+    t = r.target
+    return {
+        "name": t.name, "address": t.address, "port": t.port, "user": t.user, "groups": list(t.groups),
+        "status": r.status.value, "message": r.message, "hint": r.hint,
+        "duration_s": round(r.duration_s, 3), "bundle": str(r.bundle) if r.bundle else None,
+    }
+
+
+def fleet_facts_document(fleet: FleetFacts) -> dict[str, Any]:
+    """`svdops.fleet-facts/1`: each host's connection details and status, and its facts when it answered."""
+    tally = fleet.tally
+    return {
+        "schema": FLEET_FACTS_SCHEMA,
+        "summary": {"hosts": len(fleet.hosts), "not_probed": tally.not_checked, "by_status": tally.by_status},
+        "hosts": [{**_host_entry(r), "facts": r.facts.to_dict() if r.facts else None} for r in fleet.hosts],
+    }
+
+
+def fleet_check_document(fleet: FleetCheck) -> dict[str, Any]:
+    """`svdops.fleet-check/1`: the single-host document embedded under each checked host's "check"."""
+    tally = fleet.tally
+    return {
+        "schema": FLEET_CHECK_SCHEMA,
+        "profile": fleet.profile.name,
+        "exit_code": fleet.exit_code,
+        "summary": {"hosts": len(fleet.hosts), "checked": fleet.checked, "failed": fleet.failed,
+                    "not_checked": tally.not_checked, "by_status": tally.by_status},
+        "hosts": [{**_host_entry(h.probe), "check": check_document(h.report) if h.report else None}
+                  for h in fleet.hosts],
+    }
+
+
+def json_text(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"
+
+
+# ---------------------------------------------------------------- JUnit
+
+# XML 1.0 has no escape for most control characters: one ESC from a host's nvidia-smi or pip output in
+# a finding would make the whole file unreadable to CI. They are written as \xNN instead.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(tree: ET.Element) -> ET.Element:
+    def clean(text: str) -> str:
+        return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+    for elem in tree.iter():
+        for key, value in elem.attrib.items():
+            elem.set(key, clean(value))
+        if elem.text:
+            elem.text = clean(elem.text)
+    return tree
+
+
+def check_suite(report: CheckReport, *, name: str | None = None) -> ET.Element:
+    """One testsuite, one testcase per finding. warn passes with a note; skip is <skipped/>.
+
+    CI systems key their history on classname and name: keep both stable (`svdops.<subject>`,
+    `<key>: <title>`), or every check looks new after an upgrade.
+    """
+    s = report.summary
+    suite = ET.Element("testsuite", name=name or f"svdops check {report.facts.hostname} ({report.profile.name})",
+                       tests=str(len(report.findings)), failures=str(s.get("fail", 0)), errors="0",
+                       skipped=str(s.get("skip", 0)), timestamp=report.facts.collected_at,
+                       hostname=report.facts.hostname)
+    for f in report.findings:
+        case = ET.SubElement(suite, "testcase", classname=f"svdops.{f.id.split('.')[0]}", name=f"{f.key}: {f.title}")
+        detail = f"expected: {f.expected}\nactual: {f.actual}" + (f"\nfix: {f.hint}" if f.hint else "")
+        if f.status is Status.FAIL:
+            failure = ET.SubElement(case, "failure", message=f"expected {f.expected}, got {f.actual}",
+                                    type="svdops.fail")
+            failure.text = detail
+        elif f.status is Status.SKIP:
+            ET.SubElement(case, "skipped", message=f.actual or "not applicable")
+        elif f.status is Status.WARN:
+            ET.SubElement(case, "system-out").text = "WARNING\n" + detail
+    return _xml_safe(suite)
+
+
+def check_junit(report: CheckReport) -> ET.Element:
+    s = report.summary
+    suites = ET.Element("testsuites", name="svdops", tests=str(len(report.findings)),
+                        failures=str(s.get("fail", 0)), skipped=str(s.get("skip", 0)))
+    suites.append(check_suite(report))
+    return suites
+
+
+def unchecked_suite(r: HostResult) -> ET.Element:
+    """A host that could not be checked is a suite with one errored testcase, so CI shows it red
+    instead of silently missing."""
+    suite = ET.Element("testsuite", name=f"svdops check {r.target.name}", tests="1", failures="0",
+                       errors="1", skipped="0", hostname=r.target.name)
+    case = ET.SubElement(suite, "testcase", classname="svdops.ssh", name=f"{r.target.name}: reachable")
+    error = ET.SubElement(case, "error", message=f"{r.status.value}: {r.message}",
+                          type=f"svdops.{r.status.name.lower()}")
+    error.text = f"{r.target.url}\n{r.message}" + (f"\nfix: {r.hint}" if r.hint else "")
+    return _xml_safe(suite)
+
+
+def fleet_junit(fleet: FleetCheck) -> ET.Element:
+    """One testsuite per host, named after the host's label (the single-host suite for checked hosts)."""
+    suites = ET.Element("testsuites", name="svdops fleet")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for h in fleet.hosts:
+        if h.report is not None:
+            suite = check_suite(h.report, name=f"svdops check {h.name} ({h.report.profile.name})")
+        else:
+            suite = unchecked_suite(h.probe)
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+        suites.append(suite)
+    for key, value in totals.items():
+        suites.set(key, str(value))
+    return suites
+
+
+def junit_text(root: ET.Element) -> str:
+    indented = copy.deepcopy(root)  # ET.indent rewrites whitespace in place; the caller's tree stays as built
+    ET.indent(indented)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(indented, encoding="unicode") + "\n"

@@ -1,0 +1,109 @@
+"""What `svdops check|facts --host/--inventory` shows people: the fleet summary, its footer, the progress bar.
+
+The fleets are recorded hosts behind the fleet runner (tests/unit/test_fleet_check.py has the core);
+the full command over real sshd servers is in tests/integration/test_fleet_ssh.py.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from rich.console import Console
+
+from svdops.cli.fleet_cmds import fleet_footer, fleet_progress, host_progress, summary_table
+from svdops.host.fleet import FleetOptions
+from svdops.host.inventory import Target
+from svdops.host.shell import RecordedShell, Shell
+from svdops.host.ssh import SshAuthError
+from svdops.judge.check import check_profile
+from svdops.judge.fleet_check import FleetCheck, FleetFacts, check_fleet, gather_fleet
+from tests.support.paths import HOSTS
+
+FLEET = {"a100": "seed-2023-ubuntu2004-a100x2", "rtx": "pcie-pair-rtx4090", "cpu": "no-gpu", "locked": None}
+GPU_ONLY = """\
+description: "an Ubuntu host with a working NVIDIA driver and a GPU; the Python stack is not judged"
+os:
+  id: ubuntu
+driver:
+  persistence_mode: true
+gpu:
+  min_count: 1
+"""
+
+
+def connector(hosts: dict[str, str | None]) -> Callable[[Target], Shell]:
+    def connect(t: Target) -> Shell:
+        folder = hosts[t.name]
+        if folder is None:
+            raise SshAuthError("authentication failed", where=t.name, hint="check the key with ssh -v")
+        return RecordedShell(HOSTS / folder, name=t.name)
+
+    return connect
+
+
+def targets(hosts: dict[str, str | None]) -> list[Target]:
+    return [Target(name, "127.0.0.1", 22, "root") for name in hosts]
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory: pytest.TempPathFactory) -> FleetCheck:
+    profile = tmp_path_factory.mktemp("profiles") / "gpu-only.yaml"
+    profile.write_text(GPU_ONLY)
+    return check_fleet(targets(FLEET), FleetOptions(), check_profile(str(profile)), connect=connector(FLEET))
+
+
+def text_of(renderable: object) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, no_color=True).print(renderable)
+    return buffer.getvalue()
+
+
+def test_check_summary_has_a_row_per_host_with_its_counts(checked: FleetCheck) -> None:
+    lines = text_of(summary_table(checked)).splitlines()
+    assert lines[0].startswith("Fleet check against profile 'gpu-only'")
+    header = next(ln for ln in lines if "host" in ln and "status" in ln)
+    assert [c.strip() for c in header.split("┃")[1:-1]] == ["host", "status", "pass", "warn", "fail", "GPUs",
+                                                            "driver", "time"]
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in ln.split("│")[1:-1]] for ln in lines
+                                              if ln.startswith("│"))}
+    assert rows["a100"][:6] == ["ok", "12", "0", "0", "2x NVIDIA A100-SXM4-40GB", "470.199.02"]
+    assert rows["rtx"][0] == "ok (warnings)" and rows["rtx"][3:6] == ["0", "2x NVIDIA GeForce RTX 4090", "570.133.07"]
+    assert int(rows["rtx"][2]) > 0  # persistence mode is off on both GPUs
+    assert rows["cpu"][:6] == ["failed checks", "2", "0", "3", "none", "n/a"]
+    assert rows["locked"][:6] == ["auth failed", "-", "-", "-", "-", "-"]
+
+
+def test_check_footer_counts_checked_failed_and_unreachable(checked: FleetCheck) -> None:
+    assert fleet_footer(checked) == "4 hosts: 3 checked (1 with failed checks), 1 not checked (1 auth failed)"
+
+
+def test_a_check_where_no_host_answered_still_says_checked() -> None:
+    fleet = check_fleet(targets({"a": None}), FleetOptions(), check_profile(None), connect=connector({"a": None}))
+    assert fleet_footer(fleet) == "1 hosts: 0 checked (0 with failed checks), 1 not checked (1 auth failed)"
+    assert text_of(summary_table(fleet)).startswith("Fleet check against profile 'svd-host'")
+
+
+def test_facts_summary_and_footer() -> None:
+    fleet: FleetFacts = gather_fleet(targets(FLEET), FleetOptions(), connect=connector(FLEET))
+    text = text_of(summary_table(fleet))
+    for word in ("Fleet facts", "CUDA", "OS", "2x NVIDIA GeForce RTX 4090", "Ubuntu", "auth failed"):
+        assert word in text
+    assert "pass" not in text
+    assert fleet_footer(fleet) == "4 hosts: 3 probed, 1 not probed (1 auth failed)"
+
+
+def test_progress_bar_counts_hosts() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=100)
+    with fleet_progress(console) as progress:
+        task = progress.add_task("probing hosts", total=3)
+        progress.update(task, advance=2)
+        progress.refresh()
+    assert "2/3" in buffer.getvalue()
+
+
+def test_no_progress_bar_off_a_terminal() -> None:
+    with host_progress(3) as on_result:  # pytest captures stderr: not a terminal
+        assert on_result is None
