@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from svdops import __version__
 from svdops.cli.main import COMMANDS, cli
 from svdops.host.facts import HostFacts
-from tests.support.paths import PROFILES, recorded_host
+from tests.support.paths import HOSTS, PROFILES, recorded_host
 
 H100 = recorded_host("h100-sxm-ubuntu2404")
 BROKEN_PROFILES = PROFILES
