@@ -3,7 +3,8 @@
 The inventory is the same source `svdops provision` hands to ansible-playbook, so it is read through
 ansible-core's own inventory API (InventoryManager, VariableManager) in this process: INI, YAML,
 directories, ranges, `group_vars/` and `host_vars/` beside the inventory, and `--limit` in Ansible's
-pattern syntax all mean exactly what they mean to `provision`. In-process rather than
+pattern syntax all mean exactly what they mean to `provision` (an executable file is a dynamic
+inventory script, run as Ansible runs it; inventory plugin files work too). In-process rather than
 `ansible-inventory --list` because a second Python start-up costs about a second more per run
 (benchmarks/inventory_startup.py). ansible-core is imported only when an inventory or a `--limit`
 over `--host` names needs it.

@@ -219,6 +219,12 @@ def test_limit_selects_what_ansible_selects(inventory_file: Path) -> None:
     assert listed == ["gpu02.lab", "gpu03.lab", "gpu04.lab"]
 
 
+def test_a_missing_limit_file_is_bad_input(inventory_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="--limit") as err:
+        select_targets(inventory=inventory_file, limit=f"@{tmp_path / 'no-such-retry'}")
+    assert str(err.value).startswith(f"{inventory_file}: ")
+
+
 def test_a_limit_that_matches_nothing_names_the_inventory(lab_dir: Path) -> None:
     with pytest.raises(BadInputError, match="matches no host") as err:
         select_targets(inventory=lab_dir, limit="nonesuch")
