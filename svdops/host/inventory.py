@@ -315,9 +315,10 @@ def _first(variables: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
 
 def _first_str(variables: Mapping[str, Any], keys: tuple[str, ...], where: str) -> str | None:
     value = _first(variables, keys)
-    if value is None:
-        return None
-    text = str(value)
+    return None if value is None else _untemplated(str(value), where)
+
+
+def _untemplated(text: str, where: str) -> str:
     if "{{" in text or "{%" in text:
         # templating here would run lookups on a read-only check; the literal text would reach the wrong host
         raise BadInputError(f"Jinja templates in connection variables are not evaluated: {text!r}", where=where,
@@ -328,6 +329,8 @@ def _first_str(variables: Mapping[str, Any], keys: tuple[str, ...], where: str) 
 def _port(value: Any, where: str) -> int | None:
     if value is None or value == "":
         return None
+    if isinstance(value, str):
+        _untemplated(value, where)
     try:
         port = int(value)
     except (TypeError, ValueError):

@@ -279,11 +279,13 @@ def test_hostile_name_exits_2_with_a_message_and_no_traceback(tmp_path: Path) ->
     assert not pwned.exists()
 
 
-def test_jinja_in_connection_vars_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("var", ["ansible_user", "ansible_host", "ansible_port"])
+def test_jinja_in_connection_vars_is_refused(tmp_path: Path, var: str) -> None:
     path = tmp_path / "jinja"
-    path.write_text("[g]\nh1 ansible_user=\"{{ lookup('env', 'USER') }}\"\n")
-    with pytest.raises(BadInputError, match="Jinja"):
+    path.write_text(f"[g]\nh1 {var}=\"{{{{ lookup('env', 'USER') }}}}\"\n")
+    with pytest.raises(BadInputError, match="Jinja") as err:
         select_targets(inventory=path)
+    assert str(err.value).startswith(f"{path}: host h1")
 
 
 # ---------------------------------------------------------------- Ansible's errors, as ours
