@@ -32,8 +32,8 @@ def _fleet_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--host", "hosts", multiple=True, metavar="[USER@]HOST[:PORT]",
                      help="Probe this host over SSH (repeatable)."),
-        click.option("--inventory", type=click.Path(path_type=Path, dir_okay=False),
-                     help="Ansible inventory (INI or YAML): the same file `svdops provision` uses."),
+        click.option("--inventory", type=click.Path(path_type=Path),
+                     help="Ansible inventory (INI, YAML or a directory): the same one `svdops provision` uses."),
         click.option("--limit", metavar="PATTERN",
                      help="Only inventory hosts/groups matching PATTERN (Ansible syntax)."),
         click.option("-i", "--identity", type=click.Path(path_type=Path, dir_okay=False),

@@ -22,8 +22,8 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.command("provision")
 @click.option("-p", "--profile", "profile_name", metavar="NAME|PATH", default="svd-host", show_default=True,
               help="Profile to provision to (see `svdops profiles`).")
-@click.option("--inventory", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="Ansible inventory (INI or YAML); per-host disk allowlists go here as host vars.")
+@click.option("--inventory", type=click.Path(path_type=Path, exists=True),
+              help="Ansible inventory (INI, YAML or a directory); per-host disk allowlists go here as host vars.")
 @click.option("--host", "hosts", multiple=True, metavar="[USER@]HOST[:PORT]", help="A host over SSH (repeatable).")
 @click.option("-i", "--identity", type=click.Path(path_type=Path, dir_okay=False),
               help="SSH private key for --host targets.")

@@ -23,7 +23,7 @@ import yaml
 import svdops
 from svdops.errors import BadInputError, InterruptedRunError, MissingDependencyError, RunFailedError
 from svdops.findings import Finding
-from svdops.host.inventory import load_inventory, parse_host_arg, select_targets
+from svdops.host.inventory import parse_host_arg, select_targets
 from svdops.judge import knowledge as kb
 from svdops.judge.profiles import Profile
 from svdops.provision.plan import (
@@ -343,8 +343,6 @@ def run_provision(request: ProvisionRequest,
                              identity=request.identity)
     if not targets:
         raise BadInputError("no hosts to provision", hint="check --limit against the inventory's groups")
-    if request.inventory is not None:
-        load_inventory(request.inventory)
     variables = extra_vars(plan, request)
     runner = _import_runner()
     playbooks = playbooks_dir(request.playbooks)
