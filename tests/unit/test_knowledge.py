@@ -387,6 +387,18 @@ def test_knowledge_has_one_as_of_date() -> None:
     assert kb.day_of("not a date") == kb.knowledge().as_of
 
 
+def test_version_names_the_knowledge_date() -> None:
+    from click.testing import CliRunner
+
+    from svdops import __version__
+    from svdops.cli.main import cli
+
+    for flag in ("--version", "-V"):
+        result = CliRunner().invoke(cli, [flag], prog_name="svdops")
+        assert result.exit_code == 0
+        assert f"svdops {__version__} (knowledge as of 2026-12-02;" in result.stdout
+
+
 def test_torch_index_urls() -> None:
     assert kb.torch_index_url(V("13.0")) == "https://download.pytorch.org/whl/cu130"
     assert kb.torch_index_url(None) == "https://download.pytorch.org/whl/cpu"
