@@ -387,6 +387,49 @@ def test_knowledge_has_one_as_of_date() -> None:
     assert kb.day_of("not a date") == kb.knowledge().as_of
 
 
+@pytest.mark.parametrize(
+    ("name", "cc"),
+    [
+        ("Tesla K80", "3.7"),
+        ("Tesla K40m", "3.5"),
+        ("NVIDIA GeForce GTX 680", "3.0"),
+        ("Tesla M10", "5.0"),  # the issue's Tesla M10 on R390: no capability reported
+        ("Tesla M60", "5.2"),
+        ("NVIDIA GeForce GTX TITAN X", "5.2"),
+        ("NVIDIA TITAN Xp", "6.1"),
+        ("Tesla P100-PCIE-16GB", "6.0"),
+        ("NVIDIA GeForce GT 1030", "6.1"),  # the issue's GT 1030 on R470
+        ("Quadro P4000", "6.1"),
+        ("NVIDIA TITAN V", "7.0"),
+        ("Tesla T4", "7.5"),
+        ("Quadro RTX 5000", "7.5"),  # Turing, not a GeForce RTX 50 card
+        ("NVIDIA GeForce GTX 1660 SUPER", "7.5"),
+        ("NVIDIA A10G", "8.6"),
+        ("NVIDIA RTX A4000", "8.6"),
+        ("NVIDIA A100-SXM4-40GB", "8.0"),
+        ("NVIDIA RTX 4000 Ada Generation", "8.9"),  # Ada, not a GeForce RTX 40 card
+        ("NVIDIA L40S", "8.9"),
+        ("NVIDIA GH200 480GB", "9.0"),
+        ("NVIDIA H100 NVL", "9.0"),
+        ("NVIDIA B200", "10.0"),
+        ("NVIDIA B300 SXM6 AC", "10.3"),
+        ("NVIDIA GeForce RTX 5060 Ti", "12.0"),
+        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "12.0"),
+        ("NVIDIA Graphics Device", None),  # what nvidia-smi prints for a GPU its driver cannot name
+    ],
+)
+def test_compute_capability_from_the_gpu_name(name: str, cc: str | None) -> None:
+    assert kb.compute_capability_of(name) == (V(cc) if cc else None)
+
+
+def test_the_name_table_agrees_with_the_spec_table() -> None:
+    """Two tables from different sources: a spec's nvidia-smi names resolve to its capability by pattern too."""
+    for spec in kb.gpu_specs():
+        for name in spec.names:
+            generation = next(g for g in kb.knowledge().gpu_generations if g.match.search(name))
+            assert generation.compute_capability == spec.compute_capability, name
+
+
 def test_version_names_the_knowledge_date() -> None:
     from click.testing import CliRunner
 

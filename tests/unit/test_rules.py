@@ -367,6 +367,8 @@ CASES: list[Case] = [
 
 # Issue 12: what svdops does not know is never a pass; the knowledge is current to its "as of" date.
 GH200 = gpu(name="NVIDIA GH200 480GB", compute_capability=V("9.0"), memory_total_mib=97871)
+# nvidia-smi names a GPU its driver predates "NVIDIA Graphics Device"; R470 reports no compute capability
+UNNAMED = gpu(name="NVIDIA Graphics Device", compute_capability=None, memory_total_mib=16384)
 GT1030 = gpu(name="NVIDIA GeForce GT 1030", compute_capability=None, memory_total_mib=2001)
 CASES += [
     ("branch ltsb", H100, BLANK, "driver.branch", Status.PASS, ""),
@@ -408,9 +410,11 @@ CASES += [
      "driver.flavor", Status.FAIL, "nvidia-driver-580-open"),
     ("pre-turing needs proprietary", host(gpus=(gpu(name="Tesla V100-SXM2-32GB", compute_capability=V("7.0")),)),
      prof(driver=DriverRequirements(flavor="open")), "driver.flavor", Status.FAIL, "nvidia-driver-580 &&"),
-    ("unknown cc never passes the toolkit arch check", host(gpus=(GT1030,)), BLANK, "cuda.arch-support", Status.WARN,
+    ("unknown cc never passes the toolkit arch check", host(gpus=(UNNAMED,)), BLANK, "cuda.arch-support", Status.WARN,
      ""),
-    ("unknown cc never passes the torch arch check", host(gpus=(GT1030,)), BLANK, "torch.arch-list", Status.WARN, ""),
+    ("unknown cc never passes the torch arch check", host(gpus=(UNNAMED,)), BLANK, "torch.arch-list", Status.WARN, ""),
+    ("cc from the name: GT 1030 and CUDA 13", host(gpus=(GT1030,)), BLANK, "cuda.arch-support", Status.FAIL,
+     "cuda-toolkit-12-9"),
 ]
 
 
@@ -429,8 +433,9 @@ def test_newer_than_knowledge_findings_say_so_and_how_to_refresh() -> None:
         assert "svdops/judge/knowledge/" in finding.actual
 
 
-def test_unknown_compute_capability_gets_no_open_module_advice() -> None:
-    facts = host(gpus=(GT1030,), driver=drv(userspace_version=V("470.256.02"), kernel_module_version=V("470.256.02"),
+@pytest.mark.parametrize("card", [UNNAMED, GT1030], ids=["unnamed", "gt1030"])
+def test_unknown_or_pre_turing_gpu_gets_no_open_module_advice(card: GpuFacts) -> None:
+    facts = host(gpus=(card,), driver=drv(userspace_version=V("470.256.02"), kernel_module_version=V("470.256.02"),
                                            kernel_module_flavor="proprietary"))
     for finding in rules.evaluate(facts, prof(driver=DriverRequirements(version=S(">=580")))):
         assert "-open" not in finding.hint, finding

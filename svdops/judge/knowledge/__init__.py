@@ -124,6 +124,16 @@ class GpuSpec:
 
 
 @dataclass(frozen=True)
+class GpuGeneration:
+    """A family of GPU product names and the compute capability they share."""
+
+    match: re.Pattern[str]
+    compute_capability: Version
+    arch: str
+    source: str
+
+
+@dataclass(frozen=True)
 class ArchSupport:
     cuda_major: int
     min_cc: Version
@@ -172,6 +182,7 @@ class Knowledge:
     svd_pipeline: SvdPipeline
     scenarios: Mapping[str, Scenario]
     gpus: tuple[GpuSpec, ...]
+    gpu_generations: tuple[GpuGeneration, ...] = ()
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -313,6 +324,14 @@ def _load() -> Knowledge:
         )
         for r in _rows(gpus, "gpus", "gpus.yaml")
     )
+    generations = []
+    for i, r in enumerate(_rows(gpus, "compute_capability_by_name", "gpus.yaml")):
+        try:
+            pattern = re.compile(str(r["match"]), re.IGNORECASE)
+        except re.error as exc:
+            raise KnowledgeDataError(f"gpus.yaml: compute_capability_by_name[{i}]: bad match: {exc}") from None
+        generations.append(GpuGeneration(pattern, _v(r["cc"], "gpus.yaml: compute_capability_by_name"),
+                                         str(r["arch"]), r["source"]))
     return Knowledge(
         versions=versions,
         as_of=_day(cuda.get("as_of"), "cuda.yaml: as_of"),
@@ -335,6 +354,7 @@ def _load() -> Knowledge:
         ),
         scenarios=scenarios,
         gpus=gpu_specs,
+        gpu_generations=tuple(generations),
     )
 
 
@@ -623,6 +643,16 @@ def find_gpu_spec(name: str) -> GpuSpec | None:
         if wanted == _norm(spec.name) or any(wanted == _norm(n) for n in spec.names):
             return spec
     return None
+
+
+def compute_capability_of(name: str) -> Version | None:
+    """A GPU's compute capability from its product name (Kepler to Blackwell), else None: for drivers
+    that do not report it. A name the knowledge does not hold stays unknown, never guessed."""
+    spec = find_gpu_spec(name)
+    if spec is not None:
+        return spec.compute_capability
+    generation = next((g for g in knowledge().gpu_generations if g.match.search(name)), None)
+    return generation.compute_capability if generation is not None else None
 
 
 def gpu_spec(name: str) -> GpuSpec:

@@ -55,8 +55,7 @@ def gpu_capability(gpu: GpuFacts) -> Version | None:
     """What the driver reported, else what the GPU's name says (old drivers do not report it), else None."""
     if gpu.compute_capability is not None:
         return gpu.compute_capability
-    spec = kb.find_gpu_spec(gpu.name) if gpu.name else None
-    return spec.compute_capability if spec is not None else None
+    return kb.compute_capability_of(gpu.name) if gpu.name else None
 
 
 def compute_capabilities(facts: HostFacts) -> tuple[Version, ...]:
