@@ -252,7 +252,7 @@ def driver_torch_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]
     elif level == "compat":
         yield Finding("driver.torch-cuda-compat", title, WARN, expected,
                       actual + f": runs only under minor-version compatibility: {MINOR_COMPAT_LIMITS} "
-                               "(torch.compile/Triton kernels are such PTX)",
+                               "(torch.compile/Triton kernels may be among them)",
                       hint=driver_install_command(req.min_driver_ga, facts))
     else:
         options = [driver_install_command(req.min_driver_ga, facts)]
