@@ -52,8 +52,20 @@ def _missing_command(name: str, exc: ImportError) -> click.Command:
     return unavailable
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    # imported here: the knowledge is read only when someone asks for it
+    from svdops.judge.knowledge import knowledge_as_of
+
+    click.echo(f"svdops {__version__} (knowledge as of {knowledge_as_of()}; newer CUDA, drivers or libraries "
+               "are reported, not judged: upgrade svdops to refresh)")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.version_option(__version__, "-V", "--version", prog_name="svdops")
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version, and the date of the knowledge it judges by, and exit.")
 def cli() -> None:
     """Check, provision and benchmark Ubuntu GPU hosts for Stable Video Diffusion.
 

@@ -221,9 +221,9 @@ def _library_version(spec: VersionSpec | None, *, any_ok: bool = False) -> str:
 
 
 def _cuda_runs_on(cuda: Version, torch: Version, cc: Version) -> bool:
-    nearest = kb.nearest_torch_arch_list(torch, cuda)
-    if nearest is not None:
-        return kb.arch_runs_on(nearest[1], cc)
+    archs = kb.torch_arch_list(torch, cuda)
+    if archs is not None:
+        return kb.arch_runs_on(archs, cc)
     support = kb.arch_support(cuda.major)
     return support is None or cc >= support.min_cc
 
@@ -262,9 +262,16 @@ def validate_plan(plan: Plan) -> list[Finding]:
         out.append(Finding("provision.driver.branch", "driver branch has open kernel modules", FAIL,
                            "a branch with -open packages", f"{plan.driver_branch} has none",
                            hint="--driver-flavor proprietary, or a newer --driver-branch"))
+    elif row.ended(kb.knowledge().as_of):
+        ccs = (plan.compute_capability,) if plan.compute_capability is not None else ()
+        move_to = [b for b in kb.supported_branches() if b.branch > row.branch and all(b.drives(cc) for cc in ccs)]
+        out.append(Finding("provision.driver.branch", "driver branch is supported by NVIDIA", WARN,
+                           "a supported branch", f"{row.label}: no more security fixes",
+                           hint=f"--driver-branch {move_to[0].branch} ({move_to[0].label})" if move_to
+                           else "no supported branch drives this GPU"))
     else:
         out.append(Finding("provision.driver.branch", "driver branch is one svdops knows", PASS, known,
-                           str(plan.driver_branch)))
+                           f"{row.label}"))
     if plan.driver_version is not None and plan.driver_version.major != plan.driver_branch:
         out.append(Finding("provision.driver.version", "pinned driver is in the branch", FAIL,
                            f"a {plan.driver_branch}.x driver", str(plan.driver_version),
@@ -286,7 +293,7 @@ def validate_plan(plan: Plan) -> list[Finding]:
                                "open on Turing+, required on Blackwell", f"{plan.driver_flavor} on {gpu}"))
 
     req = kb.find_min_driver_for_cuda(plan.cuda)
-    if req is None or not req.exact:
+    if req is None:
         out.append(Finding("provision.cuda.known", "CUDA toolkit is one svdops has driver data for", FAIL,
                            "one of " + ", ".join(str(v) for v in kb.known_cuda_versions()[:6]) + ", ...",
                            f"CUDA {plan.cuda}", hint="--cuda with a known version, or update svdops' knowledge"))

@@ -27,7 +27,7 @@ def profile(tmp_path: Path, body: str, name: str = "p") -> provision_run.Profile
 CASES = [
     ("h100 defaults", "extends: h100-sxm-x8-nvlink\n", {}, set(), set()),
     ("driver too old for CUDA 13", "extends: h100-sxm-x8-nvlink\n", {"driver_branch": 535},
-     {"provision.driver.cuda", "provision.driver.torch"}, set()),
+     {"provision.driver.cuda", "provision.driver.torch"}, {"provision.driver.branch"}),
     ("unknown driver branch", "extends: h100-sxm-x8-nvlink\n", {"driver_branch": 600}, {"provision.driver.branch"},
      set()),
     ("legacy branch has no open modules",
@@ -50,7 +50,18 @@ CASES = [
      {"driver_branch": 580}, {"provision.driver.version"}, set()),
     ("wheel on minor-version compatibility only",
      "extends: svd-host\ncuda: {toolkit: '12.4'}\npython: {torch_cuda: '12.8', packages: {torch: '2.7'}}\n",
-     {"driver_branch": 550}, set(), {"provision.driver.torch"}),
+     {"driver_branch": 550}, set(), {"provision.driver.torch", "provision.driver.branch"}),
+    ("R595 is a branch svdops knows", "extends: h100-sxm-x8-nvlink\n", {"driver_branch": 595}, set(), set()),
+    ("R620 runs CUDA 13.3",
+     "extends: svd-host\ncuda: {toolkit: '13.3'}\npython: {torch_cuda: '13.2', packages: {torch: '2.14'}}\n",
+     {"driver_branch": 620}, set(), set()),
+    ("CUDA 13.2 needs R595", "extends: svd-host\ncuda: {toolkit: '13.2'}\n", {"driver_branch": 580},
+     {"provision.driver.cuda"}, set()),
+    ("CUDA newer than the knowledge", "extends: svd-host\n", {"cuda": Version.parse("13.4")},
+     {"provision.cuda.known"}, set()),
+    ("an ended branch warns and names where to move", "extends: svd-host\ncuda: {toolkit: '12.8'}\n"
+     "python: {torch_cuda: '12.8', packages: {torch: '2.7'}}\n", {"driver_branch": 570}, set(),
+     {"provision.driver.branch"}),
     ("wheel without code for the GPU", "extends: svd-host\npython: {torch_cuda: '12.6', packages: {torch: '2.6'}}\n",
      {"gpu": "RTX 5090"}, {"provision.torch.arch"}, set()),
 ]
@@ -72,6 +83,13 @@ def test_validation_of_requested_combinations(tmp_path: Path, body: str, options
         assert all(f in str(raised.value) for f in fails)
 
 
+def test_an_ended_branch_names_the_supported_one_to_move_to() -> None:
+    plan = provision_plan.plan_for(load_profile("h100-sxm-x8-nvlink"), provision_plan.PlanOptions(driver_branch=535))
+    branch = next(f for f in provision_plan.validate_plan(plan) if f.id == "provision.driver.branch")
+    assert branch.status is Status.WARN and "end of life June 2026" in branch.actual
+    assert branch.hint.startswith("--driver-branch 580 ")
+
+
 def test_the_hint_names_the_branch_check_would_install(tmp_path: Path) -> None:
     plan = provision_plan.plan_for(load_profile("h100-sxm-x8-nvlink"), provision_plan.PlanOptions(driver_branch=535))
     (cuda,) = [f for f in provision_plan.validate_plan(plan) if f.id == "provision.driver.cuda"]
@@ -84,7 +102,7 @@ def test_the_hint_names_the_branch_check_would_install(tmp_path: Path) -> None:
                             "torch_variant": "cu130", "python": "3.12", "gpu": "H100 SXM"}),
     ("ci-cpu", {"torch_variant": "cpu", "python": "3.11", "gpu": None}),
     # the 2023 stack: Python 3.8 caps torch at 2.4, the V100 among its models rules out the open modules
-    ("seed-2023", {"driver_branch": 550, "driver_flavor": "proprietary", "cuda": "11.3", "cudnn": "8", "nccl": "*",
+    ("seed-2023", {"driver_branch": 580, "driver_flavor": "proprietary", "cuda": "11.3", "cudnn": "8", "nccl": "*",
                    "torch": "2.4", "torch_variant": "cu124", "python": "3.8", "gpu": "V100 SXM2 32GB"}),
 ])
 def test_plans_of_the_shipped_profiles(name: str, expected: dict) -> None:  # type: ignore[type-arg]
@@ -118,7 +136,7 @@ def test_extra_vars_carry_the_profile(tmp_path: Path) -> None:
     request = provision_run.ProvisionRequest(profile=prof, hosts=("h",), allow_reboot=True,
                                     wipe=("/dev/disk/by-id/nvme-X",), extra_vars={"svdops_check_mirrors": False})
     out = provision_run.extra_vars(provision_plan.plan_for(prof), request)
-    assert out["svdops_driver_branch"] == "550" and out["svdops_driver_flavor"] == "proprietary"
+    assert out["svdops_driver_branch"] == "580" and out["svdops_driver_flavor"] == "proprietary"
     assert out["svdops_cuda_version"] == "11.3" and out["svdops_cudnn_version"] == "8"
     assert out["svdops_torch_variant"] == "cu124"
     assert out["svdops_torch_index_url"].endswith("/whl/cu124")

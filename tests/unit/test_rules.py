@@ -184,17 +184,17 @@ CASES: list[Case] = [
 
     ("driver present", H100, prof(gpu=GPU1), "driver.present", Status.PASS, ""),
     ("driver missing", host(driver=DriverFacts(), gpus=(), notes=(Note("gpus", "nvidia-smi: command not found"),)),
-     prof(gpu=GPU1), "driver.present", Status.FAIL, "sudo apt-get install -y nvidia-driver-580"),
+     prof(gpu=GPU1), "driver.present", Status.FAIL, "sudo apt-get install -y nvidia-driver-620 "),
     ("no gpu wanted", host(driver=DriverFacts(), gpus=()), prof(gpu=GpuRequirements(min_count=0, max_count=0)),
      "driver.present", Status.SKIP, ""),
 
     ("driver version ok", H100, prof(driver=DriverRequirements(version=S(">=570"))), "driver.version", Status.PASS, ""),
     ("driver version old", SEED, prof(driver=DriverRequirements(version=S(">=570"))), "driver.version", Status.FAIL,
-     "nvidia-driver-570-open"),
+     "nvidia-driver-580-open"),
 
     ("flavor ok", H100, prof(driver=DriverRequirements(flavor="open")), "driver.flavor", Status.PASS, ""),
     ("flavor wrong", SEED, prof(driver=DriverRequirements(flavor="open")), "driver.flavor", Status.FAIL,
-     "nvidia-driver-465-open"),
+     "nvidia-driver-580-open"),
     ("blackwell needs open",
      host(gpus=(gpu(name="NVIDIA B200", compute_capability=V("10.0"), memory_total_mib=183359),),
           driver=drv(kernel_module_flavor="proprietary")), BLANK, "driver.flavor", Status.FAIL,
@@ -230,7 +230,7 @@ CASES: list[Case] = [
     ("toolkit driver ok", H100, BLANK, "driver.cuda-toolkit-compat", Status.PASS, ""),
     ("toolkit minor compat", host(cuda=replace(H100.cuda, toolkit_version=V("12.8.93")), driver=drv(
         userspace_version=V("535.183.01"), kernel_module_version=V("535.183.01"))), BLANK,
-     "driver.cuda-toolkit-compat", Status.WARN, "nvidia-driver-570-open"),
+     "driver.cuda-toolkit-compat", Status.WARN, "nvidia-driver-580-open"),
     ("toolkit newer than driver", host(driver=drv(userspace_version=V("575.57.08"),
                                                   kernel_module_version=V("575.57.08"))), BLANK,
      "driver.cuda-toolkit-compat", Status.FAIL, "sudo apt-get install -y nvidia-driver-580-open && sudo reboot"),
@@ -238,7 +238,7 @@ CASES: list[Case] = [
     ("torch driver ok", H100, BLANK, "driver.torch-cuda-compat", Status.PASS, ""),
     ("torch cu128 on 535", host(driver=drv(userspace_version=V("535.183.01"), kernel_module_version=V("535.183.01")),
                                 python=py(torch_cuda=V("12.8"))), BLANK, "driver.torch-cuda-compat", Status.WARN,
-     "nvidia-driver-570-open"),
+     "nvidia-driver-580-open"),
     ("torch cu130 on 570", host(driver=drv(userspace_version=V("570.172.08"), kernel_module_version=V("570.172.08"))),
      BLANK, "driver.torch-cuda-compat", Status.FAIL,
      "pip install 'torch==2.11.*' --index-url https://download.pytorch.org/whl/cu128"),
@@ -329,7 +329,8 @@ CASES: list[Case] = [
                                      memory_total_mib=32607),),
                            python=py(torch_version=V("2.6.0"), torch_cuda=V("12.6"), torch_arch_list=())), BLANK,
      "torch.arch-list", Status.FAIL, "torch==2.6.*"),
-    ("volta on cu130", host(gpus=(gpu(name="Tesla V100-SXM2-32GB", compute_capability=V("7.0")),)), BLANK,
+    ("volta on cu130", host(gpus=(gpu(name="Tesla V100-SXM2-32GB", compute_capability=V("7.0")),),
+                            python=py(torch_version=V("2.13.0"))), BLANK,
      "torch.arch-list", Status.FAIL, "whl/cu126"),
 
     ("diffusers compat ok", host(python=py(diffusers_version=V("0.42.1"))), BLANK, "python.diffusers-compat",
@@ -389,6 +390,99 @@ CASES: list[Case] = [
         MdArray("md0", "raid1", "active", ("sdb", "sdc"), devices_total=2, devices_up=2, recovering=True),))),
      BLANK, "storage.md-health", Status.WARN, "/proc/mdstat"),
 ]
+
+# Issue 12: what svdops does not know is never a pass; the knowledge is current to its "as of" date.
+GH200 = gpu(name="NVIDIA GH200 480GB", compute_capability=V("9.0"), memory_total_mib=97871)
+# nvidia-smi names a GPU its driver predates "NVIDIA Graphics Device"; R470 reports no compute capability
+UNNAMED = gpu(name="NVIDIA Graphics Device", compute_capability=None, memory_total_mib=16384)
+GT1030 = gpu(name="NVIDIA GeForce GT 1030", compute_capability=None, memory_total_mib=2001)
+CASES += [
+    ("branch ltsb", H100, BLANK, "driver.branch", Status.PASS, ""),
+    ("branch ended", host(driver=drv(userspace_version=V("535.274.02"), kernel_module_version=V("535.274.02"))),
+     BLANK, "driver.branch", Status.WARN, "move to R580 (long-term support branch"),
+    ("branch ended, volta", host(gpus=(gpu(name="Tesla V100-SXM2-32GB", compute_capability=V("7.0")),),
+                                 driver=drv(userspace_version=V("570.211.01"), kernel_module_version=V("570.211.01"),
+                                            kernel_module_flavor="proprietary")),
+     BLANK, "driver.branch", Status.WARN, "sudo apt-get install -y nvidia-driver-580 &&"),
+    ("branch new feature ended",
+     host(driver=drv(userspace_version=V("610.43.02"), kernel_module_version=V("610.43.02"))), BLANK,
+     "driver.branch", Status.WARN, "nvidia-driver-620-open"),
+    ("branch unlisted old", host(driver=drv(userspace_version=V("575.57.08"), kernel_module_version=V("575.57.08"))),
+     BLANK, "driver.branch", Status.WARN, "move to R580"),
+    ("branch newer than knowledge", host(driver=drv(userspace_version=V("630.10"), kernel_module_version=V("630.10"))),
+     BLANK, "driver.branch", Status.WARN, ""),
+    ("nvcc 13.2 on R580", host(cuda=replace(H100.cuda, toolkit_version=V("13.2.51"))), BLANK,
+     "driver.cuda-toolkit-compat", Status.WARN, "nvidia-driver-595-open"),
+    ("nvcc 13.2 on R595", host(cuda=replace(H100.cuda, toolkit_version=V("13.2.51")),
+                               driver=drv(userspace_version=V("595.71.05"), kernel_module_version=V("595.71.05"))),
+     BLANK, "driver.cuda-toolkit-compat", Status.PASS, ""),
+    ("nvcc 13.4 newer than knowledge", host(cuda=replace(H100.cuda, toolkit_version=V("13.4.92")),
+                                            driver=drv(userspace_version=V("620.1"), kernel_module_version=V("620.1"))),
+     BLANK, "driver.cuda-toolkit-compat", Status.WARN, ""),
+    ("torch cu132 on R580", host(python=py(torch_version=V("2.14.1"), torch_cuda=V("13.2"))), BLANK,
+     "driver.torch-cuda-compat", Status.WARN, "nvidia-driver-595-open"),
+    ("torch newer than knowledge", host(python=py(torch_version=V("2.15.0"), torch_cuda=V("13.2"), torch_arch_list=())),
+     BLANK, "torch.cuda-build", Status.WARN, ""),
+    ("torch 2.14 known", host(python=py(torch_version=V("2.14.1"), torch_cuda=V("13.0"), torch_arch_list=())),
+     BLANK, "torch.arch-list", Status.PASS, ""),
+    ("diffusers 0.39 on torch 2.5", host(python=py(diffusers_version=V("0.39.0"), torch_version=V("2.5.1"),
+                                                   torch_cuda=V("12.4"), packages={"torch": "2.5.1"})),
+     BLANK, "python.diffusers-compat", Status.FAIL, "torch=="),
+    ("diffusers 0.37 on python 3.9", host(python=py(diffusers_version=V("0.37.0"), python_version=V("3.9.18"))),
+     BLANK, "python.diffusers-compat", Status.FAIL, "python3.12 -m venv"),
+    ("diffusers newer than knowledge", host(python=py(diffusers_version=V("0.43.0"))), BLANK,
+     "python.diffusers-compat", Status.WARN, ""),
+    ("grace hopper needs open", host(gpus=(GH200,), driver=drv(kernel_module_flavor="proprietary")), BLANK,
+     "driver.flavor", Status.FAIL, "nvidia-driver-580-open"),
+    ("pre-turing needs proprietary", host(gpus=(gpu(name="Tesla V100-SXM2-32GB", compute_capability=V("7.0")),)),
+     prof(driver=DriverRequirements(flavor="open")), "driver.flavor", Status.FAIL, "nvidia-driver-580 &&"),
+    ("unknown cc never passes the toolkit arch check", host(gpus=(UNNAMED,)), BLANK, "cuda.arch-support", Status.WARN,
+     ""),
+    ("unknown cc never passes the torch arch check", host(gpus=(UNNAMED,)), BLANK, "torch.arch-list", Status.WARN, ""),
+    ("cc from the name: GT 1030 and CUDA 13", host(gpus=(GT1030,)), BLANK, "cuda.arch-support", Status.FAIL,
+     "cuda-toolkit-12-9"),
+]
+
+
+def test_newer_than_knowledge_findings_say_so_and_how_to_refresh() -> None:
+    cases = [
+        (host(cuda=replace(H100.cuda, toolkit_version=V("13.4.92"))), "driver.cuda-toolkit-compat", "CUDA 13.4"),
+        (host(python=py(torch_version=V("2.15.0"))), "torch.cuda-build", "torch 2.15"),
+        (host(python=py(diffusers_version=V("0.43.0"))), "python.diffusers-compat", "diffusers 0.43.0"),
+        (host(python=py(transformers_version=V("6.0.0"))), "python.transformers-compat", "transformers 6.0.0"),
+        (host(driver=drv(userspace_version=V("630.10"))), "driver.branch", "branch R630"),
+    ]
+    for facts, rule_id, what in cases:
+        finding = _find(rules.evaluate(facts, BLANK), rule_id)
+        assert finding.status is Status.WARN, finding
+        assert f"{what} is newer than svdops's knowledge (as of 2026-12-02)" in finding.actual, finding
+        assert "svdops/judge/knowledge/" in finding.actual
+
+
+@pytest.mark.parametrize("card", [UNNAMED, GT1030], ids=["unnamed", "gt1030"])
+def test_unknown_or_pre_turing_gpu_gets_no_open_module_advice(card: GpuFacts) -> None:
+    facts = host(gpus=(card,), driver=drv(userspace_version=V("470.256.02"), kernel_module_version=V("470.256.02"),
+                                           kernel_module_flavor="proprietary"))
+    for finding in rules.evaluate(facts, prof(driver=DriverRequirements(version=S(">=580")))):
+        assert "-open" not in finding.hint, finding
+
+
+def test_an_ended_branch_is_judged_by_when_the_facts_were_collected() -> None:
+    before = host(collected_at="2026-05-20T00:00:00Z",
+                  driver=drv(userspace_version=V("535.274.02"), kernel_module_version=V("535.274.02")))
+    assert _find(rules.evaluate(before, BLANK), "driver.branch").status is Status.PASS
+    after = replace(before, collected_at="2026-06-02T00:00:00Z")
+    assert _find(rules.evaluate(after, BLANK), "driver.branch").status is Status.WARN
+
+
+def test_no_hint_suggests_an_ended_branch() -> None:
+    from svdops.judge import knowledge as kb
+
+    ended = {b.branch for b in kb.knowledge().driver_branches if b.ended(kb.knowledge().as_of)}
+    for _case, facts, profile, _rule_id, _status, _hint in CASES:
+        for finding in rules.evaluate(facts, profile):
+            for branch in ended:
+                assert f"nvidia-driver-{branch}" not in finding.hint, (_case, finding)
 
 
 def _find(findings: list[Finding], rule_id: str) -> Finding:

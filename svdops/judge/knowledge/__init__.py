@@ -4,10 +4,15 @@ Every row in the data files carries a `source:` (a URL or a document title) and 
 `version:`. Lookups that find nothing raise `UnknownKnowledgeError` (a LookupError) with what was
 asked for; the `find_*` variants return None instead, for callers such as the rules that must not raise.
 The files are read once per process.
+
+The knowledge never stretches past what it holds: a version newer than its newest row (a CUDA minor,
+a driver branch, a torch, diffusers or transformers release) is unknown, not judged by the row
+below it, and `newer_than_knowledge` says so with the "as of" date and how to refresh.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 from collections.abc import Mapping
@@ -21,6 +26,9 @@ from svdops.scenarios import scenario_values, scenarios_document
 from svdops.versions import Version, parse_version
 
 FILES = ("cuda.yaml", "torch.yaml", "libraries.yaml", "gpus.yaml")  # scenarios: svdops/data/scenarios.yaml
+
+REFRESH_HINT = ("upgrade svdops (pip install -U svdops) for newer knowledge, or add the rows with their "
+                "sources to svdops/judge/knowledge/*.yaml")
 
 
 class UnknownKnowledgeError(LookupError):
@@ -40,7 +48,6 @@ class DriverRequirement:
     cuda: Version
     min_driver_ga: Version  # the toolkit's own minimum: every feature, PTX JIT included
     min_driver_compat: Version  # minor-version compatibility floor of the CUDA major family
-    exact: bool  # False when the toolkit minor is newer than any row and the latest row stood in
     source: str
 
     def level(self, driver: Version) -> str:
@@ -117,6 +124,16 @@ class GpuSpec:
 
 
 @dataclass(frozen=True)
+class GpuGeneration:
+    """A family of GPU product names and the compute capability they share."""
+
+    match: re.Pattern[str]
+    compute_capability: Version
+    arch: str
+    source: str
+
+
+@dataclass(frozen=True)
 class ArchSupport:
     cuda_major: int
     min_cc: Version
@@ -127,19 +144,37 @@ class ArchSupport:
 @dataclass(frozen=True)
 class DriverBranch:
     branch: int
+    kind: str  # "ltsb", "production", "new-feature" or "legacy"
+    eol: datetime.date | None  # first day of the month NVIDIA ends it; None: no date announced
     open: bool
+    min_cc: Version  # the oldest GPU generation it still drives
     source: str
+
+    @property
+    def label(self) -> str:
+        kind = {"ltsb": "long-term support branch", "production": "production branch",
+                "new-feature": "new feature branch", "legacy": "legacy branch"}[self.kind]
+        return f"R{self.branch} ({kind}" + (f", end of life {self.eol:%B %Y})" if self.eol else ")")
+
+    def ended(self, today: datetime.date) -> bool:
+        return self.eol is not None and today >= self.eol
+
+    def drives(self, cc: Version | None) -> bool:
+        """Whether the branch drives a GPU of this compute capability (unknown: assumed, the caller warns)."""
+        return cc is None or cc >= self.min_cc
 
 
 @dataclass(frozen=True)
 class Knowledge:
     versions: Mapping[str, str]  # file -> its version
+    as_of: datetime.date  # the day the whole base was last checked against upstream
     toolkit_drivers: tuple[tuple[Version, Version, str], ...]  # (cuda, min driver, source), newest first
     minor_compat: Mapping[int, tuple[Version, str]]
     arch_support: tuple[ArchSupport, ...]
     driver_branches: tuple[DriverBranch, ...]
     open_module_min_cc: Version
     open_module_required_cc: Version
+    open_module_required_names: tuple[str, ...]
     torch_index_url: str
     torch_releases: tuple[TorchRelease, ...]  # newest first
     arch_lists: tuple[tuple[tuple[Version, ...], Version, tuple[str, ...], str], ...]
@@ -147,6 +182,7 @@ class Knowledge:
     svd_pipeline: SvdPipeline
     scenarios: Mapping[str, Scenario]
     gpus: tuple[GpuSpec, ...]
+    gpu_generations: tuple[GpuGeneration, ...] = ()
 
 
 # --- loading -----------------------------------------------------------------------------------
@@ -177,6 +213,22 @@ def _v(value: Any, where: str) -> Version:
     if found is None:
         raise KnowledgeDataError(f"{where}: not a version: {value!r}")
     return found
+
+
+def _month(value: Any, where: str) -> datetime.date | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d{4})-(\d{2})", str(value))
+    if not match:
+        raise KnowledgeDataError(f"{where}: expected a month 'YYYY-MM' or null, got {value!r}")
+    return datetime.date(int(match[1]), int(match[2]), 1)
+
+
+def _day(value: Any, where: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(str(value))
+    except ValueError:
+        raise KnowledgeDataError(f"{where}: expected a date 'YYYY-MM-DD', got {value!r}") from None
 
 
 def _opt_float(value: Any) -> float | None:
@@ -219,13 +271,17 @@ def _load() -> Knowledge:
         for r in _rows(cuda, "arch_support", "cuda.yaml")
     )
     branches = tuple(sorted(
-        (DriverBranch(int(r["branch"]), bool(r["open"]), r["source"])
+        (DriverBranch(int(r["branch"]), str(r["kind"]), _month(r.get("eol"), "cuda.yaml: driver_branches.eol"),
+                      bool(r["open"]), _v(r["min_cc"], "cuda.yaml: driver_branches.min_cc"), r["source"])
          for r in _rows(cuda, "driver_branches", "cuda.yaml")),
         key=lambda b: b.branch,
     ))
     open_module = cuda.get("open_module")
     if not isinstance(open_module, dict) or not open_module.get("source"):
         raise KnowledgeDataError("cuda.yaml: open_module needs min_cc, required_from_cc and source")
+    kinds = {b.kind for b in branches} - {"ltsb", "production", "new-feature", "legacy"}
+    if kinds:
+        raise KnowledgeDataError(f"cuda.yaml: driver_branches: unknown kind {sorted(kinds)}")
 
     releases = tuple(sorted(
         (TorchRelease(
@@ -268,14 +324,24 @@ def _load() -> Knowledge:
         )
         for r in _rows(gpus, "gpus", "gpus.yaml")
     )
+    generations = []
+    for i, r in enumerate(_rows(gpus, "compute_capability_by_name", "gpus.yaml")):
+        try:
+            pattern = re.compile(str(r["match"]), re.IGNORECASE)
+        except re.error as exc:
+            raise KnowledgeDataError(f"gpus.yaml: compute_capability_by_name[{i}]: bad match: {exc}") from None
+        generations.append(GpuGeneration(pattern, _v(r["cc"], "gpus.yaml: compute_capability_by_name"),
+                                         str(r["arch"]), r["source"]))
     return Knowledge(
         versions=versions,
+        as_of=_day(cuda.get("as_of"), "cuda.yaml: as_of"),
         toolkit_drivers=tuple(toolkit),
         minor_compat=compat,
         arch_support=arch_support,
         driver_branches=branches,
         open_module_min_cc=_v(open_module["min_cc"], "cuda.yaml: open_module"),
         open_module_required_cc=_v(open_module["required_from_cc"], "cuda.yaml: open_module"),
+        open_module_required_names=tuple(str(n) for n in open_module.get("required_names") or ()),
         torch_index_url=str(torch.get("index_url", "https://download.pytorch.org/whl")).rstrip("/"),
         torch_releases=releases,
         arch_lists=arch_lists,
@@ -288,6 +354,7 @@ def _load() -> Knowledge:
         ),
         scenarios=scenarios,
         gpus=gpu_specs,
+        gpu_generations=tuple(generations),
     )
 
 
@@ -302,27 +369,45 @@ def version() -> str:
     return " ".join(f"{name}={ver}" for name, ver in sorted(knowledge().versions.items()))
 
 
+def knowledge_as_of() -> str:
+    """The day (ISO) the knowledge was last checked against upstream: for --version, documents, JUnit."""
+    return knowledge().as_of.isoformat()
+
+
+def newer_than_knowledge(what: str) -> str:
+    """The words every rule uses for a version past the newest row: never a pass, always how to refresh."""
+    return f"{what} is newer than svdops's knowledge (as of {knowledge_as_of()}): {REFRESH_HINT}"
+
+
+def day_of(timestamp: str | None) -> datetime.date:
+    """The date of an ISO 8601 timestamp (when facts were collected), else the knowledge's own date."""
+    try:
+        return datetime.date.fromisoformat((timestamp or "")[:10])
+    except ValueError:
+        return knowledge().as_of
+
+
 # --- CUDA and the driver ------------------------------------------------------------------------
 
 def min_driver_for_cuda(cuda: Version) -> DriverRequirement:
-    """The driver a CUDA toolkit (or a wheel built with it) needs: GA minimum and minor-compat floor."""
+    """The driver a CUDA toolkit (or a wheel built with it) needs: GA minimum and minor-compat floor.
+
+    Only a minor with its own row answers: a newer one may need a newer branch (13.2 needs R595 where
+    13.0 needed R580), so the row below it says nothing about it.
+    """
     kb = knowledge()
     short = cuda.truncate(2)
-    compat = kb.minor_compat.get(short.major)
-    same_major = [row for row in kb.toolkit_drivers if row[0].major == short.major]
-    if not same_major:
-        raise UnknownKnowledgeError(f"no driver data for CUDA {cuda} (knowledge {version()})")
-    exact = next((row for row in same_major if row[0] == short), None)
-    if exact is not None:
-        row, is_exact = exact, True
-    else:
-        # a newer minor than we know: its GA minimum is at least the newest known one of that major
-        older = [r for r in same_major if r[0] < short]
-        if not older:
-            raise UnknownKnowledgeError(f"no driver data for CUDA {cuda} (knowledge {version()})")
-        row, is_exact = older[0], False
-    compat_min, compat_src = compat if compat is not None else (row[1], row[2])
-    return DriverRequirement(short, row[1], compat_min, is_exact, f"{row[2]}; {compat_src}")
+    row = next((r for r in kb.toolkit_drivers if r[0] == short), None)
+    if row is None:
+        newer = " (newer than svdops's knowledge, as of " + knowledge_as_of() + ")" if cuda_is_newer(short) else ""
+        raise UnknownKnowledgeError(f"no driver data for CUDA {cuda}{newer} (knowledge {version()})")
+    compat_min, compat_src = kb.minor_compat.get(short.major, (row[1], row[2]))
+    return DriverRequirement(short, row[1], compat_min, f"{row[2]}; {compat_src}")
+
+
+def cuda_is_newer(cuda: Version) -> bool:
+    """Whether a CUDA version is past the newest toolkit the knowledge holds."""
+    return cuda.truncate(2) > knowledge().toolkit_drivers[0][0]
 
 
 def find_min_driver_for_cuda(cuda: Version) -> DriverRequirement | None:
@@ -341,26 +426,62 @@ def arch_support(cuda_major: int) -> ArchSupport | None:
     return next((a for a in knowledge().arch_support if a.cuda_major == cuda_major), None)
 
 
-def driver_branch_for(min_driver: Version, *, want_open: bool) -> DriverBranch | None:
-    """The lowest Ubuntu-packaged driver branch that satisfies `min_driver` (an -open one if wanted)."""
-    for branch in knowledge().driver_branches:
-        if want_open and not branch.open:
-            continue
-        if Version((branch.branch, 999, 999)) >= min_driver:
-            return branch
-    return None
+def driver_branch(branch: int) -> DriverBranch | None:
+    return next((b for b in knowledge().driver_branches if b.branch == branch), None)
 
 
-def driver_package(min_driver: Version, compute_capabilities: tuple[Version, ...] = ()) -> str | None:
-    """The apt package that brings a driver >= min_driver, open flavour where every GPU can use it."""
+def newest_driver_branch() -> DriverBranch:
+    return knowledge().driver_branches[-1]
+
+
+def supported_branches(today: datetime.date | None = None) -> tuple[DriverBranch, ...]:
+    """Branches NVIDIA still supports and that a fleet standardises on (LTSB, production), oldest first."""
+    day = today or knowledge().as_of
+    return tuple(b for b in knowledge().driver_branches
+                 if b.kind in ("ltsb", "production") and not b.ended(day))
+
+
+def driver_branch_for(min_driver: Version, *, want_open: bool, compute_capabilities: tuple[Version, ...] = (),
+                      today: datetime.date | None = None) -> DriverBranch | None:
+    """The lowest supported branch that satisfies `min_driver` and drives every GPU (an -open one if
+    wanted); an ended branch never, a new-feature branch only when no LTSB or production branch reaches."""
+    day = today or knowledge().as_of
+    candidates = [b for b in knowledge().driver_branches
+                  if not b.ended(day) and (b.open or not want_open)
+                  and all(b.drives(cc) for cc in compute_capabilities)
+                  and Version((b.branch, 999, 999)) >= min_driver]
+    stable = [b for b in candidates if b.kind in ("ltsb", "production")]
+    fallback = [b for b in candidates if b.kind == "new-feature"]
+    return (stable or fallback)[0] if stable or fallback else None
+
+
+def can_use_open_modules(cc: Version | None) -> bool:
+    """Open kernel modules run on Turing and later; an unknown GPU gets no open-module advice."""
+    return cc is not None and cc >= knowledge().open_module_min_cc
+
+
+def requires_open_modules(cc: Version | None, gpu_name: str = "") -> bool:
+    """Blackwell (by compute capability) and Grace Hopper (a GH200, by name) run on the open modules only."""
     kb = knowledge()
-    want_open = all(cc >= kb.open_module_min_cc for cc in compute_capabilities)
-    branch = driver_branch_for(min_driver, want_open=want_open)
-    if branch is None and want_open:
-        branch = driver_branch_for(min_driver, want_open=False)
+    if cc is not None and cc >= kb.open_module_required_cc:
+        return True
+    name = gpu_name.lower()
+    return any(n.lower() in name for n in kb.open_module_required_names)
+
+
+def driver_package(min_driver: Version, compute_capabilities: tuple[Version | None, ...] = (),
+                   today: datetime.date | None = None, gpu_names: tuple[str, ...] = ()) -> str | None:
+    """The apt package that brings a driver >= min_driver from a supported branch: the open flavour
+    only where every GPU is known to run it, and always where one needs it."""
+    known = tuple(cc for cc in compute_capabilities if cc is not None)
+    need_open = any(requires_open_modules(cc) for cc in known) or any(requires_open_modules(None, n)
+                                                                        for n in gpu_names)
+    want_open = need_open or (bool(compute_capabilities) and all(can_use_open_modules(cc)
+                                                                  for cc in compute_capabilities))
+    branch = driver_branch_for(min_driver, want_open=want_open, compute_capabilities=known, today=today)
     if branch is None:
         return None
-    return f"nvidia-driver-{branch.branch}" + ("-open" if want_open and branch.open else "")
+    return f"nvidia-driver-{branch.branch}" + ("-open" if want_open else "")
 
 
 def open_module_min_cc() -> Version:
@@ -403,18 +524,9 @@ def torch_arch_list(torch: Version, cuda: Version) -> tuple[str, ...] | None:
     return None
 
 
-def nearest_torch_arch_list(torch: Version, cuda: Version) -> tuple[Version, tuple[str, ...]] | None:
-    """The arch list of the nearest known build for the same CUDA (the closest release at or below
-    `torch`, else the closest above) and that release: builds for one CUDA change their list rarely."""
-    short, cuda_short = torch.truncate(2), cuda.truncate(2)
-    known = [(release, archs) for releases, row_cuda, archs, _source in knowledge().arch_lists
-             if row_cuda == cuda_short for release in releases]
-    if not known:
-        return None
-    below = [k for k in known if k[0] <= short]
-    if below:
-        return max(below, key=lambda k: k[0])
-    return min(known, key=lambda k: k[0])
+def torch_is_newer(torch: Version) -> bool:
+    """Whether a torch release is past the newest one the knowledge holds."""
+    return torch.truncate(2) > knowledge().torch_releases[0].version
 
 
 def torch_index_url(cuda: Version | None) -> str:
@@ -459,10 +571,16 @@ def arch_runs_on(arch_list: tuple[str, ...], cc: Version) -> bool:
 # --- Python libraries ---------------------------------------------------------------------------------
 
 def library_requirements(name: str, lib_version: Version) -> LibraryRequirement:
-    """What `name` at `lib_version` needs (Python, torch): the newest row at or below that version."""
+    """What `name` at `lib_version` needs (Python, torch): the newest row at or below that version.
+
+    A release past the newest row is unknown: its metadata may raise either minimum.
+    """
     rows = sorted((r for r in knowledge().libraries if r.name == name.lower()), key=lambda r: r.version, reverse=True)
     if not rows:
         raise UnknownKnowledgeError(f"no data for library {name!r} (knowledge {version()})")
+    if library_is_newer(name, lib_version):
+        raise UnknownKnowledgeError(f"no data for {name} {lib_version}: newer than svdops's knowledge "
+                                    f"(as of {knowledge_as_of()}, newest {rows[0].version})")
     for row in rows:
         if row.version <= lib_version:
             return row
@@ -474,6 +592,12 @@ def find_library_requirements(name: str, lib_version: Version) -> LibraryRequire
         return library_requirements(name, lib_version)
     except UnknownKnowledgeError:
         return None
+
+
+def library_is_newer(name: str, lib_version: Version) -> bool:
+    """Whether a library release (major.minor) is past the newest row the knowledge holds for it."""
+    rows = [r.version for r in knowledge().libraries if r.name == name.lower()]
+    return bool(rows) and lib_version.truncate(2) > max(rows).truncate(2)
 
 
 def svd_pipeline() -> SvdPipeline:
@@ -519,6 +643,16 @@ def find_gpu_spec(name: str) -> GpuSpec | None:
         if wanted == _norm(spec.name) or any(wanted == _norm(n) for n in spec.names):
             return spec
     return None
+
+
+def compute_capability_of(name: str) -> Version | None:
+    """A GPU's compute capability from its product name (Kepler to Blackwell), else None: for drivers
+    that do not report it. A name the knowledge does not hold stays unknown, never guessed."""
+    spec = find_gpu_spec(name)
+    if spec is not None:
+        return spec.compute_capability
+    generation = next((g for g in knowledge().gpu_generations if g.match.search(name)), None)
+    return generation.compute_capability if generation is not None else None
 
 
 def gpu_spec(name: str) -> GpuSpec:

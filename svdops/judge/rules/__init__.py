@@ -15,6 +15,7 @@ from svdops.judge.profiles import Profile
 from svdops.judge.rules.common import WARN, Rule
 from svdops.judge.rules.cuda import cuda_arch_support, cuda_cudnn, cuda_nccl, cuda_toolkit
 from svdops.judge.rules.driver import (
+    driver_branch_status,
     driver_flavor,
     driver_nouveau,
     driver_persistence,
@@ -58,6 +59,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("os.id", os_rules),
     ("driver.present", driver_presence),
     ("driver.version", driver_version),
+    ("driver.branch", driver_branch_status),
     ("driver.flavor", driver_flavor),
     ("driver.reboot-required", driver_reboot),
     ("driver.nouveau", driver_nouveau),
@@ -94,11 +96,11 @@ RULES: tuple[tuple[str, Rule], ...] = (
 
 
 RULE_IDS: tuple[str, ...] = (
-    "os.id", "os.release", "driver.present", "driver.version", "driver.flavor", "driver.reboot-required",
-    "driver.nouveau", "driver.secure-boot", "driver.persistence", "driver.cuda-toolkit-compat",
-    "driver.torch-cuda-compat", "gpu.count", "gpu.model", "gpu.vram", "gpu.compute-capability", "gpu.nvlink",
-    "gpu.ecc", "cuda.toolkit", "cuda.arch-support", "cuda.cudnn", "cuda.nccl", "python.version", "python.env",
-    "python.package", "torch.cuda-build", "torch.cuda-variant", "torch.arch-list", "python.diffusers-compat",
-    "python.transformers-compat", "svd.pipeline-stack", "profile.svd-stack", "svd.vram", "ram.size",
-    "storage.scratch", "storage.data", "storage.md-health",
+    "os.id", "os.release", "driver.present", "driver.version", "driver.branch", "driver.flavor",
+    "driver.reboot-required", "driver.nouveau", "driver.secure-boot", "driver.persistence",
+    "driver.cuda-toolkit-compat", "driver.torch-cuda-compat", "gpu.count", "gpu.model", "gpu.vram",
+    "gpu.compute-capability", "gpu.nvlink", "gpu.ecc", "cuda.toolkit", "cuda.arch-support", "cuda.cudnn",
+    "cuda.nccl", "python.version", "python.env", "python.package", "torch.cuda-build", "torch.cuda-variant",
+    "torch.arch-list", "python.diffusers-compat", "python.transformers-compat", "svd.pipeline-stack",
+    "profile.svd-stack", "svd.vram", "ram.size", "storage.scratch", "storage.data", "storage.md-health",
 )

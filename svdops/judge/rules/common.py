@@ -51,8 +51,16 @@ def pip_install(facts: HostFacts, *args: str) -> str:
     return f"{python_command(facts)} -m pip install " + " ".join(args)
 
 
+def gpu_capability(gpu: GpuFacts) -> Version | None:
+    """What the driver reported, else what the GPU's name says (old drivers do not report it), else None."""
+    if gpu.compute_capability is not None:
+        return gpu.compute_capability
+    return kb.compute_capability_of(gpu.name) if gpu.name else None
+
+
 def compute_capabilities(facts: HostFacts) -> tuple[Version, ...]:
-    return tuple(g.compute_capability for g in facts.gpus if g.compute_capability is not None)
+    """The known compute capabilities; a GPU whose capability is unknown is left out (see gpu_capability)."""
+    return tuple(cc for cc in (gpu_capability(g) for g in facts.gpus) if cc is not None)
 
 
 def gpu_label(gpu: GpuFacts) -> str:
@@ -91,9 +99,11 @@ def env_probed(facts: HostFacts) -> bool:
 
 
 def driver_install_command(min_driver: Version, facts: HostFacts) -> str:
-    package = kb.driver_package(min_driver, compute_capabilities(facts))
+    package = kb.driver_package(min_driver, tuple(gpu_capability(g) for g in facts.gpus),
+                                today=kb.day_of(facts.collected_at), gpu_names=tuple(g.name for g in facts.gpus))
     if package is None:
-        return f"install an NVIDIA driver >= {min_driver} (no Ubuntu-packaged branch known to svdops has it)"
+        return (f"install an NVIDIA driver >= {min_driver} (no supported Ubuntu-packaged branch known to svdops "
+                "has it for these GPUs)")
     return f"sudo apt-get install -y {package} && {REBOOT}"
 
 
@@ -102,9 +112,9 @@ def toolkit_package(cuda: Version) -> str:
 
 
 def cuda_suits_gpus(cuda: Version, torch: Version | None, ccs: tuple[Version, ...]) -> bool:
-    nearest = kb.nearest_torch_arch_list(torch, cuda) if torch is not None else None
-    if nearest is not None:
-        return all(kb.arch_runs_on(nearest[1], cc) for cc in ccs)
+    archs = kb.torch_arch_list(torch, cuda) if torch is not None else None
+    if archs is not None:
+        return all(kb.arch_runs_on(archs, cc) for cc in ccs)
     support = kb.arch_support(cuda.major)
     return support is None or all(cc >= support.min_cc for cc in ccs)
 

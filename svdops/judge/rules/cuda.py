@@ -13,8 +13,10 @@ from svdops.judge.rules.common import (
     PASS,
     WARN,
     compute_capabilities,
+    gpu_capability,
     gpu_label,
     not_available,
+    probe_note,
     toolkit_package,
     versus_spec,
 )
@@ -82,14 +84,21 @@ def cuda_arch_support(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         return
     title = "CUDA toolkit still builds for the GPUs"
     expected = f"compute capability >= {support.min_cc} (CUDA {toolkit.major} dropped {', '.join(support.dropped)})"
-    old = [g for g in facts.gpus if g.compute_capability is not None and g.compute_capability < support.min_cc]
+    ccs = {g.index: gpu_capability(g) for g in facts.gpus}
+    old = [g for g in facts.gpus if (cc := ccs[g.index]) is not None and cc < support.min_cc]
+    unknown = [g for g in facts.gpus if ccs[g.index] is None]
+    if not old and unknown:
+        # an unknown GPU may be one the toolkit dropped: never a pass
+        yield Finding("cuda.arch-support", title, WARN, expected,
+                      "compute capability unknown for " + ", ".join(gpu_label(g) for g in unknown)
+                      + f" ({probe_note(facts, 'gpus')})")
+        return
     if not old:
         yield Finding("cuda.arch-support", title, PASS, expected,
-                      ", ".join(f"cc {c}" for c in sorted(set(compute_capabilities(facts))))
-                      or "no compute capability reported")
+                      ", ".join(f"cc {c}" for c in sorted(set(compute_capabilities(facts)))))
         return
     previous = [v for v in kb.known_cuda_versions() if v.major == toolkit.major - 1]
     hint = f"sudo apt-get install -y {toolkit_package(previous[0])}" if previous else ""
     yield Finding("cuda.arch-support", title, FAIL, expected,
-                  ", ".join(f"{gpu_label(g)} cc {g.compute_capability}" for g in old) + f" with nvcc {toolkit}",
+                  ", ".join(f"{gpu_label(g)} cc {ccs[g.index]}" for g in old) + f" with nvcc {toolkit}",
                   hint=hint)

@@ -4,6 +4,7 @@ persistence, and what CUDA toolkit and torch build it runs."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 from svdops.findings import Finding
 from svdops.host.facts import HostFacts
@@ -19,12 +20,28 @@ from svdops.judge.rules.common import (
     compute_capabilities,
     driver_install_command,
     driver_version_of,
+    gpu_capability,
     gpu_expected,
+    gpu_label,
     not_available,
     probe_note,
     skip_no_gpu,
     torch_install_command,
 )
+from svdops.versions import Version
+
+# What NVIDIA's minor-version compatibility leaves out, said wherever a driver runs a newer CUDA minor.
+MINOR_COMPAT_LIMITS = ("PTX newer than the driver cannot be JIT-compiled and APIs newer than the driver's CUDA "
+                       "fail with cudaErrorCallRequiresNewerDriver")
+
+
+def _unknown_cuda(rule_id: str, title: str, cuda: Version, actual: str) -> Finding:
+    """A CUDA minor without a row: newer than the knowledge warns (it may need a newer branch), older skips."""
+    if kb.cuda_is_newer(cuda):
+        return Finding(rule_id, title, WARN, f"a driver for CUDA {cuda}",
+                       f"{actual}: " + kb.newer_than_knowledge(f"CUDA {cuda.truncate(2)}"))
+    return Finding(rule_id, title, SKIP, f"a driver for CUDA {cuda}",
+                   f"CUDA {cuda} is not in svdops' knowledge base ({kb.version()})")
 
 
 def driver_presence(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -66,23 +83,39 @@ def driver_version(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
 
 def driver_flavor(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     title = "kernel module flavour"
-    ccs = compute_capabilities(facts)
-    required_open = any(cc >= kb.open_module_required_cc() for cc in ccs)
-    want = "open" if required_open else profile.driver.flavor
+    required_open = any(kb.requires_open_modules(gpu_capability(g), g.name) for g in facts.gpus)
+    pre_turing = [g for g in facts.gpus if (cc := gpu_capability(g)) is not None and not kb.can_use_open_modules(cc)]
+    required_proprietary = bool(pre_turing) and not required_open
+    want = "open" if required_open else "proprietary" if required_proprietary else profile.driver.flavor
     if want is None or not facts.gpus:
         return
     have = facts.driver.kernel_module_flavor
-    why = " (Blackwell GPUs run only on the open modules)" if required_open else ""
+    why = (" (Blackwell and Grace Hopper GPUs run only on the open modules)" if required_open
+           else f" ({', '.join(gpu_label(g) for g in pre_turing)} predates Turing: the open modules cannot drive it)"
+           if required_proprietary else "")
     if have is None:
         yield Finding("driver.flavor", title, WARN, want + why, not_available(facts, "driver.kernel_module_flavor"))
     elif have == want:
         yield Finding("driver.flavor", title, PASS, want, have)
     else:
         driver = driver_version_of(facts)
-        branch = driver.major if driver is not None else 580
-        package = f"nvidia-driver-{branch}-open" if want == "open" else f"nvidia-driver-{branch}"
-        yield Finding("driver.flavor", title, FAIL if required_open or profile.driver.flavor else WARN,
-                      want + why, have, hint=f"sudo apt-get install -y {package} && {REBOOT}")
+        package = _flavour_package(driver, want, compute_capabilities(facts), kb.day_of(facts.collected_at))
+        required = required_open or required_proprietary
+        yield Finding("driver.flavor", title, FAIL if required or profile.driver.flavor else WARN,
+                      want + why, have, hint=package)
+
+
+def _flavour_package(driver: Version | None, flavour: str, ccs: tuple[Version, ...], today: date) -> str:
+    """The running branch in the wanted flavour while NVIDIA supports it, else the lowest supported one above."""
+    row = kb.driver_branch(driver.major) if driver is not None else None
+    if not (row is not None and not row.ended(today) and (row.open or flavour != "open")
+            and all(row.drives(cc) for cc in ccs)):
+        row = kb.driver_branch_for(Version((driver.major,)) if driver is not None else Version((0,)),
+                                   want_open=flavour == "open", compute_capabilities=ccs, today=today)
+    if row is None:
+        return f"an NVIDIA driver with {flavour} kernel modules (no supported branch known to svdops drives these GPUs)"
+    return f"sudo apt-get install -y nvidia-driver-{row.branch}" + ("-open" if flavour == "open" else "") + \
+        f" && {REBOOT}"
 
 
 def driver_reboot(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -176,8 +209,7 @@ def driver_toolkit_compat(facts: HostFacts, profile: Profile) -> Iterator[Findin
     req = kb.find_min_driver_for_cuda(toolkit)
     driver = driver_version_of(facts)
     if req is None:
-        yield Finding("driver.cuda-toolkit-compat", title, SKIP, f"a driver for CUDA {toolkit}",
-                      f"CUDA {toolkit} is not in svdops' knowledge base ({kb.version()})")
+        yield _unknown_cuda("driver.cuda-toolkit-compat", title, toolkit, f"nvcc {toolkit}")
         return
     expected = f"driver >= {req.min_driver_ga} for CUDA {req.cuda}"
     if driver is None:
@@ -189,8 +221,8 @@ def driver_toolkit_compat(facts: HostFacts, profile: Profile) -> Iterator[Findin
         yield Finding("driver.cuda-toolkit-compat", title, PASS, expected, f"driver {driver}, nvcc {toolkit}")
     elif level == "compat":
         yield Finding("driver.cuda-toolkit-compat", title, WARN, expected,
-                      f"driver {driver}: CUDA {toolkit} programs run only under minor-version compatibility "
-                      f"(PTX they carry cannot be JIT-compiled)", hint=driver_install_command(req.min_driver_ga, facts))
+                      f"driver {driver}: CUDA {toolkit} programs run only under minor-version compatibility: "
+                      f"{MINOR_COMPAT_LIMITS}", hint=driver_install_command(req.min_driver_ga, facts))
     else:
         yield Finding("driver.cuda-toolkit-compat", title, FAIL, expected,
                       f"driver {driver} is older than CUDA {req.cuda.major}.x allows (>= {req.min_driver_compat})",
@@ -204,8 +236,7 @@ def driver_torch_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]
         return  # no CUDA build of torch: torch.cuda-build says whether one is needed
     req = kb.find_min_driver_for_cuda(torch_cuda)
     if req is None:
-        yield Finding("driver.torch-cuda-compat", title, SKIP, f"a driver for CUDA {torch_cuda}",
-                      f"CUDA {torch_cuda} is not in svdops' knowledge base ({kb.version()})")
+        yield _unknown_cuda("driver.torch-cuda-compat", title, torch_cuda, f"torch built for CUDA {torch_cuda}")
         return
     expected = f"driver >= {req.min_driver_ga} (or >= {req.min_driver_compat} under minor-version compatibility)"
     driver = driver_version_of(facts)
@@ -220,7 +251,8 @@ def driver_torch_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]
         yield Finding("driver.torch-cuda-compat", title, PASS, expected, actual)
     elif level == "compat":
         yield Finding("driver.torch-cuda-compat", title, WARN, expected,
-                      actual + ": runs under minor-version compatibility; torch.compile/Triton PTX may fail to load",
+                      actual + f": runs only under minor-version compatibility: {MINOR_COMPAT_LIMITS} "
+                               "(torch.compile/Triton kernels may be among them)",
                       hint=driver_install_command(req.min_driver_ga, facts))
     else:
         options = [driver_install_command(req.min_driver_ga, facts)]
@@ -231,3 +263,35 @@ def driver_torch_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]
                 options.append(torch_install_command(facts, release.version, variant))
         yield Finding("driver.torch-cuda-compat", title, FAIL, expected,
                       actual + ": CUDA fails to initialise (driver too old)", hint="  or  ".join(options))
+
+
+def driver_branch_status(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
+    """The driver's branch against NVIDIA's lifecycle: an ended branch gets no security fixes."""
+    driver = driver_version_of(facts)
+    if driver is None or not facts.gpus:
+        return
+    title = "driver branch is supported by NVIDIA"
+    today = kb.day_of(facts.collected_at)
+    row = kb.driver_branch(driver.major)
+    newest = kb.newest_driver_branch()
+    expected = "a supported branch: " + ", ".join(b.label for b in kb.supported_branches(today))
+    if row is None and driver.major > newest.branch:
+        yield Finding("driver.branch", title, WARN, expected,
+                      f"driver {driver}: " + kb.newer_than_knowledge(f"branch R{driver.major}"))
+        return
+    if row is not None and not row.ended(today):
+        yield Finding("driver.branch", title, PASS, expected, f"driver {driver}: {row.label}")
+        return
+    # ended, or an unlisted older branch: NVIDIA ends every branch it no longer lists
+    ccs = compute_capabilities(facts)
+    move_to = [b for b in kb.supported_branches(today) if b.branch > driver.major and all(b.drives(cc) for cc in ccs)]
+    what = row.label if row is not None else f"R{driver.major} (not a branch NVIDIA still lists: end of life)"
+    if move_to:
+        target = move_to[0]
+        open_ok = bool(facts.gpus) and all(kb.can_use_open_modules(gpu_capability(g)) for g in facts.gpus)
+        package = f"nvidia-driver-{target.branch}" + ("-open" if open_ok and target.open else "")
+        hint = f"move to {target.label}: sudo apt-get install -y {package} && {REBOOT}"
+    else:
+        hint = "no supported branch drives these GPUs: plan their replacement"
+    yield Finding("driver.branch", title, WARN, expected, f"driver {driver}: {what}, no more security fixes",
+                  hint=hint)

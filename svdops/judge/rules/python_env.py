@@ -108,6 +108,10 @@ def _library_compat(facts: HostFacts, profile: Profile, name: str) -> Iterator[F
         return
     title = f"{name} {have} has the Python and torch it needs"
     req = kb.find_library_requirements(name, have)
+    if req is None and kb.library_is_newer(name, have):
+        # a newer release may have raised its Python or torch minimum: never a pass
+        yield Finding(rule_id, title, WARN, f"what {name} {have} needs", kb.newer_than_knowledge(f"{name} {have}"))
+        return
     if req is None:
         yield Finding(rule_id, title, SKIP, f"what {name} {have} needs",
                       f"{name} {have} is older than svdops' knowledge base covers ({kb.version()})")

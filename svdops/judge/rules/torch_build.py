@@ -14,6 +14,7 @@ from svdops.judge.rules.common import (
     SKIP,
     WARN,
     compute_capabilities,
+    gpu_capability,
     gpu_label,
     not_available,
     probe_note,
@@ -41,6 +42,10 @@ def torch_build(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         yield Finding("torch.cuda-build", title, FAIL, "a CUDA build of torch on a GPU host",
                       f"torch {torch_v} is the CPU-only build: it cannot use the GPUs",
                       hint=torch_fix_command(facts, torch_v))
+    elif kb.torch_is_newer(torch_v):
+        # its CUDA variants, Python range and arch lists are unknown: what it was built for cannot be vouched for
+        yield Finding("torch.cuda-build", title, WARN, "a CUDA build of torch svdops knows",
+                      f"torch {torch_v}, CUDA {torch_cuda}: " + kb.newer_than_knowledge(f"torch {torch_v.truncate(2)}"))
     else:
         yield Finding("torch.cuda-build", title, PASS, "a CUDA build of torch", f"torch {torch_v}, CUDA {torch_cuda}")
 
@@ -73,25 +78,35 @@ def torch_arch(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         return
     title = "torch carries code for the GPUs"
     archs, assumed = facts.python.torch_arch_list, ""
-    if not archs:
-        nearest = kb.nearest_torch_arch_list(torch_v, torch_cuda)
-        if nearest is not None:
-            archs = nearest[1]
-            if nearest[0] != torch_v.truncate(2):
-                assumed = f" (arch list not gathered; assumed from torch {nearest[0]}+{kb.cuda_tag(torch_cuda)})"
-    if not archs:
-        yield Finding("torch.arch-list", title, SKIP, "every GPU's compute capability in torch's arch list",
-                      f"arch list of torch {torch_v}+{kb.cuda_tag(torch_cuda)} not gathered and not in the knowledge "
-                      f"base ({probe_note(facts, 'python.torch_arch_list')})")
-        return
-    missing = [g for g in facts.gpus if g.compute_capability is not None
-               and not kb.arch_runs_on(archs, g.compute_capability)]
     expected = "every GPU's compute capability in torch's arch list"
+    if not archs:
+        # only this release's own row stands in: another release's list may lack (or add) an arch
+        archs = kb.torch_arch_list(torch_v, torch_cuda) or ()
+        assumed = f" (arch list not gathered; from svdops' knowledge of torch {torch_v.truncate(2)})" if archs else ""
+    if not archs:
+        build = f"torch {torch_v}+{kb.cuda_tag(torch_cuda)}"
+        if kb.torch_is_newer(torch_v):
+            yield Finding("torch.arch-list", title, WARN, expected,
+                          f"arch list of {build} not gathered; "
+                          + kb.newer_than_knowledge(f"torch {torch_v.truncate(2)}"))
+        else:
+            yield Finding("torch.arch-list", title, SKIP, expected,
+                          f"arch list of {build} not gathered and not in the knowledge "
+                          f"base ({probe_note(facts, 'python.torch_arch_list')})")
+        return
+    by_gpu = {g.index: gpu_capability(g) for g in facts.gpus}
+    missing = [g for g in facts.gpus if (cc := by_gpu[g.index]) is not None and not kb.arch_runs_on(archs, cc)]
+    unknown = [g for g in facts.gpus if by_gpu[g.index] is None]
+    if not missing and unknown:
+        yield Finding("torch.arch-list", title, WARN, expected,
+                      "compute capability unknown for " + ", ".join(gpu_label(g) for g in unknown)
+                      + f": cannot tell whether {' '.join(archs)} runs on it")
+        return
     if not missing:
         ccs = ", ".join(sorted({f"sm_{c.major}{c.minor}" for c in compute_capabilities(facts)})) or "unknown"
         yield Finding("torch.arch-list", title, PASS, expected, f"{ccs} in {' '.join(archs)}{assumed}")
         return
-    gone = ", ".join(f"{gpu_label(g)} cc {g.compute_capability}" for g in missing)
+    gone = ", ".join(f"{gpu_label(g)} cc {by_gpu[g.index]}" for g in missing)
     yield Finding("torch.arch-list", title, FAIL, expected,
                   f"{gone} not in torch {torch_v}+{kb.cuda_tag(torch_cuda)} ({' '.join(archs)}): "
                   f"'no kernel image is available for execution on the device'{assumed}",
