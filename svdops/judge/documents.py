@@ -41,8 +41,17 @@ def check_document(report: CheckReport) -> dict[str, Any]:
         "summary": report.summary,
         "failed": report.failed,
         "findings": [finding_document(f) for f in report.findings],
+        "knowledge": knowledge_document(),
         "facts": report.facts.to_dict(),
     }
+
+
+def knowledge_document() -> dict[str, Any]:
+    """What the verdicts rest on: the day the knowledge was last checked and each table's version. A PASS
+    is only as current as this; a reader of an old check file can tell how old its judgement is."""
+    from svdops.judge import knowledge as kb  # loaded on use: the report imports this module for its names
+
+    return {"as_of": kb.knowledge_as_of(), "versions": dict(sorted(kb.knowledge().versions.items()))}
 
 
 def _host_entry(r: HostResult) -> dict[str, Any]:
@@ -112,6 +121,11 @@ def check_suite(report: CheckReport, *, name: str | None = None) -> ET.Element:
                        tests=str(len(report.findings)), failures=str(s.get("fail", 0)), errors="0",
                        skipped=str(s.get("skip", 0)), timestamp=report.facts.collected_at,
                        hostname=report.facts.hostname)
+    knowledge = knowledge_document()
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="svdops.knowledge_as_of", value=knowledge["as_of"])
+    for file, version in knowledge["versions"].items():
+        ET.SubElement(properties, "property", name=f"svdops.knowledge.{file}", value=version)
     for f in report.findings:
         case = ET.SubElement(suite, "testcase", classname=f"svdops.{f.id.split('.')[0]}", name=f"{f.key}: {f.title}")
         detail = f"expected: {f.expected}\nactual: {f.actual}" + (f"\nfix: {f.hint}" if f.hint else "")

@@ -97,22 +97,24 @@ def test_bundle_replays_to_the_same_facts(tmp_path: Path) -> None:
 
 # What each recorded host gets against the default profile (svd-host), read off its recording by hand:
 # none of them has diffusers installed, so every one fails python.package[diffusers]; the rest is what
-# the scenario is named after. (exit code, failed checks, warned checks)
+# the scenario is named after; a driver branch past NVIDIA's end of life warns (driver.branch).
+# (exit code, failed checks, warned checks)
 SVD_HOST_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
     "h100-sxm-ubuntu2404": (1, {"python.package[diffusers]"}, set()),
     "h100-x8-nvlink": (1, {"python.package[diffusers]"}, set()),
     "h200-ubuntu2404": (1, {"python.package[diffusers]"}, set()),
     "degraded-raid6-nvme-raid0": (1, {"python.package[diffusers]", "storage.md-health[md1]"}, set()),
     "driver-535-cuda-12-8-wheel": (1, {"python.package[diffusers]"},
-                                   {"driver.torch-cuda-compat", "python.transformers-compat", "svd.pipeline-stack"}),
+                                   {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat",
+                                    "svd.pipeline-stack"}),
     "kernel-module-mismatch": (1, {"python.package[diffusers]", "driver.reboot-required", "gpu.count"},
                                {"svd.vram[svd-xt-25f]"}),
     "no-gpu": (1, {"python.package[diffusers]", "driver.present", "gpu.count", "torch.cuda-build"},
                {"svd.vram[svd-xt-25f]"}),
-    "pcie-pair-rtx4090": (1, {"python.package[diffusers]"}, {"driver.persistence"}),
+    "pcie-pair-rtx4090": (1, {"python.package[diffusers]"}, {"driver.branch", "driver.persistence"}),
     "secure-boot-nouveau": (1, {"python.package[diffusers]", "driver.nouveau", "driver.secure-boot", "gpu.count"},
                             {"python.transformers-compat", "svd.pipeline-stack", "svd.vram[svd-xt-25f]"}),
-    "seed-2023-ubuntu2004-a100x2": (1, {"python.package[diffusers]", "svd.pipeline-stack"}, set()),
+    "seed-2023-ubuntu2004-a100x2": (1, {"python.package[diffusers]", "svd.pipeline-stack"}, {"driver.branch"}),
 }
 
 # A profile that leaves the Python stack out: the healthy recordings pass it (exit 0, warnings allowed),
@@ -130,9 +132,10 @@ GPU_ONLY_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
     "h100-sxm-ubuntu2404": (0, set(), set()),
     "h100-x8-nvlink": (0, set(), set()),
     "h200-ubuntu2404": (0, set(), set()),
-    "seed-2023-ubuntu2004-a100x2": (0, set(), set()),
-    "pcie-pair-rtx4090": (0, set(), {"driver.persistence"}),
-    "driver-535-cuda-12-8-wheel": (0, set(), {"driver.torch-cuda-compat", "python.transformers-compat"}),
+    "seed-2023-ubuntu2004-a100x2": (0, set(), {"driver.branch"}),
+    "pcie-pair-rtx4090": (0, set(), {"driver.branch", "driver.persistence"}),
+    "driver-535-cuda-12-8-wheel": (0, set(),
+                                   {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat"}),
     "degraded-raid6-nvme-raid0": (1, {"storage.md-health[md1]"}, set()),
     "kernel-module-mismatch": (1, {"driver.reboot-required", "gpu.count"}, set()),
     "no-gpu": (1, {"driver.present", "gpu.count", "torch.cuda-build"}, set()),

@@ -156,7 +156,7 @@ def test_check_document_of_a_recorded_host(svd_host: Profile) -> None:
     assert doc["schema"] == documents.CHECK_SCHEMA == "svdops.check/1"
     assert (doc["host"], doc["profile"], doc["failed"]) == ("vm", "svd-host", True)
     assert doc["profile_source"] == str(svd_host.source)
-    assert doc["summary"] == {"pass": 16, "warn": 0, "fail": 1, "skip": 2}
+    assert doc["summary"] == {"pass": 17, "warn": 0, "fail": 1, "skip": 2}  # driver.branch: R580 is supported
     failed = [f for f in doc["findings"] if f["status"] == "fail"]
     assert failed == [{"id": "python.package", "key": "python.package[diffusers]", "title": "Python package diffusers",
                        "status": "fail", "expected": "diffusers >=0.24", "actual": "not installed",
@@ -226,6 +226,7 @@ def test_fleet_facts_document(mixed: FleetCheck) -> None:
 H100_SVD_HOST_CASES = [
     ("svdops.os", "os.id: operating system"),
     ("svdops.driver", "driver.present: NVIDIA driver installed"),
+    ("svdops.driver", "driver.branch: driver branch is supported by NVIDIA"),
     ("svdops.driver", "driver.reboot-required: loaded driver matches installed driver"),
     ("svdops.driver", "driver.nouveau: nouveau not loaded"),
     ("svdops.driver", "driver.secure-boot: Secure Boot and signed driver modules"),
@@ -253,12 +254,12 @@ def parse(text: str) -> ET.Element:
 def test_check_junit_names_and_verdicts(svd_host: Profile) -> None:
     report = run_check_on("h100-sxm-ubuntu2404", svd_host)
     root = parse(documents.junit_text(documents.check_junit(report)))
-    assert [root.get(a) for a in ("name", "tests", "failures", "skipped")] == ["svdops", "19", "1", "2"]
+    assert [root.get(a) for a in ("name", "tests", "failures", "skipped")] == ["svdops", "20", "1", "2"]
     (suite,) = root.findall("testsuite")
     assert suite.get("name") == "svdops check vm (svd-host)" and suite.get("timestamp") == report.facts.collected_at
     cases = suite.findall("testcase")
     assert [(c.get("classname"), c.get("name")) for c in cases][:len(H100_SVD_HOST_CASES)] == H100_SVD_HOST_CASES
-    failure = cases[9].find("failure")
+    failure = cases[10].find("failure")
     assert failure is not None and failure.get("message") == "expected diffusers >=0.24, got not installed"
     assert failure.text is not None and failure.text.endswith("fix: /opt/torch/.venv/bin/python3 -m pip install "
                                                               "'diffusers>=0.24'")
@@ -272,7 +273,7 @@ def test_fleet_junit_holds_the_single_host_suite_under_the_hosts_label(mixed: Fl
     assert [s.get("name") for s in suites] == ["svdops check gpu01 (svd-host)", "svdops check gpu02 (svd-host)",
                                                "svdops check down"]
     assert (root.get("name"), root.get("tests"), root.get("failures"), root.get("errors")) == (
-        "svdops fleet", str(19 + 19 + 1), "2", "1")
+        "svdops fleet", str(20 + 20 + 1), "2", "1")
     report = mixed.hosts[0].report
     assert report is not None
     single = parse(documents.junit_text(documents.check_junit(report))).find("testsuite")
