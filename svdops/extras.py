@@ -23,4 +23,4 @@ COMMAND_EXTRAS = {"bench": "bench", "report": "report", "provision": "provision"
 def install_hint(extra: str) -> str:
     spec = f"svdops[{extra}]"
     return (f"install the [{extra}] extra: pip install '{spec}' "
-            f"(pipx: pipx install --force '{spec}'; uv: uv tool install --reinstall '{spec}')")
+            f"(pipx: pipx install --force '{spec}'; uv: uv tool install '{spec}')")

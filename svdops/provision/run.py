@@ -341,7 +341,9 @@ def run_provision(request: ProvisionRequest,
     runner = _import_runner()
     playbooks = playbooks_dir(request.playbooks)
 
-    run_dir = new_run_dir(request.profile.name, request.runs_dir)
+    # absolute: ansible-runner runs from the playbooks' folder and reads an inventory path it cannot find
+    # there as a list of host names (a relative ./svdops-runs would make the hosts.ini path the "host")
+    run_dir = new_run_dir(request.profile.name, request.runs_dir).absolute()
     private = run_dir / "runner"
     private.mkdir()
     (run_dir / "tmp").mkdir()
