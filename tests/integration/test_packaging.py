@@ -59,6 +59,10 @@ def _backend(source: Path, hook: str, out: Path) -> Path:
     return out / done.stdout.strip().splitlines()[-1]
 
 
+def _version(wheel: Path) -> str:
+    return wheel.name.split("-")[1]
+
+
 def _wheel_files(wheel: Path) -> dict[str, str]:
     """name -> sha256 of every file but RECORD (its own hash line differs by construction)."""
     with zipfile.ZipFile(wheel) as zf:
@@ -128,14 +132,17 @@ def repack(dist: metadata.Distribution, out: Path) -> Path:
     return target
 
 
+def _marker_env(extra: str) -> dict[str, str]:
+    return {**{key: str(value) for key, value in default_environment().items()}, "extra": extra}
+
+
 def _closure(requirements: Iterable[Requirement], extra: str = "") -> set[str]:
     """Canonical names of the installed distributions `requirements` (of `extra`) need, with their own needs."""
     wanted: set[str] = set()
-    env = dict(default_environment())
     todo = [(r, extra) for r in requirements]
     while todo:
         req, extra = todo.pop()
-        if req.marker is not None and not req.marker.evaluate({**env, "extra": extra}):
+        if req.marker is not None and not req.marker.evaluate(_marker_env(extra)):
             continue
         name = canonicalize_name(req.name)
         if name in wanted or name == "svdops":
@@ -153,9 +160,8 @@ def _svdops_requirements(wheel: Path) -> tuple[list[Requirement], dict[str, list
         lines = zf.read(meta).decode().splitlines()
     requirements = [Requirement(line.split(":", 1)[1]) for line in lines if line.startswith("Requires-Dist:")]
     extras = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Provides-Extra:")]
-    env = dict(default_environment())
-    base = [r for r in requirements if r.marker is None or r.marker.evaluate({**env, "extra": ""})]
-    by_extra = {e: [r for r in requirements if r.marker is not None and r.marker.evaluate({**env, "extra": e})
+    base = [r for r in requirements if r.marker is None or r.marker.evaluate(_marker_env(""))]
+    by_extra = {e: [r for r in requirements if r.marker is not None and r.marker.evaluate(_marker_env(e))
                     and r not in base] for e in extras}
     return base, by_extra
 
@@ -226,8 +232,8 @@ def test_the_wheel_carries_what_the_commands_read(built: Built) -> None:
     for shipped in ("svdops/judge/knowledge/cuda.yaml", "svdops/report/templates/report.html.j2",
                     "svdops/data/plan_anchors.json", "svdops/data/svd-xt-configs.json", "svdops/data/scenarios.yaml"):
         assert shipped in names
-    # nothing from the checkout outside the package lands in the wheel's top level
-    assert {n.split("/")[0] for n in names} == {"svdops", next(n.split("/")[0] for n in names if ".dist-info" in n)}
+    # nothing from the checkout outside the package (tests, reports, benchmarks) lands in the wheel
+    assert {n.split("/")[0] for n in names} == {"svdops", f"svdops-{_version(built.wheel)}.dist-info"}
 
 
 def test_the_base_install_is_light(installed: Installed) -> None:
