@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with svdops, its [bench] extra and the dev tools. Idempotent.
+# Create .venv with svdops, its [bench] extra and [dev] (the test tools plus the [fleet], [provision] and
+# [report] extras the tests exercise: fabric, ansible-core, ansible-runner, pandas). Idempotent.
 # torch comes first, pinned to the CPU build this machine keeps on disk; on a GPU host install the
 # CUDA build you want before running this (the [bench] range accepts it).
 set -euo pipefail

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from svdops import __version__
+from svdops.extras import COMMAND_EXTRAS, install_hint
 
 # name -> "module:attribute"; the module is imported only when that command runs (or for --help)
 COMMANDS = {
@@ -19,6 +20,7 @@ COMMANDS = {
     "provision": "svdops.cli.provision:provision",
     "report": "svdops.cli.report:report",
     "plan": "svdops.cli.plan:plan",
+    "paths": "svdops.cli.paths:paths_cmd",
     "completion": "svdops.cli.main:completion",
 }
 
@@ -46,7 +48,9 @@ def _missing_command(name: str, exc: ImportError) -> click.Command:
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def unavailable(args: tuple[str, ...]) -> None:
         click.secho(f"error: `svdops {name}` cannot load: {exc}", fg="red", err=True)
-        click.echo("hint: install the extra it needs: pip install 'svdops[bench]'", err=True)
+        extra = COMMAND_EXTRAS.get(name)
+        hint = install_hint(extra) if extra else "reinstall svdops (the base install runs this command)"
+        click.echo(f"hint: {hint}", err=True)
         sys.exit(2)
 
     return unavailable
@@ -77,6 +81,7 @@ def cli() -> None:
     svdops bench                run the reference SVD pipeline and store the results
     svdops report RUNS...       one self-contained HTML file comparing runs and hosts
     svdops plan                 predict SVD throughput, VRAM, energy and cost on GPUs you do not have
+    svdops paths                where profiles, playbooks and shipped data are looked up, and which are used
     svdops completion SHELL     print a shell completion script
     """
 

@@ -8,6 +8,7 @@ import click
 
 from svdops.cli.errors import handles_errors
 from svdops.errors import MissingDependencyError
+from svdops.extras import install_hint
 from svdops.runs.store import DEFAULT_STORE
 
 RANK_CHOICES = ("videos_per_hour", "cost", "energy")  # svdops.report.RANK_METRICS, without importing pandas
@@ -90,7 +91,7 @@ def report(
         from svdops.report import ReportOptions, RunFilter, parse_prices, parse_since, write_report
     except ImportError as exc:
         raise MissingDependencyError(
-            f"the report needs pandas: {exc}", hint="pip install 'svdops[report]' (or the [bench] extra)"
+            f"the report needs its extra: {exc}", hint=install_hint("report")
         ) from exc
     options = ReportOptions(
         title=title,

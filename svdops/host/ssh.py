@@ -26,16 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from svdops.errors import BadInputError, HostUnreachableError, MissingDependencyError
+from svdops.extras import install_hint
 from svdops.host.shell import Command, CommandResult
 
 try:
     import paramiko
     from fabric import Config as FabricConfig
     from fabric import Connection
-except ImportError as _exc:  # pragma: no cover - fabric is a core dependency; this guards broken installs
-    raise MissingDependencyError(
-        f"SSH support needs fabric: {_exc}", hint="pip install 'fabric>=3.2' (or reinstall svdops)"
-    ) from _exc
+except ImportError as _exc:  # fabric comes with the [fleet] extra; the base install reads this host only
+    raise MissingDependencyError(f"SSH support needs fabric: {_exc}", hint=install_hint("fleet")) from _exc
 
 if TYPE_CHECKING:
     from svdops.host.inventory import Target

@@ -1,8 +1,9 @@
 """Profiles: YAML files saying what a machine of a given role must have. Loaded, merged, validated.
 
 A profile is found by name in, in order: the directories of $SVDOPS_PROFILE_PATH (os.pathsep-separated),
-the repository's top-level `profiles/`, then `<sys.prefix>/share/svdops/profiles`. A value given as a
-path (contains a slash or ends in .yaml/.yml) is read as that file.
+~/.config/svdops/profiles ($XDG_CONFIG_HOME), then the profiles the package ships (the repository's
+top-level `profiles/`); `svdops paths` shows them. A value given as a path (contains a slash or ends in
+.yaml/.yml) is read as that file.
 
 `extends: NAME` starts from another profile (looked up beside the file first, then as above); the
 child's keys override, sections merge key by key, and `null` clears an inherited requirement.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +25,13 @@ from typing import Any
 
 import yaml
 
-import svdops
+from svdops import paths
 from svdops.errors import ProfileError
 from svdops.judge import knowledge
 from svdops.versions import Version, parse_version
 
 DEFAULT_PROFILE = "svd-host"
-PROFILE_PATH_ENV = "SVDOPS_PROFILE_PATH"
+PROFILE_PATH_ENV = paths.PROFILE_PATH_ENV
 RAID_LEVELS = ("raid0", "raid1", "raid5", "raid6", "raid10")
 
 
@@ -200,10 +200,8 @@ class Profile:
 # --- where profiles live ----------------------------------------------------------------------------
 
 def search_dirs() -> list[Path]:
-    dirs = [Path(p) for p in os.environ.get(PROFILE_PATH_ENV, "").split(os.pathsep) if p.strip()]
-    dirs.append(Path(svdops.__file__).resolve().parent.parent / "profiles")
-    dirs.append(Path(sys.prefix) / "share" / "svdops" / "profiles")
-    return dirs
+    """$SVDOPS_PROFILE_PATH, the user's folder, then the package's profiles (svdops.paths owns the order)."""
+    return [place.path for place in paths.profile_places()]
 
 
 def _looks_like_path(value: str) -> bool:

@@ -21,7 +21,9 @@ from typing import Any
 import yaml
 
 import svdops
+from svdops import paths
 from svdops.errors import BadInputError, InterruptedRunError, MissingDependencyError, RunFailedError
+from svdops.extras import install_hint
 from svdops.findings import Finding
 from svdops.host.inventory import parse_host_arg, select_targets
 from svdops.judge import knowledge as kb
@@ -34,7 +36,7 @@ from svdops.provision.plan import (
     plan_for,
 )
 
-PLAYBOOKS_ENV = "SVDOPS_PLAYBOOKS"
+PLAYBOOKS_ENV = paths.PLAYBOOKS_ENV
 RUNS_DIR_ENV = "SVDOPS_RUNS_DIR"
 DEFAULT_RUNS_DIR = Path("svdops-runs") / "provision"
 EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 3
@@ -116,18 +118,8 @@ class ProvisionResult:
 
 
 def playbooks_dir(explicit: Path | None = None) -> Path:
-    """site.yml's folder: $SVDOPS_PLAYBOOKS, the source tree's playbooks/, then <prefix>/share/svdops/playbooks."""
-    candidates = [explicit] if explicit else []
-    if os.environ.get(PLAYBOOKS_ENV):
-        candidates.append(Path(os.environ[PLAYBOOKS_ENV]))
-    candidates += [Path(svdops.__file__).resolve().parent.parent / "playbooks",
-                   Path(sys.prefix) / "share" / "svdops" / "playbooks"]
-    for candidate in candidates:
-        if candidate is not None and (candidate / "site.yml").is_file():
-            return candidate.resolve()
-    raise BadInputError("cannot find the svdops playbooks (site.yml)",
-                        where=", ".join(str(c) for c in candidates if c is not None),
-                        hint=f"set ${PLAYBOOKS_ENV} to the playbooks/ folder of an svdops checkout")
+    """site.yml's folder: `explicit`, $SVDOPS_PLAYBOOKS, ~/.config/svdops/playbooks, then the package's copy."""
+    return paths.find_playbooks(explicit).path
 
 
 def new_run_dir(profile: str, base: Path | None = None, now: dt.datetime | None = None) -> Path:
@@ -324,7 +316,7 @@ def _import_runner() -> Any:
         import ansible_runner
     except ImportError as exc:
         raise MissingDependencyError(f"ansible-runner is not installed ({exc})",
-                                     hint="pip install 'ansible-runner>=2.4' 'ansible-core>=2.16'") from exc
+                                     hint=install_hint("provision")) from exc
     return ansible_runner
 
 
@@ -347,7 +339,9 @@ def run_provision(request: ProvisionRequest,
     runner = _import_runner()
     playbooks = playbooks_dir(request.playbooks)
 
-    run_dir = new_run_dir(request.profile.name, request.runs_dir)
+    # absolute: ansible-runner runs from the playbooks' folder and reads an inventory path it cannot find
+    # there as a list of host names (a relative ./svdops-runs would make the hosts.ini path the "host")
+    run_dir = new_run_dir(request.profile.name, request.runs_dir).absolute()
     private = run_dir / "runner"
     private.mkdir()
     (run_dir / "tmp").mkdir()
