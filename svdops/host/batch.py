@@ -7,18 +7,21 @@ answers each `run()` from what came back. A command it was not primed with, or o
 not answer (the host has no FIFO or temporary folder, the stream broke), goes through the inner shell
 on its own, so the answers never depend on the batch having worked.
 
-The script (POSIX sh, no Python; read from stdin, so the boundary is in no process's argv):
+The script (POSIX sh and a few POSIX tools: mktemp, mkfifo, wc, cat, sleep; no Python; read from
+stdin, so its boundary is in no process's argv on the host):
 
-- starts every command at once in the background, each under `timeout -k 2 SECONDS` when the host's
-  `timeout` takes those options (coreutils, busybox), with `ulimit -f` capping each output file, stdin
-  from /dev/null, stdout and stderr into files of a private `mktemp -d` folder;
+- starts every command at once in the background, stdin from /dev/null, stdout and stderr into files
+  of a private `mktemp -d` folder (on a memory file system where there is one), `ulimit -f` capping each file;
+- stops a command still running at its timeout (TERM, then KILL) from one watchdog per timeout value,
+  so a hung nvidia-smi costs its timeout once and every other command still answers;
 - as commands end (a FIFO wakes it), prints a header line per finished command,
-  `BOUNDARY F INDEX EXIT-STATUS STDOUT-BYTES STDERR-BYTES`, then `BOUNDARY P`, then exactly those
-  bytes: each command's stdout and stderr, in header order.
+  `BOUNDARY F INDEX EXIT-STATUS STDOUT-BYTES STDERR-BYTES STOPPED`, then `BOUNDARY P`, then exactly
+  those bytes: each command's stdout and stderr, in header order.
 
-The boundary is random per run and the payload is skipped by its length, never scanned, so nothing a
-command prints (binary, invalid UTF-8, frame-like lines) can end or forge a frame. A host without a
-usable `timeout` still gets a deadline: ours, after which what has not answered is timed out.
+The boundary is random per run and payloads are skipped by their length, never scanned, so nothing a
+command prints (binary, invalid UTF-8, frame-like lines) can end or forge a frame. Our own deadline
+covers what the script cannot (a process stuck in the kernel ignores even KILL): what has not answered
+by then is timed out.
 """
 
 from __future__ import annotations
@@ -35,12 +38,10 @@ from svdops.host.shell import Command, CommandResult, env_words
 
 # More than any probe prints (nvidia-smi -q -x for 8 GPUs is ~0.5 MB); a runaway command stops here.
 OUTPUT_CAP_BYTES = 8 * 1024 * 1024
-# `timeout -k`: a command that ignores SIGTERM is killed this long after it
+# a command that ignores SIGTERM at its timeout is killed this long after it
 KILL_AFTER_S = 2.0
 # our own deadline beyond the longest command timeout: script start-up, the last frames in flight
 DEADLINE_SLACK_S = 3.0
-# `timeout` answers 124 when it stopped the command (coreutils and busybox alike)
-TIMEOUT_RC = 124
 _HEADER_MAX_BYTES = 200
 
 
@@ -74,6 +75,7 @@ class Frame:
     stderr: bytes
     stdout_bytes: int  # what the command wrote, which may be more than was kept
     stderr_bytes: int
+    stopped: bool  # the script's watchdog stopped it at its timeout
     arrived: float  # time.monotonic() when the frame was complete
 
 
@@ -86,11 +88,12 @@ class FrameReader:
     count: int
     cap_bytes: int = OUTPUT_CAP_BYTES
     frames: dict[int, Frame] = field(default_factory=dict)
-    remote_timeout: bool | None = None  # None until the script's header line has come
+    started: bool = False  # the script's first line has come: it runs
     refused: str | None = None  # the script's own reason for not running the commands
     broken: str | None = None
     _buffer: bytearray = field(default_factory=bytearray)
-    _announced: list[tuple[int, int, int, int]] = field(default_factory=list)  # index, rc, out, err bytes
+    # index, exit status, stdout bytes, stderr bytes, stopped at its timeout
+    _announced: list[tuple[int, int, int, int, bool]] = field(default_factory=list)
     _in_payload: bool = False
     _out: bytearray = field(default_factory=bytearray)
     _err: bytearray = field(default_factory=bytearray)
@@ -107,7 +110,7 @@ class FrameReader:
         """Consume what the buffer allows; True when another step may make progress."""
         if self._in_payload:
             return self._payload()
-        if self.remote_timeout is None:
+        if not self.started:
             return self._preamble()
         return self._header_line()
 
@@ -123,8 +126,8 @@ class FrameReader:
             return False
         words = bytes(self._buffer[at + len(self.boundary):end]).decode("utf-8", "replace").split(" ", 2)[1:]
         del self._buffer[: end + 1]
-        if words[:1] == ["H"] and words[1:] in (["0"], ["1"]):
-            self.remote_timeout = words[1] == "1"
+        if words == ["H"]:
+            self.started = True
             return True
         if words[:1] == ["X"]:
             self.refused = words[1] if len(words) > 1 else "the script refused to run"
@@ -147,9 +150,9 @@ class FrameReader:
             self._in_payload = True
             return True
         try:
-            if len(words) != 6 or words[1] != b"F":
+            if len(words) != 7 or words[1] != b"F" or words[6] not in (b"0", b"1"):
                 raise ValueError
-            index, rc, out_bytes, err_bytes = (int(w) for w in words[2:])
+            index, rc, out_bytes, err_bytes = (int(w) for w in words[2:6])
         except ValueError:
             self.broken = f"malformed frame header {b' '.join(words[1:])[:80]!r}"
             return False
@@ -157,11 +160,11 @@ class FrameReader:
         if not 0 <= index < self.count or seen or min(out_bytes, err_bytes) < 0:
             self.broken = f"frame {index} is out of place"
             return False
-        self._announced.append((index, rc, out_bytes, err_bytes))
+        self._announced.append((index, rc, out_bytes, err_bytes, words[6] == b"1"))
         return True
 
     def _payload(self) -> bool:
-        index, rc, out_bytes, err_bytes = self._announced[0]
+        index, rc, out_bytes, err_bytes, stopped = self._announced[0]
         take = min(out_bytes + err_bytes - self._taken, len(self._buffer))
         chunk = self._buffer[:take]
         del self._buffer[:take]
@@ -171,7 +174,8 @@ class FrameReader:
         self._taken += take
         if self._taken < out_bytes + err_bytes:
             return False
-        self.frames[index] = Frame(rc, bytes(self._out), bytes(self._err), out_bytes, err_bytes, time.monotonic())
+        self.frames[index] = Frame(rc, bytes(self._out), bytes(self._err), out_bytes, err_bytes, stopped,
+                                   time.monotonic())
         self._announced.pop(0)
         self._out, self._err, self._taken = bytearray(), bytearray(), 0
         self._in_payload = bool(self._announced)
@@ -190,56 +194,83 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         raise ValueError("the boundary must be letters and digits: it is written into the script unquoted")
     lines = [
         f"B={boundary}",
-        'd=$(mktemp -d "${TMPDIR:-/tmp}/svdops-probe.XXXXXXXX" 2>/dev/null) || d=',
-        'if [ -z "$d" ] || ! mkfifo "$d/q" 2>/dev/null; then',
-        '  printf \'%s X no private temporary folder with a FIFO under %s\\n\' "$B" "${TMPDIR:-/tmp}"',
-        '  [ -n "$d" ] && rm -rf "$d"',
+        # a memory file system first: on a disk one, creating and removing the ~120 small files costs more
+        # than all the commands (per-user $XDG_RUNTIME_DIR, then /dev/shm; mktemp -d makes it private)
+        "d=",
+        'for t in "$XDG_RUNTIME_DIR" /dev/shm "${TMPDIR:-/tmp}"; do',
+        '  [ -n "$t" ] && [ -d "$t" ] && [ -w "$t" ] || continue',
+        '  d=$(mktemp -d "$t/svdops-probe.XXXXXXXX" 2>/dev/null) || { d=; continue; }',
+        '  mkfifo "$d/q" 2>/dev/null && break',
+        '  rm -rf "$d"',
+        "  d=",
+        "done",
+        'if [ -z "$d" ]; then',
+        '  printf \'%s X no private temporary folder with a FIFO in $XDG_RUNTIME_DIR, /dev/shm or %s\\n\' \\',
+        '    "$B" "${TMPDIR:-/tmp}"',
         "  exit 0",
         "fi",
-        "trap 'rm -rf \"$d\"' EXIT",
+        'W=',
+        "trap 'kill $W 2>/dev/null; rm -rf \"$d\"' EXIT",
         "trap 'exit 1' HUP INT TERM PIPE",
         # read-write open: a FIFO opened for reading alone would block until the first writer
         'exec 3<>"$d/q"',
-        # busybox before 1.30 has `timeout -t SECONDS` and no -k: such a host gets our deadline instead
-        f"if timeout -k {KILL_AFTER_S:g} 5 true >/dev/null 2>&1; then t=1; else t=0; fi",
-        'printf \'%s H %s\\n\' "$B" "$t"',
-        # j INDEX SECONDS WORD...: start one command; INDEX.r (its exit status) appears when it is done
+        'printf \'%s H\\n\' "$B"',
+        # j INDEX WORD...: start one command; INDEX.p holds its PID, INDEX.r its exit status once it is done
         "j() {",
-        "  k=$1 s=$2",
-        "  shift 2",
+        "  k=$1",
+        "  shift",
         "  (",
         f"    ulimit -f {max(1, cap_bytes // 512)} 2>/dev/null",
-        '    if [ "$t" = 1 ]; then',
-        f'      timeout -k {KILL_AFTER_S:g} "$s" "$@" </dev/null >"$d/$k.o" 2>"$d/$k.e" 3>&-',
-        "    else",
-        '      "$@" </dev/null >"$d/$k.o" 2>"$d/$k.e" 3>&-',
-        "    fi",
+        '    "$@" </dev/null >"$d/$k.o" 2>"$d/$k.e" 3>&- &',
+        '    echo "$!" >"$d/$k.p"',
+        '    wait "$!"',
         '    echo "$?" >"$d/$k.r"',
         '    echo "$k" >&3',
         "  ) &",
         "}",
-        # f INDEX...: one header line per finished command, then all their outputs in one `cat`.
-        # Frames go out as commands finish, so a command that never ends holds back no other answer.
+        # w SECONDS INDEX...: stop those of these commands still running after SECONDS (TERM, then KILL).
+        # One watchdog per distinct timeout, not a `timeout` process per command: that cost ~2 ms of CPU
+        # each, a quarter of the script. A command with an exit status is never signalled (its PID may be
+        # someone else's by then); one between its exit and that status is a zombie, whose PID is not reused.
+        "w() {",
+        "  s=$1",
+        "  shift",
+        "  (",
+        "    trap 'kill \"$z\" 2>/dev/null; exit 0' TERM",
+        '    sleep "$s" & z=$!; wait "$z"',
+        '    for k do [ -s "$d/$k.r" ] || { read -r c <"$d/$k.p" && : >"$d/$k.t" && kill -TERM "$c"; }; done',
+        f'    sleep {KILL_AFTER_S:g} & z=$!; wait "$z"',
+        '    for k do [ -s "$d/$k.r" ] || { read -r c <"$d/$k.p" && kill -KILL "$c"; }; done',
+        "  ) </dev/null >/dev/null 2>&1 3>&- &",
+        '  W="$W $!"',
+        "}",
+        # f INDEX...: one header line per finished command, then all their outputs in one `cat`
         "f() {",
         "  r=$* l=",
         '  for k do l="$l $k.o $k.e"; done',
         # relative names: a TMPDIR with spaces must not split wc's answer into more words
         '  set -- $(cd "$d" && wc -c $l)',
         "  for k in $r; do",
-        '    c=255',
+        "    c=255 x=0",
         '    read -r c <"$d/$k.r"',
-        '    printf \'%s F %s %s %s %s\\n\' "$B" "$k" "$c" "$1" "$3"',
+        '    [ -e "$d/$k.t" ] && x=1',
+        '    printf \'%s F %s %s %s %s %s\\n\' "$B" "$k" "$c" "$1" "$3" "$x"',
         "    shift 4",
         "  done",
         '  printf \'%s P\\n\' "$B"',
         '  (cd "$d" && exec cat $l)',
         "}",
     ]
-    lines += [f"j {index} {shlex.quote(f'{timeout_s:g}')} {' '.join(words)}" for index, timeout_s, words in jobs]
+    lines += [f"j {index} {' '.join(words)}" for index, _, words in jobs]
+    by_timeout: dict[str, list[str]] = {}
+    for index, timeout_s, _ in jobs:
+        by_timeout.setdefault(f"{timeout_s:g}", []).append(str(index))
+    lines += [f"w {shlex.quote(seconds)} {' '.join(indexes)}" for seconds, indexes in by_timeout.items()]
     lines += [
         f"p='{' '.join(str(index) for index, _, _ in jobs)}'",
         # each finished command writes a line to the FIFO: wake up, send every answer that is complete
-        # (a non-empty INDEX.r: the exit status is written in one go, after the outputs are closed)
+        # (a non-empty INDEX.r: the exit status is written in one go, after the command has been reaped).
+        # Answers go out as commands finish, so one that never ends holds back no other.
         'while [ -n "$p" ] && read -r k <&3; do',
         "  r= q=",
         '  for i in $p; do if [ -s "$d/$i.r" ]; then r="$r $i"; else q="$q $i"; fi; done',
@@ -302,7 +333,7 @@ class BatchShell:
         for index, command in enumerate(commands):
             frame = reader.frames.get(index)
             if frame is not None:
-                answers[command.key] = self._answer(command, frame, start, timeouts[index], reader.remote_timeout)
+                answers[command.key] = self._answer(command, frame, start, timeouts[index])
             elif end.timed_out and index in timeouts:
                 # still running at our deadline: hung (no usable `timeout` there, or an unkillable process)
                 answers[command.key] = CommandResult(command.key, command.argv, None, "", "",
@@ -311,8 +342,7 @@ class BatchShell:
             self.fallback = reader.refused or reader.broken or end.error or _script_failed(end)
         return answers
 
-    def _answer(self, command: Command, frame: Frame, start: float, timeout_s: float,
-                remote_timeout: bool | None) -> CommandResult:
+    def _answer(self, command: Command, frame: Frame, start: float, timeout_s: float) -> CommandResult:
         stdout = frame.stdout.decode("utf-8", errors="replace")
         stderr = frame.stderr.decode("utf-8", errors="replace")
         cut = [name for name, size in (("stdout", frame.stdout_bytes), ("stderr", frame.stderr_bytes))
@@ -321,7 +351,7 @@ class BatchShell:
             # first, so that a CommandResult's reason (its first stderr line) says what happened
             stderr = (f"svdops: {' and '.join(cut)} cut at {self.cap_bytes} bytes (the command wrote more and was "
                       f"stopped there)\n") + stderr
-        if remote_timeout and frame.rc == TIMEOUT_RC:
+        if frame.stopped:
             return CommandResult(command.key, command.argv, None, stdout, stderr, timeout_s, timed_out=True)
         return CommandResult(command.key, command.argv, frame.rc, stdout, stderr, frame.arrived - start,
                              missing=frame.rc == 127)

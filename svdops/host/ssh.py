@@ -21,9 +21,9 @@ import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from svdops.errors import BadInputError, HostUnreachableError, MissingDependencyError
