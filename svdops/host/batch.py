@@ -277,6 +277,9 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         "  p=$q",
         '  [ -n "$r" ] && f $r',
         "done",
+        # reap every child before leaving: none is left to init, and the watchdogs' sleeps end now
+        'kill $W 2>/dev/null',
+        "wait",
         "exit 0",
         "",
     ]
