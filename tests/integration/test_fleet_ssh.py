@@ -29,6 +29,7 @@ from click.testing import CliRunner
 from svdops.cli.main import cli
 from svdops.host.batch import BatchShell
 from svdops.host.facts import HostFacts
+from svdops.host.fleet import FleetOptions, HostStatus, probe_host, ssh_connector
 from svdops.host.inventory import Target
 from svdops.host.probe import commands as probe_commands
 from svdops.host.probe.gather import commands_for, gather_facts
@@ -385,3 +386,15 @@ def test_a_host_that_drops_mid_script_is_lost_and_keeps_what_came(fleet: SshdFle
     assert answers["fast.txt"].stdout == "gpu22\n"  # its frame had come before the drop
     assert answers["slow.txt"].rc == SSH_FAILURE_RC and not answers["slow.txt"].ok
     assert h.process.poll() is None  # the listener lives on for the other tests
+
+
+def test_the_fleet_probes_a_host_in_one_round_trip(fleet: SshdFleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(fleet.home))  # no ~/.ssh/config of whoever runs the tests
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    h = fleet.host("gpu08")
+    options = FleetOptions(known_hosts=fleet.known_hosts, command_timeout_s=5)
+    opened: list[Any] = []
+    result = probe_host(Target("gpu08", "127.0.0.1", h.port, fleet.user, fleet.client_key), options,
+                        ssh_connector(options), opened=opened.append)
+    assert result.status is HostStatus.OK and result.facts is not None and result.facts.hostname == "gpu08"
+    assert [shell.sessions_opened for shell in opened] == [1]
