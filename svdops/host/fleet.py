@@ -1,9 +1,11 @@
 """Probe many hosts at once: a bounded pool of workers, one SSH connection per host.
 
-Each host ends in exactly one status, and no host can hold up another beyond its own deadlines:
-a dead host costs its worker at most the connect timeout, a hung command at most the command
-timeout (the probes of one host run in parallel, so a stuck nvidia-smi costs that once, not once per
-nvidia-smi call). Nothing here prints; `on_result` is called as each host finishes (progress bars).
+Over SSH a host's probes go out as one remote script on one channel (BatchShell, batch.py): one round
+trip per host instead of one per command. Each host ends in exactly one status, and no host can hold
+up another beyond its own deadlines: a dead host costs its worker at most the connect timeout, a hung
+command at most the command timeout (the probes of one host run in parallel, so a stuck nvidia-smi
+costs that once, not once per nvidia-smi call). Nothing here prints; `on_result` is called as each
+host finishes (progress bars).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from svdops.errors import SvdopsError
+from svdops.host.batch import BatchShell, ScriptRunner
 from svdops.host.facts import HostFacts
 from svdops.host.inventory import Target
 from svdops.host.shell import Command, CommandResult, RecordingShell, Shell
@@ -134,8 +137,8 @@ def probe_host(
                       hint="this is a bug in svdops; rerun with SVDOPS_DEBUG=1 and report it")
     if opened is not None:
         opened(shell)
-    watch = _Watch(shell)
     try:
+        watch = _Watch(_one_round_trip(shell, options.python))
         probed: Shell = RecordingShell(watch, bundle) if bundle is not None else watch
         facts = gather_facts(probed, python=options.python, use_nvml=False, source=_source(target))
     except Exception as exc:
@@ -156,6 +159,15 @@ def probe_host(
                       hint="a hung nvidia-smi usually means a GPU or driver fault (check dmesg for Xid errors); "
                            "for a slow but healthy host raise --command-timeout")
     return result(HostStatus.OK, facts=facts)
+
+
+def _one_round_trip(shell: Shell, python: str) -> Shell:
+    """The shell primed with every command a gather asks, where it can run them as one script."""
+    if not isinstance(shell, ScriptRunner):
+        return shell
+    from svdops.host.probe.gather import commands_for
+
+    return BatchShell(shell, commands_for(shell, python))
 
 
 def _source(target: Target) -> str:

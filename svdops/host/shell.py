@@ -11,6 +11,8 @@ A Shell never raises for a command that is missing, fails or hangs: that is a Co
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from typing import Protocol
 from svdops.errors import FactsError
 
 DEFAULT_TIMEOUT_S = 20.0
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,26 @@ def display_argv(argv: tuple[str, ...]) -> str:
     for arg in argv:
         shown.append("…" if ("\n" in arg or len(arg) > 80) else arg)
     return " ".join(shown)
+
+
+def env_words(argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """argv as words for a remote POSIX shell: `env NAME=VALUE... PROGRAM ARGS...`, each word quoted.
+
+    The environment rides on the command line because sshd drops SetEnv/SendEnv variables it was not
+    told to accept (most servers accept only LANG and LC_*, and some not even those). Raises ValueError
+    for what `env` would misread (a program name with '=', a malformed variable name).
+    """
+    if not argv:
+        raise ValueError("empty argv")
+    if "=" in argv[0]:
+        raise ValueError(f"program name {argv[0]!r} contains '=': env would read it as a variable")
+    words = ["env"]
+    for name, value in env:
+        if not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"bad environment variable name {name!r}")
+        words.append(shlex.quote(f"{name}={value}"))
+    words.extend(shlex.quote(arg) for arg in argv)
+    return words
 
 
 class Shell(Protocol):

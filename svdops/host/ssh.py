@@ -3,6 +3,7 @@
 The only importer of fabric and paramiko. fabric resolves the connection the way `ssh` would
 (~/.ssh/config: HostName, User, Port, IdentityFile, ProxyJump; the agent); commands then run on
 plain paramiko channels so each one has its own deadline and a hung program can be abandoned.
+`run_script` runs one sh script on one channel: BatchShell (batch.py) sends a host's every probe in it.
 
 Host keys are checked against the system and user known_hosts files. A key that is not there is
 refused unless `accept_new_host_keys` (then it is recorded); a key that changed is always refused.
@@ -16,18 +17,19 @@ import contextlib
 import hashlib
 import logging
 import os
-import re
 import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from svdops.errors import BadInputError, HostUnreachableError, MissingDependencyError
 from svdops.extras import install_hint
-from svdops.host.shell import Command, CommandResult
+from svdops.host.batch import ScriptEnd
+from svdops.host.shell import Command, CommandResult, env_words
 
 try:
     import paramiko
@@ -52,7 +54,6 @@ _READ_CHUNK = 65536
 # host never get "open failed: administratively prohibited"
 MAX_CHANNELS_PER_HOST = 6
 _SLICE_S = 0.25
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class SshError(HostUnreachableError):
@@ -75,6 +76,15 @@ class HostKeyUnknownError(SshError):
 
 class HostKeyChangedError(SshError):
     kind = "host key changed"
+
+
+class _Connection(Connection):  # type: ignore[misc]
+    # fabric 3 assigns self.inline_ssh_env in __init__ without declaring it. Undeclared, invoke's DataProxy
+    # turns that assignment into a config write, which re-merges the Config every host's thread shares
+    # (load_ssh_config reads ~/.ssh/config once per run): for that moment the config is empty, and another
+    # thread's Connection fails with "No attribute or config key found for 'gateway'". Declared, it is a
+    # plain attribute and the shared config is only ever read.
+    inline_ssh_env = None
 
 
 def default_known_hosts() -> Path:
@@ -107,23 +117,9 @@ class SshOptions:
 
 
 def remote_command_line(argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = ()) -> str:
-    """The text the remote login shell runs: `env NAME=VALUE... PROGRAM ARGS... </dev/null`, words quoted.
-
-    The environment goes on the command line because sshd drops SetEnv/SendEnv variables it was not
-    told to accept (most servers accept only LANG and LC_*, and some not even those).
-    """
-    if not argv:
-        raise ValueError("empty argv")
-    if "=" in argv[0]:
-        raise ValueError(f"program name {argv[0]!r} contains '=': env would read it as a variable")
-    words = ["env"]
-    for name, value in env:
-        if not _ENV_NAME.fullmatch(name):
-            raise ValueError(f"bad environment variable name {name!r}")
-        words.append(shlex.quote(f"{name}={value}"))
-    words.extend(shlex.quote(arg) for arg in argv)
-    words.append("</dev/null")  # a program that reads stdin sees EOF at once instead of waiting for us
-    return " ".join(words)
+    """The text the remote login shell runs: `env NAME=VALUE... PROGRAM ARGS... </dev/null`, words quoted."""
+    # a program that reads stdin sees EOF at once instead of waiting for us
+    return " ".join([*env_words(argv, env), "</dev/null"])
 
 
 def fingerprint(key: Any) -> str:
@@ -173,6 +169,8 @@ class SshShell:
         self.name = target.name
         self.options = options or SshOptions()
         self.lost: str | None = None  # why the connection went away mid-run, if it did
+        self.sessions_opened = 0  # channels this shell opened: one per round trip to the host
+        self._count_lock = threading.Lock()
         self._conn: Any = None
         self._transport: Any = None
         self._channels = threading.BoundedSemaphore(MAX_CHANNELS_PER_HOST)
@@ -191,7 +189,7 @@ class SshShell:
                                    hint="check -i/--identity or ansible_ssh_private_key_file")
             connect_kwargs["key_filename"] = [str(t.identity)]
         config = opts.ssh_config if opts.ssh_config is not None else load_ssh_config()
-        conn = Connection(host=t.address, user=t.user, port=t.port, config=config, connect_kwargs=connect_kwargs)
+        conn = _Connection(host=t.address, user=t.user, port=t.port, config=config, connect_kwargs=connect_kwargs)
         # fabric int()s its own connect_timeout (0.5 s would become 'no timeout'): the float rides in kwargs
         conn.connect_timeout = None
         self._guard(conn)
@@ -296,8 +294,75 @@ class SshShell:
         with self._channels:
             return self._run(command)
 
+    def _count_session(self) -> None:
+        with self._count_lock:
+            self.sessions_opened += 1
+
+    def timeout_for(self, command: Command) -> float:
+        return self.options.command_timeout_s or command.timeout_s
+
+    def run_script(self, script: bytes, feed: Callable[[bytes], None], timeout_s: float) -> ScriptEnd:
+        """Run `script` with the host's `sh`, its stdout handed to `feed` as it arrives (BatchShell's
+        one round trip). Never raises; a dropped connection sets `lost`, as `run()` does."""
+        with self._channels:
+            start = time.monotonic()
+            transport = self._transport
+            if transport is None or not transport.is_active():
+                self.lost = self.lost or "the SSH connection is closed"
+                return ScriptEnd(None, error=f"ssh: {self.lost}")
+            try:
+                chan = transport.open_session(timeout=min(timeout_s, self.options.connect_timeout_s))
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                if not transport.is_active():
+                    self.lost = f"the SSH connection dropped ({exc or type(exc).__name__})"
+                return ScriptEnd(None, error=f"ssh: cannot open a session: {exc or type(exc).__name__}")
+            self._count_session()
+            try:
+                return self._stream(chan, script, feed, start + timeout_s)
+            finally:
+                chan.close()
+
+    def _stream(self, chan: Any, script: bytes, feed: Callable[[bytes], None], deadline: float) -> ScriptEnd:
+        err = bytearray()
+        try:
+            # the script on stdin, not in the command line: its boundary stays out of every argv on the host.
+            # It ends in `exit`, so the shell never waits for an EOF from us (see _exec on shutdown_write).
+            chan.exec_command("sh -s")
+            chan.settimeout(max(deadline - time.monotonic(), 0.001))
+            chan.sendall(script)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return ScriptEnd(None, _text(err), timed_out=True)
+                chan.settimeout(min(remaining, _SLICE_S))
+                try:
+                    data: bytes | None = chan.recv(_READ_CHUNK)
+                except TimeoutError:
+                    data = None
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(_READ_CHUNK)
+                if data == b"":
+                    break
+                if data:
+                    feed(data)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(_READ_CHUNK)
+            if not chan.status_event.wait(max(deadline - time.monotonic(), 0.0)):
+                return ScriptEnd(None, _text(err), timed_out=True)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            transport = self._transport
+            if transport is None or not transport.is_active():
+                self.lost = f"the SSH connection dropped ({exc or type(exc).__name__})"
+            return ScriptEnd(SSH_FAILURE_RC, _text(err), error=f"ssh: {exc or type(exc).__name__}")
+        rc = chan.recv_exit_status()
+        transport = self._transport
+        if rc == -1 and (transport is None or not transport.is_active()):
+            self.lost = "the SSH connection dropped while the probe script ran"
+            return ScriptEnd(SSH_FAILURE_RC, _text(err), error=f"ssh: {self.lost}")
+        return ScriptEnd(SSH_FAILURE_RC if rc == -1 else rc, _text(err))
+
     def _run(self, command: Command) -> CommandResult:
-        timeout = self.options.command_timeout_s or command.timeout_s
+        timeout = self.timeout_for(command)
         start = time.monotonic()
 
         def failed(message: str, rc: int = SSH_FAILURE_RC) -> CommandResult:
@@ -330,6 +395,7 @@ class SshShell:
                                          time.monotonic() - start, timed_out=True)
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+        self._count_session()
         try:
             return self._exec(chan, command, line, start, timeout)
         finally:

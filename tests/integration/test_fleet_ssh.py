@@ -1,30 +1,40 @@
 """Fleet runs against real OpenSSH servers on loopback (see sshd_fleet.py for the rig).
 
 22 sshd instances, each serving a recorded GPU host: 18 answer, one is down (port closed), one
-refuses our key, one's nvidia-smi hangs, one has a host key our known_hosts lacks.
+refuses our key, one's nvidia-smi hangs, one has a host key our known_hosts lacks. The 18 serve the
+ten recorded fixtures round-robin, so every fixture is gathered over SSH both ways (a round trip per
+command, and one script per host) and compared.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from svdops.cli.main import cli
+from svdops.host.batch import BatchShell
+from svdops.host.facts import HostFacts
+from svdops.host.fleet import FleetOptions, HostStatus, probe_host, ssh_connector
 from svdops.host.inventory import Target
-from svdops.host.probe.gather import gather_facts
-from svdops.host.shell import Command, RecordedShell
-from svdops.host.ssh import SshOptions, SshShell
+from svdops.host.probe import commands as probe_commands
+from svdops.host.probe.gather import commands_for, gather_facts
+from svdops.host.shell import Command, RecordedShell, RecordingShell
+from svdops.host.ssh import SSH_FAILURE_RC, SshOptions, SshShell
 
 from sshd_fleet import SSHD, SshdFleet, start_fleet  # isort: skip  (tests/integration is on sys.path)
 
@@ -38,7 +48,15 @@ COUNT = 22
 KINDS = {2: "down", 3: "wrong-key", 4: "hang", 5: "unknown-key"}
 STATUS_OF_KIND = {"ok": "ok", "down": "unreachable", "wrong-key": "auth failed", "hang": "timeout",
                   "unknown-key": "host key unknown"}
-COMMAND_TIMEOUT = "2"
+# a host's ~30 commands start at once in its one script, so on a loaded machine each shares the CPU with
+# its siblings for the whole of this timeout: 4 s, not 2, keeps a busy CI runner from timing out healthy hosts
+COMMAND_TIMEOUT = "4"
+# the rig's verdicts, written out rather than read back from the run under test
+OK_HOSTS = ["gpu01", *(f"gpu{i:02d}" for i in range(6, COUNT + 1))]
+NOT_CHECKED = {"gpu02": "unreachable", "gpu03": "auth failed", "gpu04": "timeout", "gpu05": "host key unknown"}
+# every recorded fixture fails at least one svd-host check (no torch in its Python, an old driver, ...):
+# each host checked is a failed check, so a replay of any of them exits 1
+FAILED_CHECK_EXIT = 1
 
 
 @pytest.fixture(scope="module")
@@ -97,30 +115,33 @@ def test_every_host_gets_its_status_and_exit_is_3(fleet: SshdFleet, fleet_check)
 
 def test_answering_hosts_report_their_recorded_gpus_and_driver(fleet: SshdFleet, fleet_check) -> None:  # type: ignore[no-untyped-def]
     _, data, _, _ = fleet_check
-    for host in data["hosts"]:
-        if host["status"] != "ok":
-            continue
-        recorded = gather_facts(RecordedShell(fleet.host(host["name"]).recorded))  # type: ignore[arg-type]
+    by_name = {h["name"]: h for h in data["hosts"]}
+    assert sorted(n for n, h in by_name.items() if h["status"] == "ok") == OK_HOSTS
+    assert {n: h["status"] for n, h in by_name.items() if h["status"] != "ok"} == NOT_CHECKED
+    for name in OK_HOSTS:
+        host = by_name[name]
+        recorded = gather_facts(RecordedShell(fleet.host(name).recorded))  # type: ignore[arg-type]
         facts = host["check"]["facts"]
-        assert [g["name"] for g in facts["gpus"]] == [g.name for g in recorded.gpus], host["name"]
+        assert [g["name"] for g in facts["gpus"]] == [g.name for g in recorded.gpus], name
         driver = recorded.driver.userspace_version or recorded.driver.kernel_module_version
         remote = facts["driver"]["userspace_version"] or facts["driver"]["kernel_module_version"]
-        assert remote == (str(driver) if driver else None), host["name"]
-        assert facts["hostname"] == host["name"]  # uname -n, answered by that host
-        assert facts["source"] == f"ssh://{fleet.user}@127.0.0.1:{fleet.host(host['name']).port}"
+        assert remote == (str(driver) if driver else None), name
+        assert facts["hostname"] == name  # uname -n, answered by that host
+        assert facts["source"] == f"ssh://{fleet.user}@127.0.0.1:{fleet.host(name).port}"
+        assert host["check"]["failed"] is True, name
+    for name in NOT_CHECKED:
+        assert by_name[name]["check"] is None
 
 
 def test_bundle_replays_to_the_same_result(fleet: SshdFleet, fleet_check) -> None:  # type: ignore[no-untyped-def]
     _, data, bundle, _ = fleet_check
-    assert sorted(p.name for p in bundle.iterdir()) == sorted(
-        h.name for h in fleet.hosts if h.kind in ("ok", "hang"))  # only hosts we got into
-    for host in data["hosts"][:8]:
-        if host["status"] != "ok":
-            continue
-        code, out, _ = svdops(fleet, "check", "--from-dir", str(bundle / host["name"]), "--format", "json")
+    assert sorted(p.name for p in bundle.iterdir()) == sorted([*OK_HOSTS, "gpu04"])  # only hosts we got into
+    by_name = {h["name"]: h for h in data["hosts"]}
+    for name in OK_HOSTS[:6]:  # six hosts, six different fixtures
+        code, out, _ = svdops(fleet, "check", "--from-dir", str(bundle / name), "--format", "json")
         replay = json.loads(out)
-        assert replay["summary"] == host["check"]["summary"], host["name"]
-        assert code == (1 if host["check"]["failed"] else 0)
+        assert replay["summary"] == by_name[name]["check"]["summary"], name
+        assert code == FAILED_CHECK_EXIT, name
 
 
 def test_known_hosts_untouched_without_opt_in(fleet: SshdFleet, fleet_check) -> None:  # type: ignore[no-untyped-def]
@@ -263,3 +284,119 @@ def test_ssh_config_alias_and_agent(fleet: SshdFleet, tmp_path: Path) -> None:
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(timeout=5)
+
+
+# ---------------------------------------------------------------- one round trip per host
+
+
+def _facts(facts: HostFacts) -> dict[str, Any]:
+    data = dataclasses.asdict(facts)
+    data.pop("collected_at")  # the only field that may differ between two gathers of one host
+    return data
+
+
+def _bundle(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_one_script_per_host_gives_the_same_facts_and_bundle_as_a_round_trip_per_command(
+        fleet: SshdFleet, tmp_path: Path) -> None:
+    """Every recorded fixture, served by sshd, gathered both ways: equal facts, byte-equal bundles."""
+
+    def both_ways(name: str) -> tuple[str, dict[str, Any], dict[str, Any], int, int]:
+        with shell(fleet, name) as each:
+            per_command = gather_facts(RecordingShell(each, tmp_path / "each" / name))
+        with shell(fleet, name) as one:
+            batched = gather_facts(RecordingShell(BatchShell(one, commands_for(one)), tmp_path / "batch" / name))
+        assert _bundle(tmp_path / "each" / name) == _bundle(tmp_path / "batch" / name), name
+        return name, _facts(per_command), _facts(batched), each.sessions_opened, one.sessions_opened
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(both_ways, OK_HOSTS))
+    served = {fleet.host(name).recorded for name in OK_HOSTS}
+    assert len(served) == 10  # all ten fixtures
+    for name, per_command, batched, each_sessions, one_sessions in results:
+        assert batched == per_command, name
+        assert (each_sessions, one_sessions) == (len(probe_commands.ALL), 1), name  # one channel, one round trip
+    with_gpus = [name for name, per_command, _, _, _ in results if per_command["gpus"]]
+    assert with_gpus == [n for n in OK_HOSTS if gather_facts(RecordedShell(fleet.host(n).recorded)).gpus]  # type: ignore[arg-type]
+    assert len(with_gpus) == 12  # GPUs were compared too (no-gpu, nouveau and such hosts have none)
+
+
+def test_a_hung_command_in_the_script_times_out_once_and_the_rest_answer(fleet: SshdFleet) -> None:
+    with shell(fleet, "gpu04", command_timeout_s=1.0) as sh:
+        batched = BatchShell(sh, commands_for(sh))
+        start = time.monotonic()
+        answers = {c.key: batched.run(c) for c in commands_for(sh)}
+        elapsed = time.monotonic() - start
+        assert sh.sessions_opened == 1 and batched.fallback is None
+    hung = sorted(k for k, r in answers.items() if r.timed_out)
+    assert hung == sorted(c.key for c in commands_for(sh) if c.argv[0] == "nvidia-smi")
+    assert all("timed out after 1 s" in answers[k].reason for k in hung)
+    assert answers["hostname.txt"].stdout == "gpu04\n" and answers["meminfo.txt"].ok
+    assert elapsed < 1 + 2 + 3, elapsed  # once, not once per nvidia-smi call
+
+
+def test_text_that_is_binary_or_frame_like_crosses_ssh_unchanged(fleet: SshdFleet, tmp_path: Path) -> None:
+    raw = b"\xff\xfe\x00 P F 0 0 9 9 0\n\xc3\x28"
+    nasty = [f"; touch {tmp_path}/pwned", f"$(touch {tmp_path}/pwned2)", "a 'b' \"c\"", "\n"]
+    commands = (Command("bin.txt", ("printf", "".join(f"\\{b:03o}" for b in raw))),
+                Command("args.txt", ("printf", "%s|", *nasty)),
+                Command("err.txt", ("sh", "-c", "echo to-stderr >&2; exit 7")))
+    with shell(fleet, "gpu06") as sh:
+        batched = BatchShell(sh, commands)
+        answers = {c.key: batched.run(c) for c in commands}
+        assert sh.sessions_opened == 1
+    assert answers["bin.txt"].stdout == raw.decode("utf-8", errors="replace")
+    assert answers["args.txt"].stdout == "|".join(nasty) + "|"
+    assert (answers["err.txt"].rc, answers["err.txt"].stderr) == (7, "to-stderr\n")
+    assert not list(tmp_path.iterdir())
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_a_host_that_drops_mid_script_is_lost_and_keeps_what_came(fleet: SshdFleet) -> None:
+    h = fleet.host("gpu22")
+    assert h.process is not None
+    commands = (Command("fast.txt", ("uname", "-n")), Command("slow.txt", ("sh", "-c", "sleep 5; echo late")))
+    with shell(fleet, "gpu22") as sh:
+        batched = BatchShell(sh, commands)
+        before = set(_descendants(h.process.pid))  # nothing of ours yet: the listener has no session
+        killer = threading.Timer(1.5, lambda: [os.kill(pid, signal.SIGKILL)
+                                              for pid in _descendants(h.process.pid)])  # type: ignore[union-attr]
+        killer.start()
+        try:
+            answers = {c.key: batched.run(c) for c in commands}
+        finally:
+            killer.join()
+        assert before  # the connection's sshd processes existed: they are what the timer killed
+        assert sh.lost is not None
+    assert answers["fast.txt"].stdout == "gpu22\n"  # its frame had come before the drop
+    assert answers["slow.txt"].rc == SSH_FAILURE_RC and not answers["slow.txt"].ok
+    assert h.process.poll() is None  # the listener lives on for the other tests
+
+
+def test_the_fleet_probes_a_host_in_one_round_trip(fleet: SshdFleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(fleet.home))  # no ~/.ssh/config of whoever runs the tests
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    h = fleet.host("gpu08")
+    options = FleetOptions(known_hosts=fleet.known_hosts, command_timeout_s=5)
+    opened: list[Any] = []
+    result = probe_host(Target("gpu08", "127.0.0.1", h.port, fleet.user, fleet.client_key), options,
+                        ssh_connector(options), opened=opened.append)
+    assert result.status is HostStatus.OK and result.facts is not None and result.facts.hostname == "gpu08"
+    assert [shell.sessions_opened for shell in opened] == [1]

@@ -1,0 +1,365 @@
+"""BatchShell: every probe command of a host in one remote script, over one SSH channel.
+
+A round trip per command costs a session each (sshd forks, a login shell starts, the channel opens and
+closes); thirty of them are most of a fleet check's time. BatchShell is primed with the commands a
+gather will ask for, sends them all as one POSIX sh script the first time any of them is asked for, and
+answers each `run()` from what came back. A command it was not primed with, or one the script could
+not answer (the host has no FIFO or temporary folder, the stream broke), goes through the inner shell
+on its own, so the answers never depend on the batch having worked.
+
+The script (POSIX sh and a few POSIX tools: mktemp, mkfifo, wc, cat, sleep; no Python; read from
+stdin, so its boundary is in no process's argv on the host):
+
+- starts every command at once in the background, stdin from /dev/null, stdout and stderr into files
+  of a private `mktemp -d` folder (on a memory file system where there is one), `ulimit -f` capping each file;
+- stops a command still running at its timeout (TERM, then KILL) from one watchdog per timeout value,
+  so a hung nvidia-smi costs its timeout once and every other command still answers;
+- as commands end (a FIFO wakes it), prints a header line per finished command,
+  `BOUNDARY F INDEX EXIT-STATUS STDOUT-BYTES STDERR-BYTES STOPPED`, then `BOUNDARY P`, then exactly
+  those bytes: each command's stdout and stderr, in header order.
+
+The boundary is random per run and payloads are skipped by their length, never scanned, so nothing a
+command prints (binary, invalid UTF-8, frame-like lines) can end or forge a frame. Our own deadline
+covers what the script cannot (a process stuck in the kernel ignores even KILL): what has not answered
+by then is timed out.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from svdops.host.shell import Command, CommandResult, env_words
+
+# More than any probe prints (nvidia-smi -q -x for 8 GPUs is ~0.5 MB); a runaway command stops here.
+OUTPUT_CAP_BYTES = 8 * 1024 * 1024
+# a command that ignores SIGTERM at its timeout is killed this long after it
+KILL_AFTER_S = 2.0
+# our own deadline beyond the longest command timeout: script start-up, the last frames in flight
+DEADLINE_SLACK_S = 3.0
+_HEADER_MAX_BYTES = 200
+
+
+@dataclass(frozen=True)
+class ScriptEnd:
+    """How a script's channel ended. `error` says why it broke (connection lost, no session)."""
+
+    rc: int | None
+    stderr: str = ""
+    timed_out: bool = False
+    error: str | None = None
+
+
+@runtime_checkable
+class ScriptRunner(Protocol):
+    """A shell that can also run one sh script on its host, streaming the script's stdout to `feed`."""
+
+    name: str
+
+    def run(self, command: Command) -> CommandResult: ...
+
+    def timeout_for(self, command: Command) -> float: ...
+
+    def run_script(self, script: bytes, feed: Callable[[bytes], None], timeout_s: float) -> ScriptEnd: ...
+
+
+@dataclass
+class Frame:
+    rc: int
+    stdout: bytes
+    stderr: bytes
+    stdout_bytes: int  # what the command wrote, which may be more than was kept
+    stderr_bytes: int
+    stopped: bool  # the script's watchdog stopped it at its timeout
+    arrived: float  # time.monotonic() when the frame was complete
+
+
+@dataclass
+class FrameReader:
+    """Parses the script's stdout in whatever pieces it arrives. Never raises: a stream that stops
+    making sense sets `broken` and is ignored from there on."""
+
+    boundary: bytes
+    count: int
+    cap_bytes: int = OUTPUT_CAP_BYTES
+    frames: dict[int, Frame] = field(default_factory=dict)
+    started: bool = False  # the script's first line has come: it runs
+    refused: str | None = None  # the script's own reason for not running the commands
+    broken: str | None = None
+    _buffer: bytearray = field(default_factory=bytearray)
+    # index, exit status, stdout bytes, stderr bytes, stopped at its timeout
+    _announced: list[tuple[int, int, int, int, bool]] = field(default_factory=list)
+    _in_payload: bool = False
+    _out: bytearray = field(default_factory=bytearray)
+    _err: bytearray = field(default_factory=bytearray)
+    _taken: int = 0  # bytes of the first announced frame's payload consumed so far
+
+    def feed(self, data: bytes) -> None:
+        if self.broken or self.refused:
+            return
+        self._buffer += data
+        while self._step():
+            pass
+
+    def _step(self) -> bool:
+        """Consume what the buffer allows; True when another step may make progress."""
+        if self._in_payload:
+            return self._payload()
+        if not self.started:
+            return self._preamble()
+        return self._header_line()
+
+    def _preamble(self) -> bool:
+        # a login shell may print a banner before the script starts: skip to the boundary
+        at = self._buffer.find(self.boundary)
+        if at < 0:
+            del self._buffer[: max(0, len(self._buffer) - len(self.boundary))]
+            return False
+        end = self._buffer.find(b"\n", at)
+        if end < 0:
+            del self._buffer[:at]
+            return False
+        words = bytes(self._buffer[at + len(self.boundary):end]).decode("utf-8", "replace").split(" ", 2)[1:]
+        del self._buffer[: end + 1]
+        if words == ["H"]:
+            self.started = True
+            return True
+        if words[:1] == ["X"]:
+            self.refused = words[1] if len(words) > 1 else "the script refused to run"
+            return False
+        self.broken = f"unexpected script header {words!r}"
+        return False
+
+    def _header_line(self) -> bool:
+        end = self._buffer.find(b"\n", 0, _HEADER_MAX_BYTES)
+        if end < 0:
+            if len(self._buffer) >= _HEADER_MAX_BYTES:
+                self.broken = "a frame header is missing its end"
+            return False
+        words = bytes(self._buffer[:end]).split(b" ")
+        del self._buffer[: end + 1]
+        if words[0] != self.boundary:
+            self.broken = "the stream lost its frames (a header is not where the lengths put it)"
+            return False
+        if words[1:] == [b"P"] and self._announced:
+            self._in_payload = True
+            return True
+        try:
+            if len(words) != 7 or words[1] != b"F" or words[6] not in (b"0", b"1"):
+                raise ValueError
+            index, rc, out_bytes, err_bytes = (int(w) for w in words[2:6])
+        except ValueError:
+            self.broken = f"malformed frame header {b' '.join(words[1:])[:80]!r}"
+            return False
+        seen = index in self.frames or any(index == a[0] for a in self._announced)
+        if not 0 <= index < self.count or seen or min(out_bytes, err_bytes) < 0:
+            self.broken = f"frame {index} is out of place"
+            return False
+        self._announced.append((index, rc, out_bytes, err_bytes, words[6] == b"1"))
+        return True
+
+    def _payload(self) -> bool:
+        index, rc, out_bytes, err_bytes, stopped = self._announced[0]
+        take = min(out_bytes + err_bytes - self._taken, len(self._buffer))
+        chunk = self._buffer[:take]
+        del self._buffer[:take]
+        in_stdout = max(0, min(take, out_bytes - self._taken))
+        self._keep(self._out, chunk[:in_stdout])
+        self._keep(self._err, chunk[in_stdout:])
+        self._taken += take
+        if self._taken < out_bytes + err_bytes:
+            return False
+        self.frames[index] = Frame(rc, bytes(self._out), bytes(self._err), out_bytes, err_bytes, stopped,
+                                   time.monotonic())
+        self._announced.pop(0)
+        self._out, self._err, self._taken = bytearray(), bytearray(), 0
+        self._in_payload = bool(self._announced)
+        return True
+
+    def _keep(self, into: bytearray, data: bytes | bytearray) -> None:
+        room = self.cap_bytes - len(into)
+        if room > 0:
+            into += data[:room]
+
+
+def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str,
+                 cap_bytes: int = OUTPUT_CAP_BYTES) -> str:
+    """The sh script that runs `jobs` (index, timeout in seconds, quoted words) and frames their answers."""
+    if not boundary.isalnum():
+        raise ValueError("the boundary must be letters and digits: it is written into the script unquoted")
+    lines = [
+        f"B={boundary}",
+        # a memory file system first: on a disk one, creating and removing the ~120 small files costs more
+        # than all the commands (per-user $XDG_RUNTIME_DIR, then /dev/shm; mktemp -d makes it private)
+        "d=",
+        'for t in "$XDG_RUNTIME_DIR" /dev/shm "${TMPDIR:-/tmp}"; do',
+        '  [ -n "$t" ] && [ -d "$t" ] && [ -w "$t" ] || continue',
+        '  d=$(mktemp -d "$t/svdops-probe.XXXXXXXX" 2>/dev/null) || { d=; continue; }',
+        '  mkfifo "$d/q" 2>/dev/null && break',
+        '  rm -rf "$d"',
+        "  d=",
+        "done",
+        'if [ -z "$d" ]; then',
+        '  printf \'%s X no private temporary folder with a FIFO in $XDG_RUNTIME_DIR, /dev/shm or %s\\n\' \\',
+        '    "$B" "${TMPDIR:-/tmp}"',
+        "  exit 0",
+        "fi",
+        'W=',
+        "trap 'kill $W 2>/dev/null; rm -rf \"$d\"' EXIT",
+        "trap 'exit 1' HUP INT TERM PIPE",
+        # read-write open: a FIFO opened for reading alone would block until the first writer
+        'exec 3<>"$d/q"',
+        'printf \'%s H\\n\' "$B"',
+        # j INDEX WORD...: start one command; INDEX.p holds its PID, INDEX.r its exit status once it is done
+        "j() {",
+        "  k=$1",
+        "  shift",
+        "  (",
+        f"    ulimit -f {max(1, cap_bytes // 512)} 2>/dev/null",
+        '    "$@" </dev/null >"$d/$k.o" 2>"$d/$k.e" 3>&- &',
+        '    echo "$!" >"$d/$k.p"',
+        '    wait "$!"',
+        '    echo "$?" >"$d/$k.r"',
+        '    echo "$k" >&3',
+        "  ) &",
+        "}",
+        # w SECONDS INDEX...: stop those of these commands still running after SECONDS (TERM, then KILL).
+        # One watchdog per distinct timeout, not a `timeout` process per command: that cost ~2 ms of CPU
+        # each, a quarter of the script. A command with an exit status is never signalled (its PID may be
+        # someone else's by then); one between its exit and that status is a zombie, whose PID is not reused.
+        "w() {",
+        "  s=$1",
+        "  shift",
+        "  (",
+        "    trap 'kill \"$z\" 2>/dev/null; exit 0' TERM",
+        '    sleep "$s" & z=$!; wait "$z"',
+        '    for k do [ -s "$d/$k.r" ] || { read -r c <"$d/$k.p" && : >"$d/$k.t" && kill -TERM "$c"; }; done',
+        f'    sleep {KILL_AFTER_S:g} & z=$!; wait "$z"',
+        '    for k do [ -s "$d/$k.r" ] || { read -r c <"$d/$k.p" && kill -KILL "$c"; }; done',
+        "  ) </dev/null >/dev/null 2>&1 3>&- &",
+        '  W="$W $!"',
+        "}",
+        # f INDEX...: one header line per finished command, then all their outputs in one `cat`
+        "f() {",
+        "  r=$* l=",
+        '  for k do l="$l $k.o $k.e"; done',
+        # relative names: a TMPDIR with spaces must not split wc's answer into more words
+        '  set -- $(cd "$d" && wc -c $l)',
+        "  for k in $r; do",
+        "    c=255 x=0",
+        '    read -r c <"$d/$k.r"',
+        '    [ -e "$d/$k.t" ] && x=1',
+        '    printf \'%s F %s %s %s %s %s\\n\' "$B" "$k" "$c" "$1" "$3" "$x"',
+        "    shift 4",
+        "  done",
+        '  printf \'%s P\\n\' "$B"',
+        '  (cd "$d" && exec cat $l)',
+        "}",
+    ]
+    lines += [f"j {index} {' '.join(words)}" for index, _, words in jobs]
+    by_timeout: dict[str, list[str]] = {}
+    for index, timeout_s, _ in jobs:
+        by_timeout.setdefault(f"{timeout_s:g}", []).append(str(index))
+    lines += [f"w {shlex.quote(seconds)} {' '.join(indexes)}" for seconds, indexes in by_timeout.items()]
+    lines += [
+        f"p='{' '.join(str(index) for index, _, _ in jobs)}'",
+        # each finished command writes a line to the FIFO: wake up, send every answer that is complete
+        # (a non-empty INDEX.r: the exit status is written in one go, after the command has been reaped).
+        # Answers go out as commands finish, so one that never ends holds back no other.
+        'while [ -n "$p" ] && read -r k <&3; do',
+        "  r= q=",
+        '  for i in $p; do if [ -s "$d/$i.r" ]; then r="$r $i"; else q="$q $i"; fi; done',
+        "  p=$q",
+        '  [ -n "$r" ] && f $r',
+        "done",
+        # reap every child before leaving: none is left to init, and the watchdogs' sleeps end now
+        'kill $W 2>/dev/null',
+        "wait",
+        "exit 0",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+class BatchShell:
+    """Answers `commands` from one script run on `inner`'s host; anything else goes to `inner` itself.
+
+    Thread-safe: gather_facts asks from a pool of threads; the first question runs the script, the rest
+    wait for it and read the answers.
+    """
+
+    def __init__(self, inner: ScriptRunner, commands: Iterable[Command], *,
+                 cap_bytes: int = OUTPUT_CAP_BYTES) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.cap_bytes = cap_bytes
+        self._primed = {command.key: command for command in commands}
+        self._answers: dict[str, CommandResult] | None = None
+        self._lock = threading.Lock()
+        self.fallback: str | None = None  # why some primed commands went one by one, if they did
+
+    def run(self, command: Command) -> CommandResult:
+        if self._primed.get(command.key) != command:
+            return self.inner.run(command)
+        with self._lock:
+            if self._answers is None:
+                self._answers = self._run_batch()
+        answer = self._answers.get(command.key)
+        return answer if answer is not None else self.inner.run(command)
+
+    def _run_batch(self) -> dict[str, CommandResult]:
+        commands = list(self._primed.values())
+        answers: dict[str, CommandResult] = {}
+        jobs: list[tuple[int, float, Sequence[str]]] = []
+        timeouts: dict[int, float] = {}
+        for index, command in enumerate(commands):
+            try:
+                words = env_words(command.argv, command.env)
+            except ValueError as exc:
+                answers[command.key] = CommandResult(command.key, command.argv, 2, "",
+                                                     f"svdops refused to build the remote command: {exc}")
+                continue
+            timeouts[index] = self.inner.timeout_for(command)
+            jobs.append((index, timeouts[index], words))
+        if not jobs:
+            return answers
+        boundary = secrets.token_hex(16)
+        reader = FrameReader(boundary.encode(), len(commands), self.cap_bytes)
+        limit_s = max(timeouts.values()) + KILL_AFTER_S + DEADLINE_SLACK_S
+        start = time.monotonic()
+        end = self.inner.run_script(build_script(jobs, boundary, self.cap_bytes).encode(), reader.feed, limit_s)
+        for index, command in enumerate(commands):
+            frame = reader.frames.get(index)
+            if frame is not None:
+                answers[command.key] = self._answer(command, frame, start, timeouts[index])
+            elif end.timed_out and index in timeouts:
+                # still running at our deadline: hung (no usable `timeout` there, or an unkillable process)
+                answers[command.key] = CommandResult(command.key, command.argv, None, "", "",
+                                                     time.monotonic() - start, timed_out=True)
+        if len(answers) < len(commands):
+            self.fallback = reader.refused or reader.broken or end.error or _script_failed(end)
+        return answers
+
+    def _answer(self, command: Command, frame: Frame, start: float, timeout_s: float) -> CommandResult:
+        stdout = frame.stdout.decode("utf-8", errors="replace")
+        stderr = frame.stderr.decode("utf-8", errors="replace")
+        cut = [name for name, size in (("stdout", frame.stdout_bytes), ("stderr", frame.stderr_bytes))
+               if size >= self.cap_bytes]
+        if cut:
+            # first, so that a CommandResult's reason (its first stderr line) says what happened
+            stderr = (f"svdops: {' and '.join(cut)} cut at {self.cap_bytes} bytes (the command wrote more and was "
+                      f"stopped there)\n") + stderr
+        if frame.stopped:
+            return CommandResult(command.key, command.argv, None, stdout, stderr, timeout_s, timed_out=True)
+        return CommandResult(command.key, command.argv, frame.rc, stdout, stderr, frame.arrived - start,
+                             missing=frame.rc == 127)
+
+
+def _script_failed(end: ScriptEnd) -> str:
+    first = next((line.strip() for line in end.stderr.splitlines() if line.strip()), "")
+    return f"the probe script ended with status {end.rc}" + (f": {first[:200]}" if first else "")
