@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import math
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from svdops.errors import BadInputError
+from svdops.files import atomic_write_text, fsync_dir, json_text
 
 TMP_PREFIX = ".tmp-"
 DEFAULT_STORE = "svdops-runs"
@@ -82,8 +82,12 @@ class RunWriter:
         self.path: Path | None = None
 
     def write_json(self, filename: str, data: Any) -> None:
-        text = json.dumps(_finite(data), indent=2, sort_keys=False, default=str, allow_nan=False)
-        self._write(filename, text + "\n")
+        # Atomic within the hidden folder too: a reader of a committed run never sees a torn file,
+        # and the temporary files of a crashed writer stay inside the folder readers skip.
+        atomic_write_text(self.tmp / filename, json_text(data))
+
+    def write_text(self, filename: str, text: str) -> None:
+        atomic_write_text(self.tmp / filename, text)
 
     def write_csv(self, filename: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         target = self.tmp / filename
@@ -95,17 +99,11 @@ class RunWriter:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def _write(self, filename: str, text: str) -> None:
-        with (self.tmp / filename).open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
     def commit(self) -> Path:
         """Rename the hidden folder to its final name (`-2`, `-3`… if the name is taken)."""
         if self.path is not None:
             return self.path
-        _fsync_dir(self.tmp)
+        fsync_dir(self.tmp)
         for n in range(1, 1000):
             final = self.store / (self.name if n == 1 else f"{self.name}-{n}")
             if final.exists():
@@ -116,7 +114,7 @@ class RunWriter:
                 os.rename(self.tmp, final)
             except OSError:
                 continue
-            _fsync_dir(self.store)
+            fsync_dir(self.store)
             self.path = final
             return final
         raise BadInputError("no free run folder name", where=str(self.store / self.name))
@@ -132,31 +130,12 @@ class RunWriter:
             self.discard()
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities as null: strict JSON readers (and jq) reject the bare tokens."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _cell(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)  # 0/1 reads back as a number in pandas and in a spreadsheet
     if isinstance(value, float):
         return repr(value)  # shortest exact form: CSV round-trips the float bit for bit
     return value
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from svdops.bench.multi import MultiRequest
 from svdops.bench.multi.launcher import LaunchPlan, LaunchResult
 from svdops.bench.multi.merge import find_failure, nccl_entries, read_rank_logs, scaling_entry, write_run
 from svdops.bench.multi.nccl_sweep import bus_bandwidth, sweep_sizes
-from svdops.bench.multi.rank import record_row, write_json_atomic
+from svdops.bench.multi.rank import record_row
+from svdops.files import atomic_write_json
 from svdops.bench.multi.topology import LinkReport, expected_busbw
 from svdops.runs.store import load_run
 from svdops.telemetry import TelemetrySample
@@ -160,7 +161,7 @@ def test_write_run_merges_ranks_and_telemetry(tmp_path):
         if rank == 0:
             doc["records"].insert(0, row("solo", 0, 10.0))
             doc["versions"] = {"torch": "2.13"}
-        write_json_atomic(staging / f"rank-{rank}.json", doc)
+        atomic_write_json(staging / f"rank-{rank}.json", doc)
     (staging / "rank-9.json.partial").write_text("{")  # not a rank log: ignored
     assert sorted(read_rank_logs(staging)) == [0, 1]
 

@@ -415,7 +415,7 @@ def write_run(
         writer.write_csv("marks.csv", MULTI_MARK_COLUMNS, _mark_rows(docs))
         log_path = staging / "torchrun.log"
         text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else launch.log_text
-        (writer.tmp / "torchrun.log").write_text(text, encoding="utf-8")
+        writer.write_text("torchrun.log", text)
         path = writer.commit()
     return MultiOutcome(path=path, status=status, results=results)
 

@@ -20,8 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from svdops.bench.multi.rank import RankContext, RankLog, heartbeat_path, rank_log_path, write_json_atomic
+from svdops.bench.multi.rank import RankContext, RankLog, heartbeat_path, rank_log_path
 from svdops.bench.multi.topology import format_cpu_list, pin_to_cpus
+from svdops.files import atomic_write_json
 
 WORKLOAD_MODULES = {
     "infer-dp": "svdops.bench.multi.infer_dp",
@@ -189,7 +190,7 @@ def _gather_to_rank0(dist: Any, log: RankLog, rank: int, staging: Path) -> None:
     for other, doc in enumerate(docs):
         path = rank_log_path(staging, other)
         if doc is not None and not path.exists():
-            write_json_atomic(path, doc)
+            atomic_write_json(path, doc, indent=None)
 
 
 if __name__ == "__main__":
