@@ -80,4 +80,3 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
-

@@ -380,21 +380,18 @@ def _telemetry_sections(data: ReportData) -> tuple[list[dict[str, Any]], int]:
         if series is None:
             continue
         summary = series.summary
-        raw_reasons = summary.get("clocks_event_reasons")
-        reasons: dict[str, Any] = raw_reasons if isinstance(raw_reasons, dict) else {}
+        reasons = summary.clocks_event_reasons or {}
         sections.append(
             {
                 "run": run.name,
                 "host": series.host,
                 "gpu": series.gpu,
-                "reference": bool(run.results.get("provenance")),
+                "reference": run.results.is_reference,
                 "chart": charts.telemetry_chart(series),
-                "summary": summary,
-                "reasons": sorted(
-                    reasons.items(), key=lambda kv: -float(kv[1]) if isinstance(kv[1], int | float) else 0.0
-                ),
+                "summary": summary.to_json(),
+                "reasons": sorted(reasons.items(), key=lambda kv: -kv[1]),
                 "note": series.note,
-                "marks_reconstructed": any("reconstructed" in str(n) for n in run.results.get("notes") or []),
+                "marks_reconstructed": any("reconstructed" in n for n in run.results.notes),
             }
         )
     return sections, available

@@ -32,6 +32,7 @@ from typing import Any
 
 from svdops.errors import BadInputError
 from svdops.files import atomic_write_text, fsync_dir, json_text
+from svdops.runs.documents import Config, Results, Versions
 
 TMP_PREFIX = ".tmp-"
 DEFAULT_STORE = "svdops-runs"
@@ -143,13 +144,13 @@ def _cell(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Run:
-    """A committed run folder. JSON files are parsed; CSV tables are read on demand."""
+    """A committed run folder. JSON documents are read into their types; CSV tables on demand."""
 
     path: Path
-    facts: dict[str, Any] | None
-    config: dict[str, Any]
-    results: dict[str, Any]
-    versions: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] | None  # HostFacts.to_dict(): the host stage owns its shape
+    config: Config
+    results: Results
+    versions: Versions = field(default_factory=Versions)
 
     @property
     def name(self) -> str:
@@ -157,7 +158,12 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.results.get("status", "unknown"))
+        return self.results.status or "unknown"
+
+    @property
+    def read_notes(self) -> list[str]:
+        """What reading the documents found missing or malformed, with file and key."""
+        return [*self.results.read_notes, *self.config.read_notes, *self.versions.read_notes]
 
     def table(self, name: str) -> list[dict[str, Any]]:
         """Rows of `<name>.csv` as dicts, numbers parsed, empty cells as None ([] when absent)."""
@@ -191,8 +197,12 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInputError(f"cannot read {path.name}: {exc}", where=str(path)) from exc
+    except RecursionError as exc:
+        raise BadInputError(
+            f"cannot read {path.name}: nested too deeply to be a run document", where=str(path)
+        ) from exc
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
@@ -209,16 +219,16 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             where=str(folder),
             hint="pass a folder inside the run store, e.g. ./svdops-runs/<run>",
         )
-    results = _read_json(folder / "results.json")
-    config = _read_json(folder / "config.json")
+    results = Results.read(_read_json(folder / "results.json"), where="results.json")
+    config = Config.read(_read_json(folder / "config.json"), where="config.json")
     facts = _read_json(folder / "facts.json")
-    versions = _read_json(folder / "versions.json")
+    versions = Versions.read(_read_json(folder / "versions.json"), where="versions.json")
     return Run(
         path=folder,
         facts=facts if isinstance(facts, dict) else None,
-        config=config if isinstance(config, dict) else {},
-        results=results if isinstance(results, dict) else {},
-        versions=versions if isinstance(versions, dict) else {},
+        config=config,
+        results=results,
+        versions=versions,
     )
 
 

@@ -614,13 +614,14 @@ def test_bench_report_option_writes_a_report_of_the_run(tmp_path, monkeypatch):
     """The wiring of `svdops bench --report`; the benchmark itself is replaced by a recorded run."""
     import svdops.bench
     from svdops.bench.records import BenchOutcome
+    from svdops.runs.documents import Results
 
     run = shutil.copytree(next(EXAMPLE_RUNS.glob("*-cpu-devbox-tiny")), tmp_path / "store" / "r1")
-    results = json.loads((run / "results.json").read_text())
+    results = Results.read(json.loads((run / "results.json").read_text()))
     monkeypatch.setattr(
         svdops.bench,
         "run_bench",
-        lambda request, **kw: BenchOutcome(path=run, status=results["status"], results=results, points=[]),
+        lambda request, **kw: BenchOutcome(path=run, status=results.status, results=results, points=[]),
     )
     out = tmp_path / "bench.html"
     result = CliRunner().invoke(
