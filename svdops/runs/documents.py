@@ -54,7 +54,7 @@ SKIPPED = {"skip": True}
 class Doc:
     """Base of every document part: typed fields, unknown keys kept, tolerant reading."""
 
-    OMIT_NONE: ClassVar[bool] = False  # parts whose empty form is short ({"samples": 0}) leave None out
+    OMIT_NONE: ClassVar[bool] = False  # True: parts whose keys depend on the workload leave None out
 
     extra: dict[str, Any] = field(default_factory=dict, kw_only=True, compare=True, repr=False)
 
@@ -66,7 +66,8 @@ class Doc:
             value = getattr(self, f.name)
             if value is None and f.metadata.get("omit_none", self.OMIT_NONE):
                 continue
-            out[f.name] = _dump(value)
+            # Free-form parts go out as they are: walking them would let a hostile one set the depth.
+            out[f.name] = _dump(value) if f.name in _structured(type(self)) else value
         for key, value in self.extra.items():
             out.setdefault(key, value)
         return out
@@ -134,12 +135,26 @@ def _dump(value: Any) -> Any:
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
+_STRUCTURED: dict[type, frozenset[str]] = {}
 
 
 def _hints(cls: type) -> dict[str, Any]:
     if cls not in _HINTS:
         _HINTS[cls] = typing.get_type_hints(cls)
     return _HINTS[cls]
+
+
+def _structured(cls: type) -> frozenset[str]:
+    """The fields whose type holds document parts (as opposed to free-form JSON)."""
+    if cls not in _STRUCTURED:
+        _STRUCTURED[cls] = frozenset(name for name, hint in _hints(cls).items() if _holds_doc(hint))
+    return _STRUCTURED[cls]
+
+
+def _holds_doc(hint: Any) -> bool:
+    if isinstance(hint, type) and issubclass(hint, Doc):
+        return True
+    return any(_holds_doc(arg) for arg in typing.get_args(hint))
 
 
 def _shown(value: object) -> str:
@@ -248,9 +263,7 @@ class Stat(Doc):
 
 @dataclass
 class TelemetrySummary(Doc):
-    """What NVML saw over a window (svdops.telemetry.summarize); only `samples` when it saw nothing."""
-
-    OMIT_NONE: ClassVar[bool] = True
+    """What NVML saw over a window (svdops.telemetry.summarize); null where it saw nothing."""
 
     samples: int | None = None
     duration_s: float | None = None
@@ -273,8 +286,6 @@ class TelemetrySummary(Doc):
 @dataclass
 class PointSummary(Doc):
     """A point's timed iterations reduced: stage times, throughput, MFU, memory, energy, output checks."""
-
-    OMIT_NONE: ClassVar[bool] = True
 
     iterations: int | None = None
     warmup_iterations: int | None = None
@@ -301,8 +312,8 @@ class PointSummary(Doc):
     telemetry: TelemetrySummary | None = None
     nvml_mem_used_mib_max: float | None = None
     throttled: bool | None = None
-    compile_s: float | None = None
-    traceback: str | None = None
+    compile_s: float | None = field(default=None, metadata=OMITTED)  # compiled runs
+    traceback: str | None = field(default=None, metadata=OMITTED)  # points that failed with a bug
 
     def stage(self, name: str) -> Stat | None:
         """`clip`, `vae_encode`, `unet`, `decode`, `e2e`, `unet_step` or `first_step` by name."""
@@ -355,7 +366,7 @@ class OptimizeRecord(Doc):
 
     level: str | None = None
     compile_mode: str | None = None
-    arch: str | None = field(default=None, metadata=OMITTED)
+    arch: str | None = None
     levers: list[dict[str, Any]] = field(default_factory=list)  # {name, status, reason|note}: levers.py
     applied: list[str] = field(default_factory=list)
     compile_cache: dict[str, Any] | None = None  # counters named by Inductor, which may add some
@@ -368,12 +379,12 @@ class TelemetryRecord(Doc):
     """results.json `telemetry`: was it on, did NVML answer, and the run-wide summary (per rank for multi)."""
 
     enabled: bool | None = None
-    available: bool | None = field(default=None, metadata=OMITTED)
-    gpu: str | None = field(default=None, metadata=OMITTED)
-    note: str | None = field(default=None, metadata=OMITTED)
+    available: bool | None = None
+    gpu: str | None = None
+    note: str | None = None
     hz: float | None = None
-    sampler_cpu_s: float | None = field(default=None, metadata=OMITTED)
-    summary: TelemetrySummary | None = field(default=None, metadata=OMITTED)
+    sampler_cpu_s: float | None = None
+    summary: TelemetrySummary | None = None
     per_rank: dict[str, TelemetrySummary] | None = field(default=None, metadata=OMITTED)
 
     def samples(self) -> int:
@@ -475,7 +486,7 @@ class Failure(Doc):
 class Results(Doc):
     """results.json: status and summaries, one entry per configuration point (none for multi-GPU runs)."""
 
-    schema: str | None = field(default=RESULTS_SCHEMA, metadata=REQUIRED)
+    schema: str | None = RESULTS_SCHEMA  # an absent one is noted by check_schema
     kind: str = "single"  # single | multi
     status: str | None = field(default=None, metadata=REQUIRED)
     scenario: str | None = None
@@ -490,16 +501,16 @@ class Results(Doc):
     provenance: str | None = field(default=None, metadata=OMITTED)  # reference runs converted from published anchors
     started_at: str | None = None
     finished_at: str | None = None
-    build_s: float | None = field(default=None, metadata=OMITTED)
+    build_s: float | None = None
     wall_s: float | None = field(default=None, metadata=OMITTED)
-    optimize: OptimizeRecord | None = field(default=None, metadata=OMITTED)
+    optimize: OptimizeRecord | None = None
     points: list[PointDoc] = field(default_factory=list)
-    largest_fitting: LargestFitting | None = field(default=None, metadata=OMITTED)
-    scaling: ScalingEntry | None = field(default=None, metadata=OMITTED)
-    nccl: list[NcclRow] | None = field(default=None, metadata=OMITTED)
+    largest_fitting: LargestFitting | None = None
+    scaling: ScalingEntry | None = None
+    nccl: list[NcclRow] | None = None
     topology: dict[str, Any] | None = field(default=None, metadata=OMITTED)
     ranks: list[dict[str, Any]] | None = field(default=None, metadata=OMITTED)
-    failure: Failure | None = field(default=None, metadata=OMITTED)
+    failure: Failure | None = None
     telemetry: TelemetryRecord | None = None
     notes: list[str] = field(default_factory=list)
     read_notes: list[str] = field(default_factory=list, metadata=SKIPPED, compare=False, repr=False)
