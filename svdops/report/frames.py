@@ -107,7 +107,8 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
                 "points": len(points),
                 "telemetry_samples": telemetry_samples(run),
                 "facts_recorded": run.facts is not None,
-                "notes": [n for n in run.results.notes if n],
+                # What reading found malformed is shown with the run: a blank cell should have a reason.
+                "notes": [*(n for n in run.results.notes if n), *run.read_notes],
                 "errors": errors,
             }
         )

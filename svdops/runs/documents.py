@@ -521,7 +521,8 @@ class Results(Doc):
         notes: list[str] = []
         check_schema(data, where, notes)
         doc = cls.from_json(data, where, notes)
-        if "kind" not in (data if isinstance(data, dict) else {}) and doc.scaling is not None:
+        written_kind = isinstance(data, dict) and "kind" in data
+        if not written_kind and (doc.scaling is not None or doc.nccl is not None or doc.world_size is not None):
             doc.kind = "multi"  # written before `kind` existed
         doc.read_notes = notes
         return doc

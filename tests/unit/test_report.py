@@ -331,6 +331,8 @@ def test_runs_with_missing_fields_still_render(tmp_path):
     assert points.loc["gpu01", "encode_s"] == pytest.approx(0.3)
     assert points.loc["gpu01", "other_s"] == pytest.approx(20 - 0.3 - 16 - 2)
     assert "gpu05" not in set(data.points["host"])  # no points, but listed among the runs
+    bare_notes = data.run_table.set_index("host").loc["gpu05", "notes"]
+    assert bare_notes == ["results.json: no schema; read as svdops.bench.results/1"]
     telemetry_runs = {r.name for r in data.runs if (r.path / "telemetry.csv").exists()}
     assert html.count('class="telemetry"') == len(telemetry_runs) == 2
 
