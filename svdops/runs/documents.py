@@ -224,8 +224,7 @@ def _read(hint: Any, value: object, where: str, notes: list[str]) -> Any:
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
-                notes.append(f"{where}: not a finite number")
-                return _BAD
+                return None  # the store writes NaN as null, so a NaN is an absent value, not a malformed one
             return value
         return _mistyped(float, value, where, notes)
     if hint is int:

@@ -165,7 +165,9 @@ def test_wrong_types_read_as_none_with_a_note_naming_the_key():
     raw["points"].append("not a point")
     raw["notes"] = ["ok", {"no": "text"}]
     raw["telemetry"]["summary"]["clocks_event_reasons"] = {"hw_slowdown": "often"}
+    raw["telemetry"]["summary"]["power_w_max"] = float("nan")  # Python's json reads NaN; the store writes null
     doc = Results.read(raw)
+    assert doc.telemetry.summary.power_w_max is None
     assert doc.gpu is None and doc.points[0].summary.e2e_s.median is None
     assert doc.points[0].summary.videos_per_hour is None and doc.points[0].summary.telemetry is None
     assert len(doc.points) == 2 and doc.notes == ["ok"]
