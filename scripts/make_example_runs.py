@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from svdops.bench.config import BenchRequest, load_scenario, resolve_points  # noqa: E402
 from svdops.bench.stats import describe  # noqa: E402
+from svdops.files import atomic_write_text, json_text  # noqa: E402
 from svdops.host.facts import HostFacts  # noqa: E402
+from svdops.runs.documents import RESULTS_SCHEMA, Config, Results, Versions  # noqa: E402
 from svdops.runs.store import RunWriter, run_name  # noqa: E402
 from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySample, energy_joules, summarize  # noqa: E402
 
@@ -213,7 +215,7 @@ def convert_anchors(store: Path) -> list[Path]:
             "variant": None,
         }
         results = {
-            "schema": "svdops.bench.results/1",
+            "schema": RESULTS_SCHEMA,
             "status": "ok",
             "scenario": scenario,
             "device": "cuda:0",
@@ -273,9 +275,10 @@ def convert_anchors(store: Path) -> list[Path]:
         }
         with RunWriter(store, run_name(REFERENCE_HOST, scenario, started)) as writer:
             writer.write_json("facts.json", facts)
-            writer.write_json("config.json", config)
-            writer.write_json("results.json", results)
-            writer.write_json("versions.json", versions)
+            # Checked against the run documents: a converted run must read like one the bench wrote.
+            writer.write_json("config.json", Config.checked(config, "config").to_json())
+            writer.write_json("results.json", Results.checked(results, "results").to_json())
+            writer.write_json("versions.json", Versions.checked(versions, "versions").to_json())
             columns = [k for k in iterations[0] if not k.startswith("_")]
             writer.write_csv("iterations.csv", columns, ([it[k] for k in columns] for it in iterations))
             writer.write_csv("steps.csv", ("point", "iteration", "warmup", "step", "step_s", "t_end_unix"), [])
@@ -332,9 +335,9 @@ def cpu_runs(store: Path) -> list[Path]:
 
 
 def _add_note(run: Path, note: str) -> None:
-    results = json.loads((run / "results.json").read_text())
-    results["notes"] = [*results.get("notes", []), note]
-    (run / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    results = Results.read(json.loads((run / "results.json").read_text()))
+    results.notes.append(note)
+    atomic_write_text(run / "results.json", json_text(results.to_json()))
 
 
 def write_checks(folder: Path, with_cpu: bool) -> list[Path]:

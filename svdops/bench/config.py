@@ -262,7 +262,9 @@ def resolve_points(request: BenchRequest, device: str) -> list[PointConfig]:
     points = []
     for values in itertools.product(*axes.values()):
         chosen = dict(zip(axes, values, strict=True))
-        points.append(dataclasses.replace(base, sweep=chosen, **chosen))
+        # Any: the sweep axes are PointConfig's integer fields by name (parse_sweep checks them).
+        overrides: dict[str, Any] = {**chosen, "sweep": chosen}
+        points.append(dataclasses.replace(base, **overrides))
     return points
 
 

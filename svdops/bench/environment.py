@@ -17,6 +17,7 @@ from typing import Any
 from svdops import __version__
 from svdops.bench.config import BenchRequest, PointConfig, load_scenario
 from svdops.errors import BadInputError
+from svdops.runs.documents import Versions
 from svdops.telemetry import TelemetrySampler
 
 
@@ -116,7 +117,7 @@ def dense_peak_tflops(gpu_name: str | None, dtype: str) -> tuple[float | None, s
     return float(peak), f"svdops/judge/knowledge/gpus.yaml: {spec.name} {dtype} dense ({spec.source})"
 
 
-def collect_versions(torch: Any, sampler: TelemetrySampler, facts: Any, device: str) -> dict[str, Any]:
+def collect_versions(torch: Any, sampler: TelemetrySampler, facts: Any, device: str) -> Versions:
     import diffusers
     import transformers
 
@@ -130,19 +131,19 @@ def collect_versions(torch: Any, sampler: TelemetrySampler, facts: Any, device: 
     if driver is None and facts is not None and facts.driver.userspace_version is not None:
         driver = str(facts.driver.userspace_version)
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    return {
-        "svdops": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "torch_cuda": torch.version.cuda,
-        "cudnn": cudnn,
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
-        "accelerate": accelerate_version,
-        "driver": driver,
-        "gpu": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
-    }
+    return Versions(
+        svdops=__version__,
+        python=platform.python_version(),
+        platform=platform.platform(),
+        torch=str(torch.__version__),
+        torch_cuda=torch.version.cuda,
+        cudnn=cudnn,
+        diffusers=diffusers.__version__,
+        transformers=transformers.__version__,
+        accelerate=accelerate_version,
+        driver=driver,
+        gpu=torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
+    )
 
 
 def first_line(exc: BaseException) -> str:

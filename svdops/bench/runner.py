@@ -97,7 +97,7 @@ class _Bench:
             else:
                 result.status = "failed"
                 result.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                result.summary["traceback"] = traceback.format_exc()
+                result.summary.traceback = traceback.format_exc()
         # Only here, after the except block has dropped the traceback (whose frames hold the
         # tensors), can the allocator give the memory back.
         self.release_memory(result.point.device)
@@ -238,17 +238,17 @@ def run_bench(
             r.summary = summarize_point(r, samples, gpu_name, compiled)
         results_doc = results_document(request, device, gpu_name, results, run, sampler, use_telemetry)
         writer.write_json("facts.json", facts.to_dict() if facts is not None else None)
-        config_doc = config_document(request, points, results_doc["weights"])
-        config_doc["optimize"] = results_doc["optimize"]
-        writer.write_json("config.json", config_doc)
-        writer.write_json("results.json", results_doc)
-        writer.write_json("versions.json", collect_versions(torch, sampler, facts, device))
+        config_doc = config_document(request, points, results_doc.weights)
+        config_doc.optimize = results_doc.optimize
+        writer.write_json("config.json", config_doc.to_json())
+        writer.write_json("results.json", results_doc.to_json())
+        writer.write_json("versions.json", collect_versions(torch, sampler, facts, device).to_json())
         writer.write_csv("iterations.csv", ITERATION_COLUMNS, iteration_rows(results))
         writer.write_csv("steps.csv", STEP_COLUMNS, step_rows(results))
         writer.write_csv("telemetry.csv", TELEMETRY_COLUMNS, (s.as_row() for s in samples))
         writer.write_csv("marks.csv", MARK_COLUMNS, (m.as_row() for m in sampler.marks))
         path = writer.commit()
-    return BenchOutcome(path=path, status=results_doc["status"], results=results_doc, points=results)
+    return BenchOutcome(path=path, status=results_doc.status or "failed", results=results_doc, points=results)
 
 
 def _build_and_run(

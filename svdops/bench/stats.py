@@ -6,6 +6,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from svdops.runs.documents import Stat
+
 
 def percentile(values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), q in [0, 100]."""
@@ -29,3 +31,10 @@ def describe(values: Sequence[float | None]) -> dict[str, float | int | None]:
         "min": min(present),
         "max": max(present),
     }
+
+
+def describe_stat(values: Sequence[float | None]) -> Stat:
+    """describe() as the results document's type."""
+    d = describe(values)
+    n = d["n"]
+    return Stat(n=int(n or 0), median=d["median"], p90=d["p90"], min=d["min"], max=d["max"])

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,11 @@ from svdops.cli.errors import handles_errors
 from svdops.errors import BadInputError, InterruptedRunError, RunFailedError
 from svdops.runs.store import DEFAULT_STORE
 from svdops.scenarios import scenario_names
+
+if TYPE_CHECKING:  # the bench's modules are imported when a run starts, not for --help
+    from svdops.bench.multi.merge import MultiOutcome
+    from svdops.bench.records import BenchOutcome
+    from svdops.runs.documents import OptimizeRecord
 
 
 @click.command("bench")
@@ -140,13 +145,13 @@ def bench(
 
         click.echo(f"report: {write_report([str(outcome.path)], report_file).output}")
     if outcome.status == "interrupted":
-        done = sum(p["iterations_done"] for p in outcome.results["points"])
+        done = sum(p.iterations_done or 0 for p in outcome.results.points)
         raise InterruptedRunError(
             f"interrupted: {done} finished iteration(s) kept in {outcome.path}",
             hint=f"the finished iterations are in {outcome.path / 'iterations.csv'}; run again for a complete run",
         )
     if not outcome.any_ok:
-        errors = {p["error"] for p in outcome.results["points"] if p["error"]}
+        errors = {p.error for p in outcome.results.points if p.error}
         hint = (
             "try --scenario low-vram, a smaller --decode-chunk or fewer --frames"
             if outcome.status == "oom"
@@ -171,9 +176,9 @@ def bench_multi(request: MultiRequest, slurm_script: str | None) -> None:
                                   hint=f"{outcome.path / 'iterations.csv'} has every finished iteration")  # fmt: skip
     if outcome.failure:
         failure = outcome.failure
-        who = f"rank {failure['rank']}" if failure.get("rank") is not None else "the run"
+        who = f"rank {failure.rank}" if failure.rank is not None else "the run"
         raise RunFailedError(
-            f"{who} failed: {failure['error']}",
+            f"{who} failed: {failure.error}",
             hint=f"finished results are kept in {outcome.path}; torchrun's output is in "
             f"{outcome.path / 'torchrun.log'}",
         )
@@ -195,68 +200,72 @@ def rank_lines() -> Iterator[Any]:
     yield on_event
 
 
-def render_multi(outcome: Any) -> None:
+def render_multi(outcome: MultiOutcome) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console() if sys.stdout.isatty() else Console(width=200)
     results = outcome.results
-    where = results["gpu"] or results["device"]
-    title = f"svdops bench {results['scenario']} {results['workload']} x{results['world_size']} on {where}"
-    scaling = results.get("scaling")
+    where = results.gpu or results.device
+    title = f"svdops bench {results.scenario} {results.workload} x{results.world_size} on {where}"
+    scaling = results.scaling
     if scaling:
         table = Table(title=title)
         for column in ("rank", "host", "gpu", "status", "detail"):
             table.add_column(column)
-        for r in scaling["per_rank"]:
+        for r in scaling.per_rank:
             detail = {k: v for k, v in r.items() if k in ("videos", "role", "videos_per_hour", "samples_per_s")}
             timing = r.get("e2e_s") or r.get("step_s") or {}
             detail["median_s"] = timing.get("median")
             text = ", ".join(f"{k} {_fmt(v)}" for k, v in detail.items())
-            table.add_row(str(r["rank"]), str(r["host"]), _fmt(r["gpu"]), r["status"], text)
+            table.add_row(str(r["rank"]), str(r["host"]), _fmt(r["gpu"]), str(r["status"]), text)
         console.print(table)
-        throughput = scaling["throughput"]
-        console.print(f"throughput: {_fmt(throughput['value'], 2)} {throughput['unit']}; one-GPU baseline "
-                      f"({scaling['baseline']['source']}); speedup {_fmt(scaling.get('speedup'), 2)}, "
-                      f"scaling efficiency {_fmt(scaling.get('efficiency'), 3)}")  # fmt: skip
-        if scaling.get("check"):
-            check = scaling["check"]
+        throughput = scaling.throughput
+        value, unit = (throughput.value, throughput.unit) if throughput else (None, None)
+        source = scaling.baseline.source if scaling.baseline else None
+        console.print(f"throughput: {_fmt(value, 2)} {unit or ''}; one-GPU baseline "
+                      f"({source}); speedup {_fmt(scaling.speedup, 2)}, "
+                      f"scaling efficiency {_fmt(scaling.efficiency, 3)}")  # fmt: skip
+        if scaling.check:
+            check = scaling.check
             verdict = "matches" if check["matches"] else "DIFFERS"
             console.print(f"CFG split vs one GPU: max |diff| {check['max_abs_diff']:.3g}, {verdict} "
                           f"(tolerance {check['tolerance']:g} of the largest latent)")  # fmt: skip
-    if results.get("nccl"):
+    if results.nccl:
         table = Table(title=f"{title}: all-reduce")
         for column in ("size", "time ms", "algbw GB/s", "busbw GB/s", "expected busbw GB/s"):
             table.add_column(column)
-        for row in results["nccl"]:
+        for row in results.nccl:
+            size_mb = None if row.size_bytes is None else f"{row.size_bytes / 2**20:g} MB"
+            time_ms = None if row.time_s is None else row.time_s * 1e3
             table.add_row(
-                f"{row['size_bytes'] / 2**20:g} MB", _fmt(row["time_s"] * 1e3, 3), _fmt(row["algbw_gbps"], 2),
-                _fmt(row["busbw_gbps"], 2), _fmt(row["expected_busbw_gbps"], 0),
+                _fmt(size_mb), _fmt(time_ms, 3), _fmt(row.algbw_gbps, 2), _fmt(row.busbw_gbps, 2),
+                _fmt(row.expected_busbw_gbps, 0),
             )  # fmt: skip
         console.print(table)
-    topology = results.get("topology") or {}
+    topology = results.topology or {}
     console.print(f"link: {topology.get('link_type') or 'unknown'}; "
                   f"expected busbw {_fmt(topology.get('expected_busbw_gbps'), 0)} GB/s")  # fmt: skip
-    for note in results.get("notes", []):
+    for note in results.notes:
         console.print(f"note: {note}")
-    console.print(f"run: {outcome.path} ({results['status']})")
+    console.print(f"run: {outcome.path} ({results.status})")
 
 
-def render_optimize(console: Any, optimize: dict[str, Any]) -> None:
+def render_optimize(console: Any, optimize: OptimizeRecord | None) -> None:
     """One line per lever the level considered: applied (with its note) or declined (with why)."""
-    if optimize.get("level", "none") == "none":
+    if optimize is None or (optimize.level or "none") == "none":
         return
-    console.print(f"optimize {optimize['level']} (compile mode {optimize['compile_mode']}, "
-                  f"arch {optimize.get('arch') or 'cpu'}):")  # fmt: skip
-    for lever in optimize["levers"]:
+    console.print(f"optimize {optimize.level} (compile mode {optimize.compile_mode}, "
+                  f"arch {optimize.arch or 'cpu'}):")  # fmt: skip
+    for lever in optimize.levers:
         detail = lever.get("note") or lever.get("reason") or ""
         console.print(f"  {lever['status']:8} {lever['name']}: {detail}", highlight=False)
-    cache = optimize.get("compile_cache")
+    cache = optimize.compile_cache
     if cache:
         hits, misses = cache["fxgraph_cache_hit"], cache["fxgraph_cache_miss"]
         console.print(f"compile cache: {cache['dir']} ({cache['state']} at start, {hits} graph hits, {misses} "
                       f"misses; compile {_fmt(cache['compile_s'], 1)} s)")  # fmt: skip
-    gate = optimize.get("quality_gate") or {}
+    gate = optimize.quality_gate or {}
     if gate.get("checked"):
         console.print(gate["text"], highlight=False)
 
@@ -303,37 +312,33 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _median(summary: dict[str, Any], key: str) -> Any:
-    return (summary.get(key) or {}).get("median")
-
-
-def render(outcome: Any) -> None:
+def render(outcome: BenchOutcome) -> None:
     from rich.console import Console
     from rich.table import Table
 
     # A pipe or a file has no width: do not squeeze the table into 80 columns there.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     results = outcome.results
-    table = Table(title=f"svdops bench {results['scenario']} on {results['gpu'] or results['device']}")
+    table = Table(title=f"svdops bench {results.scenario} on {results.gpu or results.device}")
     for column in ("point", "status", "config", "e2e s", "UNet s/step", "decode s", "videos/h", "TFLOP/s", "MFU",
                    "peak alloc GiB", "J/video", "throttled"):  # fmt: skip
         table.add_column(column)
-    for p in results["points"]:
-        s, c = p["summary"], p["config"]
+    for p in results.points:
+        s, c = p.summary, p.config
         config = f"{c['frames']}f {c['height']}x{c['width']} {c['steps']} steps chunk {c['decode_chunk']} {c['dtype']}"
         table.add_row(
-            str(p["point"]), p["status"], config, _fmt(_median(s, "e2e_s")), _fmt(_median(s, "unet_step_s")),
-            _fmt(_median(s, "decode_s")), _fmt(s.get("videos_per_hour"), 1), _fmt(s.get("unet_tflops"), 1),
-            _fmt(s.get("mfu"), 3), _fmt(s.get("peak_allocated_gib"), 2), _fmt(s.get("energy_j_per_video"), 0),
-            _fmt(s.get("throttled")),
+            _fmt(p.point), _fmt(p.status), config, _fmt(s.median("e2e")), _fmt(s.median("unet_step")),
+            _fmt(s.median("decode")), _fmt(s.videos_per_hour, 1), _fmt(s.unet_tflops, 1),
+            _fmt(s.mfu, 3), _fmt(s.peak_allocated_gib, 2), _fmt(s.energy_j_per_video, 0),
+            _fmt(s.throttled),
         )  # fmt: skip
     console.print(table)
-    console.print(f"weights: {results['weights']['description'] if results['weights'] else '-'}")
-    render_optimize(console, results.get("optimize") or {})
-    if results.get("largest_fitting"):
-        fit = results["largest_fitting"]["config"]
-        console.print(f"largest configuration that fits: point {results['largest_fitting']['point']} "
+    console.print(f"weights: {results.weights.description if results.weights else '-'}")
+    render_optimize(console, results.optimize)
+    if results.largest_fitting:
+        fit = results.largest_fitting.config
+        console.print(f"largest configuration that fits: point {results.largest_fitting.point} "
                       f"({', '.join(f'{k}={v}' for k, v in fit['sweep'].items())})")  # fmt: skip
-    for note in results.get("notes", []):
+    for note in results.notes:
         console.print(f"note: {note}")
     console.print(f"run: {outcome.path}")

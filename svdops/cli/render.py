@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from svdops.errors import BadInputError
+from svdops.files import atomic_write_text
 from svdops.findings import Status
 from svdops.host.facts import HostFacts
 from svdops.judge.check import CheckReport
@@ -39,9 +40,7 @@ def write_output(text: str, output: Path | None) -> None:
         return
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
+        atomic_write_text(output, text)
     except OSError as exc:
         raise BadInputError(f"cannot write output: {exc.strerror}", where=str(output)) from exc
 

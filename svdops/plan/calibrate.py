@@ -25,7 +25,6 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from svdops.errors import BadInputError
 from svdops.plan.costmodel import (
@@ -331,16 +330,14 @@ def run_points(run: Run) -> tuple[list[CalibrationPoint], list[str]]:
     """A run's usable points, and a note for each one left out (and why)."""
     points: list[CalibrationPoint] = []
     notes: list[str] = []
-    gpu = run.results.get("gpu")
-    device = device_named(gpu if isinstance(gpu, str) else None)
+    gpu = run.results.gpu
+    device = device_named(gpu)
     if device is None:
         return [], [f"{run.name}: GPU {gpu!r} is not in svdops/judge/knowledge/gpus.yaml; add a row to plan with it"]
-    for entry in run.results.get("points", []):
-        if not isinstance(entry, dict) or entry.get("status") != "ok":
-            continue
-        config = entry.get("config") or {}
-        summary = entry.get("summary") or {}
-        label = f"{run.name}#{entry.get('point', 0)}"
+    for entry in run.results.ok_points():
+        config = entry.config
+        summary = entry.summary
+        label = f"{run.name}#{entry.point or 0}"
         try:
             workload = workload_from_point(config)
         except (KeyError, TypeError, ValueError):
@@ -349,38 +346,26 @@ def run_points(run: Run) -> tuple[list[CalibrationPoint], list[str]]:
         if device.is_gpu and workload.dtype == "fp32":
             notes.append(f"{label}: fp32 on a GPU has no tensor-core peak in the table; left out")
             continue
-        step = _median(summary, "unet_step_s")
+        step = summary.median("unet_step")
         if step is None:
             notes.append(f"{label}: no UNet step time; left out")
             continue
-        p90 = (summary.get("unet_step_s") or {}).get("p90")
-        e2e = _median(summary, "e2e_s")
-        energy = summary.get("energy_j_per_video")
+        p90 = summary.unet_step_s.p90 if summary.unet_step_s else None
+        e2e = summary.median("e2e")
+        energy = summary.energy_j_per_video
         fraction = None
         if energy and e2e and device.power_w:
             fraction = float(energy) * workload.videos_per_call / e2e / device.power_w  # mean W over the cap
         points.append(CalibrationPoint(
             id=label, device=device, workload=workload,
             measured=Measured(
-                unet_step_s=step, decode_s=_median(summary, "decode_s"), e2e_s=e2e,
-                peak_allocated_gib=_float(summary.get("peak_allocated_gib")),
-                energy_j_per_video=_float(energy), spread=(float(p90) / step - 1) if p90 else None,
+                unet_step_s=step, decode_s=summary.median("decode"), e2e_s=e2e,
+                peak_allocated_gib=summary.peak_allocated_gib,
+                energy_j_per_video=energy, spread=(p90 / step - 1) if p90 else None,
             ),
             source=str(run.path), power_fraction=fraction,
         ))
     return points, notes
-
-
-def _median(summary: dict[str, Any], key: str) -> float | None:
-    value = (summary.get(key) or {}).get("median") if isinstance(summary.get(key), dict) else None
-    return _float(value)
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def gather_points(runs: Sequence[Run], *, anchors: bool = True) -> tuple[list[CalibrationPoint], list[str]]:

@@ -313,9 +313,10 @@ def measured_scaling(runs: Sequence[Run], count: int) -> tuple[float, str] | Non
     """The scaling efficiency a multi-GPU bench recorded for this GPU count, where one exists."""
     found = []
     for run in runs:
-        scaling = run.results.get("scaling")
-        if isinstance(scaling, dict) and scaling.get("gpus") == count and scaling.get("efficiency"):
-            found.append((float(scaling["efficiency"]), run.name))
+        # world_size is the GPU count the multi-GPU bench ran on (drafts called it `gpus`; read as such).
+        scaling = run.results.scaling
+        if scaling is not None and scaling.world_size == count and scaling.efficiency:
+            found.append((float(scaling.efficiency), run.name))
     if not found:
         return None
     value = sorted(v for v, _ in found)[len(found) // 2]

@@ -8,7 +8,6 @@ progress from runner events, and a per-host recap.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import re
 import shlex
@@ -24,6 +23,7 @@ import svdops
 from svdops import paths
 from svdops.errors import BadInputError, InterruptedRunError, MissingDependencyError, RunFailedError
 from svdops.extras import install_hint
+from svdops.files import atomic_write_json
 from svdops.findings import Finding
 from svdops.host.inventory import parse_host_arg, select_targets
 from svdops.judge import knowledge as kb
@@ -414,6 +414,4 @@ def _stdout_tail(path: Path, lines: int = 5) -> str:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, data, sort_keys=True)

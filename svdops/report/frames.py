@@ -41,10 +41,10 @@ from svdops.report.run_fields import (
     run_host,
     run_scenario,
     run_started,
-    summary_stat,
 )
 from svdops.report.selection import price_for
 from svdops.report.telemetry_series import telemetry_samples
+from svdops.runs.documents import PointDoc, TelemetrySummary
 from svdops.runs.store import Run
 
 # metric -> (column in the groups frame, larger is better)
@@ -85,8 +85,8 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
         started, finished = run_started(run), run_finished(run)
         gpu = run_gpu(run)
         capacity, capacity_source = gpu_capacity_gib(run, gpu)
-        points = [p for p in run.results.get("points") or [] if isinstance(p, dict)]
-        errors = [str(p["error"]) for p in points if p.get("error")]
+        points = run.results.points
+        errors = [p.error for p in points if p.error]
         rows.append(
             {
                 "run": run.name,
@@ -96,18 +96,19 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
                 "status": run.status,
                 "started_at": started,
                 "duration_s": (finished - started).total_seconds() if started and finished else None,
-                "device": as_text(run.results.get("device")),
+                "device": as_text(run.results.device),
                 "gpu": gpu,
                 "gpu_memory_gib": capacity,
                 "gpu_memory_source": capacity_source,
                 "power_cap_w": power_cap_w(run),
                 "weights": weights_text(run),
-                "provenance": as_text(run.results.get("provenance")),
+                "provenance": as_text(run.results.provenance),
                 "reference": is_reference(run),
                 "points": len(points),
                 "telemetry_samples": telemetry_samples(run),
                 "facts_recorded": run.facts is not None,
-                "notes": [str(n) for n in run.results.get("notes") or [] if n],
+                # What reading found malformed is shown with the run: a blank cell should have a reason.
+                "notes": [*(n for n in run.results.notes if n), *run.read_notes],
                 "errors": errors,
             }
         )
@@ -115,10 +116,8 @@ def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 def weights_text(run: Run) -> str | None:
-    weights = run.results.get("weights") or run.config.get("weights")
-    if isinstance(weights, dict):
-        return as_text(weights.get("description")) or as_text(weights.get("kind"))
-    return as_text(weights)
+    weights = run.results.weights or run.config.weights
+    return as_text(weights.text()) if weights else None
 
 
 def workload_label(config: Mapping[str, Any]) -> str:
@@ -221,13 +220,13 @@ def points_frame(runs: Sequence[Run], prices: Mapping[str, float] | None = None)
             "run": run.name,
             "started_at": run_started(run),
             "reference": is_reference(run),
-            "device": as_text(run.results.get("device")),
+            "device": as_text(run.results.device),
             "gpu_memory_gib": capacity,
             "power_cap_w": power_cap_w(run),
             "weights": weights_text(run),
             "price_usd_per_hour": price_for(host, prices),
         }
-        for index, point in enumerate(p for p in run.results.get("points") or [] if isinstance(p, dict)):
+        for index, point in enumerate(run.results.points):
             rows.append({**base, **_point_row(point, index, gpu)})
     frame = pd.DataFrame(rows, columns=POINT_COLUMNS)
     if frame.empty:
@@ -237,19 +236,19 @@ def points_frame(runs: Sequence[Run], prices: Mapping[str, float] | None = None)
     return frame
 
 
-def _point_row(point: Mapping[str, Any], index: int, gpu: str | None) -> dict[str, Any]:
-    config = as_dict(point.get("config"))
-    summary = as_dict(point.get("summary"))
-    telemetry = as_dict(summary.get("telemetry"))
-    stages = {name: summary_stat(summary, f"{name}_s", "median") for name in ("clip", "vae_encode", "unet", "decode")}
-    e2e = summary_stat(summary, "e2e_s", "median")
+def _point_row(point: PointDoc, index: int, gpu: str | None) -> dict[str, Any]:
+    config = point.config
+    summary = point.summary
+    telemetry = summary.telemetry or TelemetrySummary()
+    stages = {name: as_number(summary.median(name)) for name in ("clip", "vae_encode", "unet", "decode")}
+    e2e = as_number(summary.median("e2e"))
     encode_parts = [v for v in (stages["clip"], stages["vae_encode"]) if v is not None]
     known = [v for v in stages.values() if v is not None]
     # Whatever the stage timers did not cover (image conversion, Python between stages).
     other = max(e2e - sum(known), 0.0) if e2e is not None and known else None
-    unet_tflops = as_number(summary.get("unet_tflops"))
-    peak = as_number(summary.get("peak_tflops"))
-    mfu = as_number(summary.get("mfu"))
+    unet_tflops = as_number(summary.unet_tflops)
+    peak = as_number(summary.peak_tflops)
+    mfu = as_number(summary.mfu)
     if mfu is None and unet_tflops and gpu and peak is None:
         # Runs made before the knowledge base listed their card get an MFU today.
         spec = gpu_spec(gpu)
@@ -259,9 +258,9 @@ def _point_row(point: Mapping[str, Any], index: int, gpu: str | None) -> dict[st
     return {
         "workload": workload_label(config),
         "config": config_label(config),
-        "point": point["point"] if isinstance(point.get("point"), int) else index,
-        "status": as_text(point.get("status")) or "unknown",
-        "error": as_text(point.get("error")),
+        "point": point.point if point.point is not None else index,
+        "status": as_text(point.status) or "unknown",
+        "error": as_text(point.error),
         "frames": config.get("frames"),
         "height": config.get("height"),
         "width": config.get("width"),
@@ -270,29 +269,29 @@ def _point_row(point: Mapping[str, Any], index: int, gpu: str | None) -> dict[st
         "dtype": config.get("dtype"),
         "videos_per_call": config.get("videos_per_call"),
         "compile": bool(config.get("compile")),
-        "iterations": as_number(summary.get("iterations")) or as_number(point.get("iterations_done")) or 0,
-        "videos_per_hour": as_number(summary.get("videos_per_hour")),
+        "iterations": as_number(summary.iterations) or as_number(point.iterations_done) or 0,
+        "videos_per_hour": as_number(summary.videos_per_hour),
         "e2e_p50_s": e2e,
-        "e2e_p90_s": summary_stat(summary, "e2e_s", "p90"),
-        "unet_step_p50_s": summary_stat(summary, "unet_step_s", "median"),
-        "unet_step_p90_s": summary_stat(summary, "unet_step_s", "p90"),
+        "e2e_p90_s": as_number(summary.e2e_s.p90) if summary.e2e_s else None,
+        "unet_step_p50_s": as_number(summary.median("unet_step")),
+        "unet_step_p90_s": as_number(summary.unet_step_s.p90) if summary.unet_step_s else None,
         "unet_tflops": unet_tflops,
         "peak_tflops": peak,
         "mfu": mfu,
-        "frames_per_s": as_number(summary.get("frames_per_s")),
+        "frames_per_s": as_number(summary.frames_per_s),
         "encode_s": sum(encode_parts) if encode_parts else None,
         "unet_s": stages["unet"],
         "decode_s": stages["decode"],
         "other_s": other,
-        "peak_allocated_gib": as_number(summary.get("peak_allocated_gib")),
-        "peak_reserved_gib": as_number(summary.get("peak_reserved_gib")),
-        "energy_j_per_video": as_number(summary.get("energy_j_per_video")),
-        "power_w_median": as_number(telemetry.get("power_w_median")),
-        "power_w_max": as_number(telemetry.get("power_w_max")),
-        "temp_c_max": as_number(telemetry.get("temp_c_max")),
-        "sm_mhz_median": as_number(telemetry.get("sm_mhz_median")),
-        "throttled": telemetry.get("throttled") if isinstance(telemetry.get("throttled"), bool) else None,
-        "power_capped": telemetry.get("power_capped") if isinstance(telemetry.get("power_capped"), bool) else None,
+        "peak_allocated_gib": as_number(summary.peak_allocated_gib),
+        "peak_reserved_gib": as_number(summary.peak_reserved_gib),
+        "energy_j_per_video": as_number(summary.energy_j_per_video),
+        "power_w_median": as_number(telemetry.power_w_median),
+        "power_w_max": as_number(telemetry.power_w_max),
+        "temp_c_max": as_number(telemetry.temp_c_max),
+        "sm_mhz_median": as_number(telemetry.sm_mhz_median),
+        "throttled": telemetry.throttled,
+        "power_capped": telemetry.power_capped,
     }
 
 
@@ -402,14 +401,14 @@ def _environment(runs: Sequence[Run]) -> dict[str, Any]:
         add(
             "gpu_memory_gib", None if capacity is None else f"{capacity:.1f}" + (" (spec)" if source != "facts" else "")
         )
-        add("driver", versions.get("driver") or driver.get("userspace_version"))
-        torch_cuda = versions.get("torch_cuda") or python.get("torch_cuda")
+        add("driver", versions.driver or driver.get("userspace_version"))
+        torch_cuda = versions.torch_cuda or python.get("torch_cuda")
         toolkit = cuda.get("toolkit_version")
         add("cuda", joined_text(torch_cuda and f"torch {torch_cuda}", toolkit and f"toolkit {toolkit}"))
         add(
             "cudnn",
             joined_text(
-                _cudnn_text(versions.get("cudnn")) or (python.get("torch_cudnn") and f"torch {python['torch_cudnn']}"),
+                _cudnn_text(versions.cudnn) or (python.get("torch_cudnn") and f"torch {python['torch_cudnn']}"),
                 cuda.get("cudnn_version") and f"system {cuda['cudnn_version']}",
             ),
         )
@@ -420,10 +419,10 @@ def _environment(runs: Sequence[Run]) -> dict[str, Any]:
                 cuda.get("nccl_version") and f"system {cuda['nccl_version']}",
             ),
         )
-        add("torch", versions.get("torch") or python.get("torch_version"))
-        add("diffusers", versions.get("diffusers") or python.get("diffusers_version"))
-        add("transformers", versions.get("transformers") or python.get("transformers_version"))
-        add("python", versions.get("python") or python.get("python_version"))
+        add("torch", versions.torch or python.get("torch_version"))
+        add("diffusers", versions.diffusers or python.get("diffusers_version"))
+        add("transformers", versions.transformers or python.get("transformers_version"))
+        add("python", versions.python or python.get("python_version"))
         add("os", as_dict(facts.get("os")).get("pretty_name"))
         cpu = as_dict(facts.get("cpu"))
         add(

@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from svdops import __version__
 from svdops.errors import BadInputError, MissingDependencyError
+from svdops.files import atomic_path, atomic_write_bytes
 from svdops.report import charts
 from svdops.report.checks import CheckSet, load_checks
 from svdops.report.frames import RANK_COLUMNS, environment_frame, groups_frame, points_frame, runs_frame
@@ -156,36 +157,30 @@ def _export_format(path: Path) -> str:
 
 def export_table(points: pd.DataFrame, path: Path) -> None:
     """The merged per-point table, one row per configuration point of every run."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fmt = _export_format(path)
     try:
-        if _export_format(path) == "csv":
-            points.to_csv(tmp, index=False)
-        else:
-            try:
-                points.to_parquet(tmp, index=False)
-            except ImportError as exc:
-                raise MissingDependencyError(
-                    f"Parquet export needs pyarrow: {exc}", hint="pip install pyarrow, or export to a .csv file"
-                ) from exc
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            if fmt == "csv":
+                points.to_csv(tmp, index=False)
+            else:
+                try:
+                    points.to_parquet(tmp, index=False)
+                except ImportError as exc:
+                    raise MissingDependencyError(
+                        f"Parquet export needs pyarrow: {exc}", hint="pip install pyarrow, or export to a .csv file"
+                    ) from exc
     except OSError as exc:
         raise BadInputError(f"cannot write the export: {exc.strerror}", where=str(path)) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """A half-written report attached to a ticket is worse than none."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise BadInputError(
             f"cannot write the report: {exc.strerror}", where=str(path), hint="pass a writable path with -o FILE"
         ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # --- HTML --------------------------------------------------------------------------------------------
@@ -385,21 +380,18 @@ def _telemetry_sections(data: ReportData) -> tuple[list[dict[str, Any]], int]:
         if series is None:
             continue
         summary = series.summary
-        raw_reasons = summary.get("clocks_event_reasons")
-        reasons: dict[str, Any] = raw_reasons if isinstance(raw_reasons, dict) else {}
+        reasons = summary.clocks_event_reasons or {}
         sections.append(
             {
                 "run": run.name,
                 "host": series.host,
                 "gpu": series.gpu,
-                "reference": bool(run.results.get("provenance")),
+                "reference": run.results.is_reference,
                 "chart": charts.telemetry_chart(series),
-                "summary": summary,
-                "reasons": sorted(
-                    reasons.items(), key=lambda kv: -float(kv[1]) if isinstance(kv[1], int | float) else 0.0
-                ),
+                "summary": summary.to_json(),
+                "reasons": sorted(reasons.items(), key=lambda kv: -kv[1]),
                 "note": series.note,
-                "marks_reconstructed": any("reconstructed" in str(n) for n in run.results.get("notes") or []),
+                "marks_reconstructed": any("reconstructed" in n for n in run.results.notes),
             }
         )
     return sections, available

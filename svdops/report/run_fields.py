@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -20,7 +19,7 @@ UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def run_scenario(run: Run) -> str:
-    return str(run.results.get("scenario") or run.config.get("request", {}).get("scenario") or "unknown")
+    return run.results.scenario or run.config.scenario_name or "unknown"
 
 
 def run_host(run: Run) -> str:
@@ -48,8 +47,8 @@ def known_scenarios() -> tuple[str, ...]:
 
 
 def run_started(run: Run) -> datetime | None:
-    text = run.results.get("started_at")
-    if isinstance(text, str):
+    text = run.results.started_at
+    if text is not None:
         try:
             when = datetime.fromisoformat(text)
             return when if when.tzinfo else when.replace(tzinfo=UTC)
@@ -62,8 +61,8 @@ def run_started(run: Run) -> datetime | None:
 
 
 def run_finished(run: Run) -> datetime | None:
-    text = run.results.get("finished_at")
-    if not isinstance(text, str):
+    text = run.results.finished_at
+    if text is None:
         return None
     try:
         when = datetime.fromisoformat(text)
@@ -73,10 +72,10 @@ def run_finished(run: Run) -> datetime | None:
 
 
 def run_gpu(run: Run) -> str | None:
-    telemetry = run.results.get("telemetry") if isinstance(run.results.get("telemetry"), dict) else {}
-    for value in (run.results.get("gpu"), run.versions.get("gpu"), (telemetry or {}).get("gpu")):
+    telemetry = run.results.telemetry
+    for value in (run.results.gpu, run.versions.gpu, telemetry.gpu if telemetry else None):
         if value:
-            return str(value)
+            return value
     return None
 
 
@@ -86,7 +85,7 @@ def facts_gpus(run: Run) -> list[dict[str, Any]]:
 
 
 def is_reference(run: Run) -> bool:
-    return bool(run.results.get("provenance"))
+    return run.results.is_reference
 
 
 @cache
@@ -110,9 +109,10 @@ def gpu_capacity_gib(run: Run, gpu_name: str | None) -> tuple[float | None, str]
 
 
 def power_cap_w(run: Run) -> float | None:
-    summary = as_dict(as_dict(run.results.get("telemetry")).get("summary"))
-    if as_number(summary.get("power_limit_w")) is not None:
-        return as_number(summary.get("power_limit_w"))
+    telemetry = run.results.telemetry
+    summary = telemetry.summary if telemetry else None
+    if summary is not None and summary.power_limit_w is not None:
+        return float(summary.power_limit_w)
     for gpu in facts_gpus(run):
         if as_number(gpu.get("power_limit_w")) is not None:
             return as_number(gpu.get("power_limit_w"))
@@ -128,10 +128,6 @@ def as_number(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
-
-
-def summary_stat(summary: Mapping[str, Any], key: str, which: str) -> float | None:
-    return as_number(as_dict(summary.get(key)).get(which))
 
 
 def as_text(value: Any) -> str | None:

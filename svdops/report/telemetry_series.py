@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import pandas as pd
 
-from svdops.report.run_fields import as_dict, as_number, run_gpu, run_host, run_started
+from svdops.report.run_fields import run_gpu, run_host, run_started
+from svdops.runs.documents import TelemetrySummary
 from svdops.runs.store import Run
 
 
@@ -20,17 +20,14 @@ class TelemetrySeries:
     gpu: str | None
     samples: pd.DataFrame  # t_s (from the first sample), temp_c, power_w, power_limit_w, sm_mhz, clocks_event_mask
     marks: pd.DataFrame  # t_s, label, point, iteration
-    summary: dict[str, Any]
+    summary: TelemetrySummary
     note: str | None = None
 
 
 def telemetry_samples(run: Run) -> int:
     """How many NVML samples results.json says the run has (multi-GPU runs count per rank)."""
-    telemetry = as_dict(run.results.get("telemetry"))
-    count = as_number(as_dict(telemetry.get("summary")).get("samples")) or 0
-    for rank in as_dict(telemetry.get("per_rank")).values():
-        count += as_number(as_dict(rank).get("samples")) or 0
-    return int(count)
+    telemetry = run.results.telemetry
+    return telemetry.samples() if telemetry else 0
 
 
 def read_telemetry(run: Run) -> TelemetrySeries | None:
@@ -73,7 +70,7 @@ def read_telemetry(run: Run) -> TelemetrySeries | None:
         gpu=run_gpu(run),
         samples=samples,
         marks=marks,
-        summary=as_dict(as_dict(run.results.get("telemetry")).get("summary")),
+        summary=(run.results.telemetry.summary if run.results.telemetry else None) or TelemetrySummary(),
         note=note,
     )
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import math
 import os
 import re
 import shutil
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from svdops.errors import BadInputError
+from svdops.files import atomic_write_text, fsync_dir, json_text
+from svdops.runs.documents import Config, Results, Versions
 
 TMP_PREFIX = ".tmp-"
 DEFAULT_STORE = "svdops-runs"
@@ -82,8 +83,12 @@ class RunWriter:
         self.path: Path | None = None
 
     def write_json(self, filename: str, data: Any) -> None:
-        text = json.dumps(_finite(data), indent=2, sort_keys=False, default=str, allow_nan=False)
-        self._write(filename, text + "\n")
+        # Atomic within the hidden folder too: a reader of a committed run never sees a torn file,
+        # and the temporary files of a crashed writer stay inside the folder readers skip.
+        atomic_write_text(self.tmp / filename, json_text(data))
+
+    def write_text(self, filename: str, text: str) -> None:
+        atomic_write_text(self.tmp / filename, text)
 
     def write_csv(self, filename: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         target = self.tmp / filename
@@ -95,17 +100,11 @@ class RunWriter:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def _write(self, filename: str, text: str) -> None:
-        with (self.tmp / filename).open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
     def commit(self) -> Path:
         """Rename the hidden folder to its final name (`-2`, `-3`… if the name is taken)."""
         if self.path is not None:
             return self.path
-        _fsync_dir(self.tmp)
+        fsync_dir(self.tmp)
         for n in range(1, 1000):
             final = self.store / (self.name if n == 1 else f"{self.name}-{n}")
             if final.exists():
@@ -116,7 +115,7 @@ class RunWriter:
                 os.rename(self.tmp, final)
             except OSError:
                 continue
-            _fsync_dir(self.store)
+            fsync_dir(self.store)
             self.path = final
             return final
         raise BadInputError("no free run folder name", where=str(self.store / self.name))
@@ -132,17 +131,6 @@ class RunWriter:
             self.discard()
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities as null: strict JSON readers (and jq) reject the bare tokens."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _cell(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)  # 0/1 reads back as a number in pandas and in a spreadsheet
@@ -151,26 +139,18 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # --- reading -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Run:
-    """A committed run folder. JSON files are parsed; CSV tables are read on demand."""
+    """A committed run folder. JSON documents are read into their types; CSV tables on demand."""
 
     path: Path
-    facts: dict[str, Any] | None
-    config: dict[str, Any]
-    results: dict[str, Any]
-    versions: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] | None  # HostFacts.to_dict(): the host stage owns its shape
+    config: Config
+    results: Results
+    versions: Versions = field(default_factory=Versions)
 
     @property
     def name(self) -> str:
@@ -178,7 +158,12 @@ class Run:
 
     @property
     def status(self) -> str:
-        return str(self.results.get("status", "unknown"))
+        return self.results.status or "unknown"
+
+    @property
+    def read_notes(self) -> list[str]:
+        """What reading the documents found missing or malformed, with file and key."""
+        return [*self.results.read_notes, *self.config.read_notes, *self.versions.read_notes]
 
     def table(self, name: str) -> list[dict[str, Any]]:
         """Rows of `<name>.csv` as dicts, numbers parsed, empty cells as None ([] when absent)."""
@@ -212,8 +197,12 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInputError(f"cannot read {path.name}: {exc}", where=str(path)) from exc
+    except RecursionError as exc:
+        raise BadInputError(
+            f"cannot read {path.name}: nested too deeply to be a run document", where=str(path)
+        ) from exc
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
@@ -230,16 +219,16 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             where=str(folder),
             hint="pass a folder inside the run store, e.g. ./svdops-runs/<run>",
         )
-    results = _read_json(folder / "results.json")
-    config = _read_json(folder / "config.json")
+    results = Results.read(_read_json(folder / "results.json"), where="results.json")
+    config = Config.read(_read_json(folder / "config.json"), where="config.json")
     facts = _read_json(folder / "facts.json")
-    versions = _read_json(folder / "versions.json")
+    versions = Versions.read(_read_json(folder / "versions.json"), where="versions.json")
     return Run(
         path=folder,
         facts=facts if isinstance(facts, dict) else None,
-        config=config if isinstance(config, dict) else {},
-        results=results if isinstance(results, dict) else {},
-        versions=versions if isinstance(versions, dict) else {},
+        config=config,
+        results=results,
+        versions=versions,
     )
 
 

@@ -25,12 +25,12 @@ def test_tiny_on_the_gpu_with_real_nvml(tmp_path):
     )
     assert outcome.status == "ok"
     summary = outcome.points[0].summary
-    assert outcome.results["device"].startswith("cuda")
-    assert summary["peak_allocated_gib"] > 0 and summary["peak_reserved_gib"] >= summary["peak_allocated_gib"]
-    assert summary["output_ok"]
-    telemetry = outcome.results["telemetry"]
-    assert telemetry["available"], telemetry["note"]
-    assert telemetry["summary"]["samples"] > 0 and telemetry["summary"]["power_w_max"] > 0
+    assert outcome.results.device.startswith("cuda")
+    assert summary.peak_allocated_gib > 0 and summary.peak_reserved_gib >= summary.peak_allocated_gib
+    assert summary.output_ok
+    telemetry = outcome.results.telemetry
+    assert telemetry.available, telemetry.note
+    assert telemetry.summary.samples > 0 and telemetry.summary.power_w_max > 0
 
 
 @pytest.mark.slow
@@ -42,7 +42,7 @@ def test_svd_xt_shape_matches_the_anchor_memory_and_flops(tmp_path):
     )
     assert outcome.status == "ok", outcome.points[0].error
     summary = outcome.points[0].summary
-    assert summary["unet_tflop_per_step"] == pytest.approx(159.9, rel=1e-3)
-    assert summary["peak_allocated_gib"] == pytest.approx(15.06, rel=0.05)
-    assert summary["output_ok"], (summary["nan_frac_max"], summary["black_frames"])
-    assert summary["mfu"] is None or 0.05 < summary["mfu"] < 0.6
+    assert summary.unet_tflop_per_step == pytest.approx(159.9, rel=1e-3)
+    assert summary.peak_allocated_gib == pytest.approx(15.06, rel=0.05)
+    assert summary.output_ok, (summary.nan_frac_max, summary.black_frames)
+    assert summary.mfu is None or 0.05 < summary.mfu < 0.6

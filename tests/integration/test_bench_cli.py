@@ -44,7 +44,7 @@ def test_tiny_run_prints_a_summary_and_records_this_hosts_facts(tmp_path):
     assert "random-init (tiny architecture)" in result.output
     (run,) = list_runs(tmp_path)
     assert f"run: {run.path}" in result.output
-    assert run.facts is not None, run.results["notes"]
+    assert run.facts is not None, run.results.notes
     facts = HostFacts.from_dict(run.facts)
     assert facts.python.torch_version is not None  # gathered from the interpreter that ran the bench
     assert run.path.name.endswith(f"-{facts.hostname}-tiny")
@@ -82,7 +82,7 @@ def test_every_point_out_of_memory_exits_4_with_the_run_kept(tmp_path, monkeypat
     assert result.exit_code == 4, result.output
     assert "no configuration ran (oom)" in result.output and "low-vram" in result.output
     (run,) = list_runs(tmp_path)
-    assert run.status == "oom" and run.results["points"][0]["status"] == "oom"
+    assert run.status == "oom" and run.results.points[0].status == "oom"
 
 
 def _start(tmp_path: Path, *extra: str) -> subprocess.Popen:

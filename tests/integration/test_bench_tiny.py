@@ -14,6 +14,7 @@ from svdops.bench.models import build_random_pipeline
 from svdops.bench.runner import run_bench
 from svdops.errors import BadInputError
 from svdops.host.facts import HostFacts
+from svdops.report.frames import points_frame, runs_frame
 from svdops.runs.store import RUN_FILES, list_runs, load_run
 from tests.support.fake_nvml import FakeNvml
 
@@ -91,6 +92,33 @@ def test_tiny_end_to_end_on_the_cpu(tmp_path, monkeypatch):
     assert events.count("iteration_done") == 3 and events.count("step") == 5
 
 
+def test_what_the_bench_writes_is_what_the_report_reads(tmp_path):
+    """Writer and readers agree: a real tiny run -> run documents on disk -> the report's frames."""
+    nvml = FakeNvml()
+    nvml.energy_step_mj = 500
+    outcome = run_bench(tiny(tmp_path, telemetry_hz=50, sweep=("decode_chunk=1,2",)), nvml=nvml, gather=_facts)
+    assert outcome.status == "ok"
+    loaded = load_run(outcome.path)
+    assert loaded.read_notes == []
+    assert loaded.results == outcome.results  # every field, floats bit for bit through JSON
+    assert loaded.config.points == [p.point.to_dict() for p in outcome.points]
+    assert loaded.versions.torch == torch.__version__
+
+    runs = runs_frame([loaded]).iloc[0]
+    assert runs["gpu"] == "NVIDIA H100 80GB HBM3" and runs["status"] == "ok" and runs["points"] == 2
+    assert runs["telemetry_samples"] == outcome.results.telemetry.summary.samples > 0
+    points = points_frame([loaded])
+    assert list(points["point"]) == [0, 1] and list(points["decode_chunk"]) == [1, 2]
+    for (_, row), written in zip(points.iterrows(), outcome.results.points, strict=True):
+        s = written.summary
+        assert row["videos_per_hour"] == s.videos_per_hour and row["e2e_p50_s"] == s.e2e_s.median
+        assert row["e2e_p90_s"] == s.e2e_s.p90 and row["unet_step_p50_s"] == s.unet_step_s.median
+        assert row["unet_s"] == s.unet_s.median and row["decode_s"] == s.decode_s.median
+        assert row["energy_j_per_video"] == s.energy_j_per_video > 0
+        assert row["power_w_max"] == s.telemetry.power_w_max and row["throttled"] == s.telemetry.throttled
+        assert row["iterations"] == s.iterations == 2 and row["status"] == written.status == "ok"
+
+
 def test_out_of_memory_is_a_result_and_the_sweep_goes_on(tmp_path):
     handles = []
 
@@ -114,9 +142,9 @@ def test_out_of_memory_is_a_result_and_the_sweep_goes_on(tmp_path):
     statuses = [(p.point.decode_chunk, p.status) for p in outcome.points]
     assert statuses == [(1, "ok"), (4, "oom"), (2, "ok")]
     assert outcome.status == "partial"
-    oom = outcome.results["points"][1]
-    assert oom["config"]["decode_chunk"] == 4 and "out of memory" in oom["error"]
-    assert outcome.results["largest_fitting"]["config"]["decode_chunk"] == 2
+    oom = outcome.results.points[1]
+    assert oom.config["decode_chunk"] == 4 and "out of memory" in oom.error
+    assert outcome.results.largest_fitting.config["decode_chunk"] == 2
     iterations = pd.read_csv(outcome.path / "iterations.csv")
     assert sorted(set(iterations["decode_chunk"])) == [1, 2]  # the oom point left no timing rows
 
@@ -132,7 +160,7 @@ def test_out_of_memory_while_loading_is_recorded_for_every_point(tmp_path, monke
     assert outcome.status == "oom"
     assert [p.status for p in outcome.points] == ["oom", "oom"]
     assert "while loading the pipeline" in outcome.points[0].error
-    assert load_run(outcome.path).results["largest_fitting"] is None
+    assert load_run(outcome.path).results.largest_fitting is None
 
 
 def test_interrupt_keeps_every_finished_iteration(tmp_path):
@@ -152,9 +180,9 @@ def test_interrupt_keeps_every_finished_iteration(tmp_path):
         before_point=press_ctrl_c_in_the_third_timed_iteration,
     )
     assert outcome.status == "interrupted"
-    (point,) = outcome.results["points"]
-    assert point["status"] == "interrupted" and point["iterations_done"] == 2
-    assert point["summary"]["e2e_s"]["n"] == 2
+    (point,) = outcome.results.points
+    assert point.status == "interrupted" and point.iterations_done == 2
+    assert point.summary.e2e_s.n == 2
     run = load_run(outcome.path)
     assert run.status == "interrupted"
     assert [r["warmup"] for r in run.table("iterations")] == [1, 0, 0]
@@ -168,10 +196,10 @@ def test_local_snapshot_weights_are_loaded_and_recorded(tmp_path):
     pipe.save_pretrained(snapshot, variant="fp16")  # as the released snapshots ship: *.fp16.safetensors
     outcome = run_bench(tiny(tmp_path, weights=str(snapshot), iterations=1, telemetry=False), gather=_facts)
     assert outcome.status == "ok"
-    weights = outcome.results["weights"]
-    assert weights["kind"] == "local" and weights["path"] == str(snapshot.resolve())
-    assert len(weights["model_index_sha256"]) == 64 and weights["variant"] == "fp16"
-    assert json.loads((outcome.path / "config.json").read_text())["weights"] == weights
+    weights = outcome.results.weights
+    assert weights.kind == "local" and weights.path == str(snapshot.resolve())
+    assert len(weights.model_index_sha256) == 64 and weights.variant == "fp16"
+    assert json.loads((outcome.path / "config.json").read_text())["weights"] == weights.to_json()
 
 
 def test_missing_or_wrong_weights_are_a_clear_error_and_no_run(tmp_path):

@@ -79,27 +79,28 @@ def test_infer_dp_two_ranks(tmp_path):
     outcome = run_multi(tiny(tmp_path, "infer-dp", iterations=2), gather=no_facts)
     assert outcome.status == "ok", outcome.failure
     run = only_run(tmp_path)
-    scaling = run.results["scaling"]
-    assert scaling["workload"] == "infer-dp" and scaling["world_size"] == 2
-    assert [r["videos"] for r in scaling["per_rank"]] == [2, 2]
-    assert scaling["throughput"]["videos"] == 4 and scaling["throughput"]["value"] > 0
-    assert scaling["baseline"]["source"].startswith("rank 0 alone") and 0 < scaling["efficiency"] < 2
+    assert run.read_notes == []
+    scaling = run.results.scaling
+    assert scaling.workload == "infer-dp" and scaling.world_size == 2
+    assert [r["videos"] for r in scaling.per_rank] == [2, 2]
+    assert scaling.throughput.videos == 4 and scaling.throughput.value > 0
+    assert scaling.baseline.source.startswith("rank 0 alone") and 0 < scaling.efficiency < 2
     phases = [(r["rank"], r["phase"], r["iteration"]) for r in run.table("iterations")]
     assert phases == [(0, "solo", 0), (0, "solo", 1), (0, "parallel", 0), (0, "parallel", 2),
                       (1, "parallel", 1), (1, "parallel", 3)]  # fmt: skip
-    assert run.results["weights"]["kind"] == "random-init" and run.results["backend"] == "gloo"
-    assert run.versions["torch"] and run.config["point"]["frames"] == 4
-    assert "no GPUs in this run" in " ".join(run.results["notes"])
+    assert run.results.weights.kind == "random-init" and run.results.backend == "gloo"
+    assert run.versions.torch and run.config.point["frames"] == 4
+    assert "no GPUs in this run" in " ".join(run.results.notes)
     assert "OMP_NUM_THREADS" in (run.path / "torchrun.log").read_text()  # torchrun's own output is kept
 
 
 def test_infer_cfg_four_ranks_match_the_single_process_output(tmp_path):
     outcome = run_multi(tiny(tmp_path, "infer-cfg", nproc=4, steps=2), gather=no_facts)
     assert outcome.status == "ok", outcome.failure
-    scaling = only_run(tmp_path).results["scaling"]
-    assert [(r["pair"], r["role"]) for r in scaling["per_rank"]] == [
+    scaling = only_run(tmp_path).results.scaling
+    assert [(r["pair"], r["role"]) for r in scaling.per_rank] == [
         (0, "uncond+decode"), (0, "cond"), (1, "uncond+decode"), (1, "cond")]  # fmt: skip
-    check = scaling["check"]
+    check = scaling.check
     # Rank 0 made the same video alone with the unsplit UNet (no collective at all): same seed, same output.
     assert check["matches"], check
     assert check["max_abs_diff"] <= 1e-3 * max(check["max_abs_reference"], 1.0)
@@ -110,11 +111,11 @@ def test_train_ddp_two_ranks_with_gradient_checkpointing(tmp_path):
     outcome = run_multi(tiny(tmp_path, "train-ddp", iterations=2, warmup=1, grad_checkpointing=True), gather=no_facts)
     assert outcome.status == "ok", outcome.failure
     run = only_run(tmp_path)
-    scaling = run.results["scaling"]
-    assert scaling["gradient_checkpointing"] is True and scaling["autocast"] == "bf16"
-    assert scaling["throughput"]["unit"] == "samples/s" and scaling["throughput"]["value"] > 0
-    assert scaling["baseline"]["samples_per_s"] > 0 and scaling["efficiency"] > 0
-    assert scaling["gradient_bytes"] == 4 * run.results["ranks"][0]["result"]["parameters"]
+    scaling = run.results.scaling
+    assert scaling.gradient_checkpointing is True and scaling.autocast == "bf16"
+    assert scaling.throughput.unit == "samples/s" and scaling.throughput.value > 0
+    assert scaling.baseline.samples_per_s > 0 and scaling.efficiency > 0
+    assert scaling.gradient_bytes == 4 * run.results.ranks[0]["result"]["parameters"]
     losses = [r["loss"] for r in run.table("iterations")]
     assert len(losses) == 3 + 3 * 2 and all(0 < loss < 100 for loss in losses)  # solo + 2 ranks, warm-up included
 
@@ -123,13 +124,13 @@ def test_nccl_sweep_four_ranks(tmp_path):
     outcome = run_multi(tiny(tmp_path, "nccl", nproc=4, nccl_max_bytes=4 * 2**20), gather=no_facts)
     assert outcome.status == "ok", outcome.failure
     run = only_run(tmp_path)
-    rows = run.results["nccl"]
-    assert [r["size_bytes"] for r in rows] == [2**20, 2**21, 2**22]
+    rows = run.results.nccl
+    assert [r.size_bytes for r in rows] == [2**20, 2**21, 2**22]
     for r in rows:
-        assert r["algbw_gbps"] > 0 and r["busbw_gbps"] == pytest.approx(r["algbw_gbps"] * 1.5)  # 2(n-1)/n, n=4
-        assert r["expected_busbw_gbps"] is None  # no GPU link to expect anything of
+        assert r.algbw_gbps > 0 and r.busbw_gbps == pytest.approx(r.algbw_gbps * 1.5)  # 2(n-1)/n, n=4
+        assert r.expected_busbw_gbps is None  # no GPU link to expect anything of
     assert [r["size_bytes"] for r in run.table("nccl")] == [2**20, 2**21, 2**22]
-    assert run.results["scaling"] is None and run.results["world_size"] == 4
+    assert run.results.scaling is None and run.results.world_size == 4
 
 
 def test_cli_runs_the_nccl_sweep_and_keeps_the_single_gpu_path(tmp_path, monkeypatch):
@@ -139,7 +140,7 @@ def test_cli_runs_the_nccl_sweep_and_keeps_the_single_gpu_path(tmp_path, monkeyp
     assert result.exit_code == 0, result.output
     assert "busbw GB/s" in result.output and "2 MB" in result.output and "(ok)" in result.output
     (run,) = list_runs(tmp_path / "runs")
-    assert run.results["kind"] == "multi"
+    assert run.results.kind == "multi"
     script = tmp_path / "job.sbatch"
     result = CliRunner().invoke(bench, [*args, "--workload", "infer-dp", "--nproc-per-node", "8", "--nnodes", "2",
                                         "--rdzv-endpoint", "x:1", "--slurm-script", str(script)])  # fmt: skip
@@ -166,13 +167,13 @@ def test_a_killed_rank_fails_the_run_naming_it_and_keeps_finished_work(tmp_path)
     done = time.monotonic()
     assert outcome.status == "failed"
     failure = outcome.failure
-    assert failure["rank"] == 1 and failure["how"] == "died" and "SIGKILL" in failure["error"], failure
+    assert failure.rank == 1 and failure.how == "died" and "SIGKILL" in failure.error, failure
     assert killed_at and done - killed_at[0] < 60  # torchrun stops the survivors; nothing waits on the dead
     run = only_run(tmp_path)
-    assert run.status == "failed" and run.results["failure"]["rank"] == 1
+    assert run.status == "failed" and run.results.failure.rank == 1
     kept = {(r["rank"], r["phase"]) for r in run.table("iterations")}
     assert (1, "parallel") in kept and (0, "solo") in kept  # finished before the kill: kept
-    statuses = {r["rank"]: r["status"] for r in run.results["ranks"]}
+    statuses = {r["rank"]: r["status"] for r in run.results.ranks}
     assert statuses[1] == "running" and statuses[0] in ("interrupted", "failed")
 
 
@@ -216,12 +217,12 @@ def test_a_rank_that_raises_fails_the_command_naming_the_rank(tmp_path, monkeypa
     result = CliRunner().invoke(bench, args)
     assert result.exit_code == 4, result.output
     run = only_run(tmp_path)
-    failure = run.results["failure"]
-    assert failure["how"] == "exception" and failure["rank"] in (0, 1)
-    assert f"rank {failure['rank']} failed: svdops.errors.BadInputError" in result.output, result.output
+    failure = run.results.failure
+    assert failure.how == "exception" and failure.rank in (0, 1)
+    assert f"rank {failure.rank} failed: svdops.errors.BadInputError" in result.output, result.output
     assert "cannot load the pipeline from this snapshot" in result.output
     assert str(run.path) in result.output and "Traceback" not in result.output
-    assert "Traceback" in run.results["ranks"][failure["rank"]]["traceback"]  # kept for whoever debugs it
+    assert "Traceback" in run.results.ranks[failure.rank]["traceback"]  # kept for whoever debugs it
 
 
 def test_two_hosts_meet_over_c10d_and_rank_0s_host_gets_every_rank(tmp_path):
@@ -245,12 +246,12 @@ def test_two_hosts_meet_over_c10d_and_rank_0s_host_gets_every_rank(tmp_path):
     for thread in threads:
         thread.join(timeout=280)
     assert {o.status for o in outcomes.values()} == {"ok"}, {i: o.failure for i, o in outcomes.items()}
-    by_view = {tuple(r["status"] for r in o.results["ranks"]): o for o in outcomes.values()}
+    by_view = {tuple(r["status"] for r in o.results.ranks): o for o in outcomes.values()}
     head = by_view[("ok", "ok")]  # rank 0's host: its own log and the other host's, gathered at the end
     other = next(o for view, o in by_view.items() if view != ("ok", "ok"))
-    assert head.results["nnodes"] == 2 and head.results["world_size"] == 2
-    assert [r["size_bytes"] for r in head.results["nccl"]] == [2**20, 2**21]
-    assert any("host of rank 0 has every rank" in note for note in other.results["notes"])
+    assert head.results.nnodes == 2 and head.results.world_size == 2
+    assert [r.size_bytes for r in head.results.nccl] == [2**20, 2**21]
+    assert any("host of rank 0 has every rank" in note for note in other.results.notes)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -279,5 +280,5 @@ def test_stopping_the_launcher_stops_every_rank_and_keeps_finished_work(tmp_path
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # no rank outlives the launcher
     (run,) = list_runs(store)
-    assert run.status == "interrupted" and run.results["failure"]["how"] == "interrupted"
+    assert run.status == "interrupted" and run.results.failure.how == "interrupted"
     assert {(r["rank"], r["phase"]) for r in run.table("iterations")} >= {(0, "solo"), (1, "parallel")}

@@ -148,9 +148,9 @@ def test_the_quality_gate_rejects_a_broken_path_and_fails_the_point(tmp_path, mo
     (point,) = outcome.points
     assert point.status == "failed" and "quality gate FAILED" in point.error
     assert len(point.timed) == 1  # judged on the first timed output; nothing more is timed after a failure
-    gate = outcome.results["optimize"]["quality_gate"]
+    gate = outcome.results.optimize.quality_gate
     assert gate["checked"] and not gate["passed"] and gate["psnr_db"] < 30.0
-    assert outcome.results["optimize"]["applied"] == ["broken-decoder"]
+    assert outcome.results.optimize.applied == ["broken-decoder"]
 
 
 def test_safe_without_a_gpu_changes_only_what_it_may_and_skips_the_gate(tmp_path):
@@ -158,9 +158,9 @@ def test_safe_without_a_gpu_changes_only_what_it_may_and_skips_the_gate(tmp_path
                            optimize="safe", telemetry=False)  # fmt: skip
     outcome = run_bench(request, gather=_facts)
     assert outcome.status == "ok"
-    opt = outcome.results["optimize"]
-    assert opt["applied"] == ["fused-qkv"] and opt["compile_cache"] is None
-    assert not opt["quality_gate"]["checked"] and "fp16 tolerance" in opt["quality_gate"]["why"]
+    opt = outcome.results.optimize
+    assert opt.applied == ["fused-qkv"] and opt.compile_cache is None
+    assert not opt.quality_gate["checked"] and "fp16 tolerance" in opt.quality_gate["why"]
     assert outcome.points[0].point.warmup == 1
 
 

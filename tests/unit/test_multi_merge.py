@@ -13,8 +13,10 @@ from svdops.bench.multi import MultiRequest
 from svdops.bench.multi.launcher import LaunchPlan, LaunchResult
 from svdops.bench.multi.merge import find_failure, nccl_entries, read_rank_logs, scaling_entry, write_run
 from svdops.bench.multi.nccl_sweep import bus_bandwidth, sweep_sizes
-from svdops.bench.multi.rank import record_row, write_json_atomic
+from svdops.bench.multi.rank import record_row
 from svdops.bench.multi.topology import LinkReport, expected_busbw
+from svdops.files import atomic_write_json
+from svdops.runs.documents import Failure, NcclRow
 from svdops.runs.store import load_run
 from svdops.telemetry import TelemetrySample
 
@@ -43,26 +45,26 @@ def test_infer_dp_efficiency_against_rank_0_alone():
         1: rank_doc(1, [row("parallel", 1, 12.0), row("parallel", 3, 12.0)], parallel_wall_s=24.0, videos=2),
     }  # fmt: skip
     s = scaling_entry("infer-dp", 2, docs)
-    assert s["baseline"]["videos_per_hour"] == pytest.approx(360.0)  # one video per 10 s
-    assert s["throughput"]["value"] == pytest.approx(4 * 3600 / 24.0)  # 4 videos, slowest rank 24 s
-    assert s["efficiency"] == pytest.approx(600.0 / 720.0)
-    assert s["speedup"] == pytest.approx(600.0 / 360.0)
-    assert [r["videos"] for r in s["per_rank"]] == [2, 2]
-    assert s["per_rank"][1]["videos_per_hour"] == pytest.approx(300.0)
-    assert s["per_rank"][0]["e2e_s"]["median"] == 11.0  # warm-up and solo rows are not the parallel phase
+    assert s.baseline.videos_per_hour == pytest.approx(360.0)  # one video per 10 s
+    assert s.throughput.value == pytest.approx(4 * 3600 / 24.0)  # 4 videos, slowest rank 24 s
+    assert s.efficiency == pytest.approx(600.0 / 720.0)
+    assert s.speedup == pytest.approx(600.0 / 360.0)
+    assert [r["videos"] for r in s.per_rank] == [2, 2]
+    assert s.per_rank[1]["videos_per_hour"] == pytest.approx(300.0)
+    assert s.per_rank[0]["e2e_s"]["median"] == 11.0  # warm-up and solo rows are not the parallel phase
 
 
 def test_infer_dp_one_rank_is_its_own_baseline():
     docs = {0: rank_doc(0, [row("parallel", 0, 10.0)], parallel_wall_s=10.0, videos=1)}
     s = scaling_entry("infer-dp", 1, docs)
-    assert s["efficiency"] == pytest.approx(1.0) and s["baseline"]["source"] == "the only rank"
+    assert s.efficiency == pytest.approx(1.0) and s.baseline.source == "the only rank"
 
 
 def test_infer_dp_with_a_missing_rank_has_no_total():
     docs = {0: rank_doc(0, [row("solo", 0, 10.0), row("parallel", 0, 11.0)], parallel_wall_s=11.0, videos=1)}
     s = scaling_entry("infer-dp", 2, docs)
-    assert s["throughput"]["value"] is None and s["efficiency"] is None
-    assert s["per_rank"][1]["status"] == "missing"
+    assert s.throughput.value is None and s.efficiency is None
+    assert s.per_rank[1]["status"] == "missing"
 
 
 def test_infer_cfg_latency_speedup_and_check():
@@ -73,11 +75,11 @@ def test_infer_cfg_latency_speedup_and_check():
         1: rank_doc(1, [row("parallel", 0, 5.0, step=0.21)], pair=0, role="cond"),
     }  # fmt: skip
     s = scaling_entry("infer-cfg", 2, docs)
-    assert s["latency_s"] == 6.0  # the decoding rank's end to end
-    assert s["speedup"] == pytest.approx(10.0 / 6.0) and s["efficiency"] == pytest.approx(10.0 / 12.0)
-    assert s["throughput"]["value"] == pytest.approx(600.0) and s["throughput"]["pairs"] == 1
-    assert s["baseline"]["unet_step_s"] == 0.4 and s["check"] == check
-    assert [r["role"] for r in s["per_rank"]] == ["uncond+decode", "cond"]
+    assert s.latency_s == 6.0  # the decoding rank's end to end
+    assert s.speedup == pytest.approx(10.0 / 6.0) and s.efficiency == pytest.approx(10.0 / 12.0)
+    assert s.throughput.value == pytest.approx(600.0) and s.throughput.pairs == 1
+    assert s.baseline.unet_step_s == 0.4 and s.check == check
+    assert [r["role"] for r in s.per_rank] == ["uncond+decode", "cond"]
 
 
 def test_train_ddp_samples_per_second():
@@ -91,10 +93,10 @@ def test_train_ddp_samples_per_second():
         1: rank_doc(1, steps("parallel", 1.3), batch_per_rank=2),
     }
     s = scaling_entry("train-ddp", 2, docs)
-    assert s["baseline"]["samples_per_s"] == pytest.approx(2.0)
-    assert s["throughput"]["value"] == pytest.approx(4 / 1.3)  # lockstep: the slowest rank's step
-    assert s["efficiency"] == pytest.approx((4 / 1.3) / 4.0)
-    assert s["per_rank"][0]["final_loss"] == 0.5 and s["gradient_bytes"] == 400
+    assert s.baseline.samples_per_s == pytest.approx(2.0)
+    assert s.throughput.value == pytest.approx(4 / 1.3)  # lockstep: the slowest rank's step
+    assert s.efficiency == pytest.approx((4 / 1.3) / 4.0)
+    assert s.per_rank[0]["final_loss"] == 0.5 and s.gradient_bytes == 400
 
 
 def test_nccl_sizes_and_bus_bandwidth():
@@ -104,7 +106,7 @@ def test_nccl_sizes_and_bus_bandwidth():
     assert bus_bandwidth(100.0, 8) == pytest.approx(175.0)  # nccl-tests: 2(n-1)/n
     assert bus_bandwidth(100.0, 2) == pytest.approx(100.0)
     rows = [{"size_bytes": MB, "algbw_gbps": 1.0, "busbw_gbps": 1.0, "expected_busbw_gbps": 20.0}]
-    assert nccl_entries({1: {"result": {"nccl": rows}}, 0: {"result": {}}}) == rows
+    assert nccl_entries({1: {"result": {"nccl": rows}}, 0: {"result": {}}}) == [NcclRow(**rows[0])]
     assert scaling_entry("nccl", 2, {}) is None
 
 
@@ -121,7 +123,7 @@ def test_a_killed_rank_is_named_with_its_signal():
     causes = {1: {"exitcode": -9, "pid": 1001, "message": "Signal 9", "root_cause": True},
               0: {"exitcode": 1, "pid": 1000, "message": None, "root_cause": False}}  # fmt: skip
     failure = find_failure(docs, 2, ok_launch(returncode=1, root_causes=causes))
-    assert failure["rank"] == 1 and failure["how"] == "died" and "SIGKILL" in failure["error"]
+    assert failure.rank == 1 and failure.how == "died" and "SIGKILL" in failure.error
 
 
 def test_the_first_rank_to_raise_is_the_cause():
@@ -130,19 +132,19 @@ def test_the_first_rank_to_raise_is_the_cause():
         1: {**rank_doc(1, [], status="failed"), "error": "ValueError: bad shape", "failed_unix": 4.0},
     }
     failure = find_failure(docs, 2, ok_launch(returncode=1))
-    assert failure == {"rank": 1, "ranks": [1, 0], "how": "exception", "error": "ValueError: bad shape"}
+    assert failure == Failure(rank=1, ranks=[1, 0], how="exception", error="ValueError: bad shape")
 
 
 def test_a_stalled_run_names_the_busy_rank():
     activities = {"0": {"activity": "waiting: x", "age_s": 31}, "1": {"activity": "step 3", "age_s": 40}}
     stalled = {"idle_s": 31.0, "suspects": [1], "never_reported": [], "activities": activities}
     failure = find_failure({0: rank_doc(0, [], status="interrupted")}, 2, ok_launch(returncode=-15, stalled=stalled))
-    assert failure["rank"] == 1 and failure["how"] == "stalled" and "step 3" in failure["error"]
+    assert failure.rank == 1 and failure.how == "stalled" and "step 3" in failure.error
 
 
 def test_torchrun_failing_before_any_rank_reports():
     failure = find_failure({}, 2, ok_launch(returncode=1))
-    assert failure["how"] == "missing" and failure["ranks"] == [0, 1] and "code 1" in failure["error"]
+    assert failure.how == "missing" and failure.ranks == [0, 1] and "code 1" in failure.error
 
 
 # --- the folder -----------------------------------------------------------------------------------
@@ -160,7 +162,7 @@ def test_write_run_merges_ranks_and_telemetry(tmp_path):
         if rank == 0:
             doc["records"].insert(0, row("solo", 0, 10.0))
             doc["versions"] = {"torch": "2.13"}
-        write_json_atomic(staging / f"rank-{rank}.json", doc)
+        atomic_write_json(staging / f"rank-{rank}.json", doc)
     (staging / "rank-9.json.partial").write_text("{")  # not a rank log: ignored
     assert sorted(read_rank_logs(staging)) == [0, 1]
 
@@ -174,12 +176,13 @@ def test_write_run_merges_ranks_and_telemetry(tmp_path):
     assert outcome.status == "ok" and outcome.failure is None
     run = load_run(outcome.path)
     results = run.results
-    assert results["kind"] == "multi" and results["points"] == [] and results["gpu"] == "NVIDIA H100 80GB HBM3"
-    assert results["scaling"]["workload"] == "infer-dp" and results["scaling"]["efficiency"] == pytest.approx(1.0)
-    assert results["topology"]["expected_busbw_gbps"] == 370.0 and "w" in results["notes"]
-    assert results["telemetry"]["per_rank"]["1"]["power_w_max"] == 301.0
-    assert run.versions == {"torch": "2.13"}
-    assert run.config["plan"]["gpus"] == [0, 1]
+    assert run.read_notes == []  # what the merge writes reads back whole
+    assert results.kind == "multi" and results.points == [] and results.gpu == "NVIDIA H100 80GB HBM3"
+    assert results.scaling.workload == "infer-dp" and results.scaling.efficiency == pytest.approx(1.0)
+    assert results.topology["expected_busbw_gbps"] == 370.0 and "w" in results.notes
+    assert results.telemetry.per_rank["1"].power_w_max == 301.0
+    assert run.versions.torch == "2.13" and run.versions.diffusers is None
+    assert run.config.plan["gpus"] == [0, 1]
     iterations = run.table("iterations")
     assert [(r["rank"], r["phase"]) for r in iterations] == [(0, "solo"), (0, "parallel"), (1, "parallel")]
     with (outcome.path / "telemetry.csv").open() as fh:
@@ -189,4 +192,4 @@ def test_write_run_merges_ranks_and_telemetry(tmp_path):
     assert run.table("marks")[0]["rank"] == 0
     assert (outcome.path / "torchrun.log").read_text() == "torchrun said hello\n"
     assert not (outcome.path / "nccl.csv").exists()
-    json.dumps(results)  # plain JSON all the way down
+    json.dumps(results.to_json(), allow_nan=False)  # plain JSON all the way down

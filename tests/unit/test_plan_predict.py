@@ -103,15 +103,16 @@ def test_calibration_on_a_recorded_run(tmp_path, cal):
     # A recorded run of an H200 (same results.json layout the bench writes) moves the H200 prediction
     # onto its own measurement, and the basis says so.
     from svdops.plan.calibrate import run_points
+    from svdops.runs.documents import Config, Results
     from svdops.runs.store import Run
 
     summary = {"unet_step_s": {"median": 0.60, "p90": 0.61}, "decode_s": {"median": 1.6},
                "e2e_s": {"median": 17.5}, "peak_allocated_gib": 15.1, "energy_j_per_video": 11_800}
     config = {**dataclasses.asdict(XT), "max_guidance_scale": 3.0}
-    run = Run(tmp_path, None, {}, {"gpu": "NVIDIA H200", "points": [
+    run = Run(tmp_path, None, Config(), Results.read({"gpu": "NVIDIA H200", "points": [
         {"point": 0, "status": "ok", "config": config, "summary": summary},
         {"point": 1, "status": "oom", "config": config, "summary": {}},
-    ]})
+    ]}))
     points, notes = run_points(run)
     assert len(points) == 1 and not notes
     assert points[0].power_fraction == pytest.approx(11_800 / 17.5 / 700)

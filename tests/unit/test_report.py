@@ -330,6 +330,8 @@ def test_runs_with_missing_fields_still_render(tmp_path):
     assert points.loc["gpu01", "encode_s"] == pytest.approx(0.3)
     assert points.loc["gpu01", "other_s"] == pytest.approx(20 - 0.3 - 16 - 2)
     assert "gpu05" not in set(data.points["host"])  # no points, but listed among the runs
+    bare_notes = data.run_table.set_index("host").loc["gpu05", "notes"]
+    assert bare_notes == ["results.json: no schema; read as svdops.bench.results/1"]
     telemetry_runs = {r.name for r in data.runs if (r.path / "telemetry.csv").exists()}
     assert html.count('class="telemetry"') == len(telemetry_runs) == 2
 
@@ -613,13 +615,14 @@ def test_bench_report_option_writes_a_report_of_the_run(tmp_path, monkeypatch):
     """The wiring of `svdops bench --report`; the benchmark itself is replaced by a recorded run."""
     import svdops.bench
     from svdops.bench.records import BenchOutcome
+    from svdops.runs.documents import Results
 
     run = shutil.copytree(next(EXAMPLE_RUNS.glob("*-cpu-devbox-tiny")), tmp_path / "store" / "r1")
-    results = json.loads((run / "results.json").read_text())
+    results = Results.read(json.loads((run / "results.json").read_text()))
     monkeypatch.setattr(
         svdops.bench,
         "run_bench",
-        lambda request, **kw: BenchOutcome(path=run, status=results["status"], results=results, points=[]),
+        lambda request, **kw: BenchOutcome(path=run, status=results.status, results=results, points=[]),
     )
     out = tmp_path / "bench.html"
     result = CliRunner().invoke(

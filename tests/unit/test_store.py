@@ -49,7 +49,7 @@ def test_committed_run_is_readable_with_pandas_and_load_run(tmp_path):
     run = load_run(path)
     assert run.status == "ok"
     assert run.facts is None
-    assert run.config["weights"]["kind"] == "random-init"
+    assert run.config.weights.kind == "random-init"
     assert run.table("iterations") == [
         {"iteration": 0, "e2e_s": 0.125, "warmup": 0, "note": None},
         {"iteration": 1, "e2e_s": 0.5, "warmup": 1, "note": "x"},

@@ -28,10 +28,21 @@ from typing import Any
 
 from svdops.bench.multi import MultiRequest
 from svdops.bench.stats import describe
+from svdops.runs.documents import (
+    RESULTS_SCHEMA,
+    Config,
+    Failure,
+    NcclRow,
+    Results,
+    ScalingEntry,
+    TelemetryRecord,
+    TelemetrySummary,
+    Versions,
+    WeightsRecord,
+)
 from svdops.runs.store import RunWriter
 from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySample, summarize
 
-RESULTS_SCHEMA = "svdops.bench.results/1"
 ITERATION_COLUMNS = (
     "rank",
     "phase",
@@ -57,11 +68,11 @@ LOG_TAIL_CHARS = 4000
 class MultiOutcome:
     path: Path
     status: str  # ok | failed | interrupted
-    results: dict[str, Any]
+    results: Results
 
     @property
-    def failure(self) -> dict[str, Any] | None:
-        return self.results.get("failure")
+    def failure(self) -> Failure | None:
+        return self.results.failure
 
 
 def read_rank_logs(staging: Path) -> dict[int, dict[str, Any]]:
@@ -94,15 +105,11 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator is not None and denominator else None
 
 
-def scaling_entry(workload: str, world_size: int, docs: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+def scaling_entry(workload: str, world_size: int, docs: dict[int, dict[str, Any]]) -> ScalingEntry | None:
     """The `scaling` entry of results.json; None for the nccl sweep (it has `nccl`)."""
-    if workload == "infer-dp":
-        return _scaling_infer_dp(world_size, docs)
-    if workload == "infer-cfg":
-        return _scaling_infer_cfg(world_size, docs)
-    if workload == "train-ddp":
-        return _scaling_train(world_size, docs)
-    return None
+    builders = {"infer-dp": _scaling_infer_dp, "infer-cfg": _scaling_infer_cfg, "train-ddp": _scaling_train}
+    build = builders.get(workload)
+    return None if build is None else ScalingEntry.checked(build(world_size, docs), f"scaling ({workload})")
 
 
 def _rank_identity(rank: int, doc: dict[str, Any]) -> dict[str, Any]:
@@ -251,12 +258,12 @@ def _scaling_train(world_size: int, docs: dict[int, dict[str, Any]]) -> dict[str
     }
 
 
-def nccl_entries(docs: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+def nccl_entries(docs: dict[int, dict[str, Any]]) -> list[NcclRow]:
     """Rank 0's rows: the time in every row is already the slowest rank's."""
     for rank in sorted(docs):
         rows = docs[rank].get("result", {}).get("nccl")
         if rows:
-            return list(rows)
+            return [NcclRow.checked(row, f"rank {rank} nccl row") for row in rows]
     return []
 
 
@@ -265,7 +272,7 @@ def nccl_entries(docs: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def find_failure(
     docs: dict[int, dict[str, Any]], world_size: int, launch: Any, expected: list[int] | None = None
-) -> dict[str, Any] | None:
+) -> Failure | None:
     """The rank that brought the run down and its error, or None when every rank finished.
 
     Order of evidence: the watchdog's stalled ranks; a rank that died without a Python exception
@@ -273,6 +280,13 @@ def find_failure(
     then torchrun's root cause. Ranks stopped because a peer died come last: they are symptoms.
     `expected`: the ranks this host can know about (all of them, unless it is a host without rank 0).
     """
+    found = _find_failure(docs, world_size, launch, expected)
+    return None if found is None else Failure.checked(found, "failure")
+
+
+def _find_failure(
+    docs: dict[int, dict[str, Any]], world_size: int, launch: Any, expected: list[int] | None
+) -> dict[str, Any] | None:
     ranks = range(world_size) if expected is None else expected
     statuses = {r: docs.get(r, {}).get("status", "missing") for r in ranks}
     if all(s == "ok" for s in statuses.values()) and not launch.stalled and launch.returncode == 0:
@@ -368,54 +382,61 @@ def write_run(
     nccl = nccl_entries(docs) if plan.workload == "nccl" else None
     ranks_doc = [_rank_doc(r, docs.get(r, {})) for r in range(world)]
     telemetry_by_rank = {r: _samples(docs.get(r, {})) for r in range(world)}
-    results = {
-        "schema": RESULTS_SCHEMA,
-        "kind": "multi",
-        "status": status,
-        "scenario": request.bench.scenario,
-        "workload": plan.workload,
-        "device": plan.device,
-        "backend": plan.backend,
-        "gpu": first.get("gpu_name"),
-        "world_size": world,
-        "nnodes": plan.nnodes,
-        "nproc_per_node": plan.nproc_per_node,
-        "weights": first.get("weights"),
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "wall_s": round(launch.wall_s, 3),
-        "points": [],
-        "scaling": scaling,
-        "nccl": nccl,
-        "topology": links.to_dict(),
-        "ranks": ranks_doc,
-        "failure": failure,
-        "telemetry": {
-            "enabled": request.bench.telemetry and plan.device == "cuda",
-            "hz": request.bench.telemetry_hz,
-            "per_rank": {str(r): summarize(samples) for r, samples in telemetry_by_rank.items()},
-        },
-        "notes": notes,
-    }
-    config = {
-        "request": dataclasses.asdict(request),
-        "plan": dataclasses.asdict(plan),
-        "command": command,
-        "point": first.get("config"),
-    }
+    results = Results(
+        schema=RESULTS_SCHEMA,
+        kind="multi",
+        status=status,
+        scenario=request.bench.scenario,
+        workload=plan.workload,
+        device=plan.device,
+        backend=plan.backend,
+        gpu=first.get("gpu_name"),
+        world_size=world,
+        nnodes=plan.nnodes,
+        nproc_per_node=plan.nproc_per_node,
+        # A rank log is this svdops's own file, but one a killed rank may have left half-filled.
+        weights=WeightsRecord.from_json(first.get("weights"), "rank weights", notes),
+        started_at=started.isoformat(),
+        finished_at=datetime.now(UTC).isoformat(),
+        wall_s=round(launch.wall_s, 3),
+        points=[],
+        scaling=scaling,
+        nccl=nccl,
+        topology=links.to_dict(),
+        ranks=ranks_doc,
+        failure=failure,
+        telemetry=TelemetryRecord(
+            enabled=request.bench.telemetry and plan.device == "cuda",
+            hz=request.bench.telemetry_hz,
+            per_rank={
+                str(r): TelemetrySummary.checked(summarize(samples), f"rank {r} telemetry")
+                for r, samples in telemetry_by_rank.items()
+            },
+        ),
+        notes=notes,
+    )
+    if first.get("weights") is None:
+        results.weights = None
+    config = Config(
+        request=dataclasses.asdict(request),
+        plan=dataclasses.asdict(plan),
+        command=list(command),
+        point=first.get("config"),
+    )
+    versions = first.get("versions") or docs.get(0, {}).get("versions")
     with RunWriter(request.bench.store, name) as writer:
         writer.write_json("facts.json", facts.to_dict() if facts is not None else None)
-        writer.write_json("config.json", config)
-        writer.write_json("results.json", results)
-        writer.write_json("versions.json", first.get("versions") or docs.get(0, {}).get("versions"))
+        writer.write_json("config.json", config.to_json())
+        writer.write_json("results.json", results.to_json())
+        writer.write_json("versions.json", Versions.from_json(versions, "rank versions", []).to_json())
         writer.write_csv("iterations.csv", ITERATION_COLUMNS, _iteration_rows(docs))
         if nccl is not None:
-            writer.write_csv("nccl.csv", NCCL_COLUMNS, ([row.get(c) for c in NCCL_COLUMNS] for row in nccl))
+            writer.write_csv("nccl.csv", NCCL_COLUMNS, ([getattr(row, c) for c in NCCL_COLUMNS] for row in nccl))
         writer.write_csv("telemetry.csv", MULTI_TELEMETRY_COLUMNS, _telemetry_rows(docs))
         writer.write_csv("marks.csv", MULTI_MARK_COLUMNS, _mark_rows(docs))
         log_path = staging / "torchrun.log"
         text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else launch.log_text
-        (writer.tmp / "torchrun.log").write_text(text, encoding="utf-8")
+        writer.write_text("torchrun.log", text)
         path = writer.commit()
     return MultiOutcome(path=path, status=status, results=results)
 

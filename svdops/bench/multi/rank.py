@@ -8,14 +8,14 @@ a hung rank (no progress, not waiting) from ranks blocked in a collective waitin
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from svdops.files import atomic_write_json, atomic_write_text
 
 WAITING = "waiting: "
 
@@ -26,12 +26,6 @@ def rank_log_path(staging: Path, rank: int) -> Path:
 
 def heartbeat_path(staging: Path, rank: int) -> Path:
     return staging / f"rank-{rank}.beat"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -46,7 +40,7 @@ class RankLog:
     def save(self) -> None:
         if self.telemetry is not None:
             self.doc.update(self.telemetry())
-        write_json_atomic(self.path, self.doc)
+        atomic_write_json(self.path, self.doc, indent=None)
 
     def record(self, row: dict[str, Any]) -> None:
         self.doc.setdefault("records", []).append(row)
@@ -54,9 +48,7 @@ class RankLog:
 
     def heartbeat(self, activity: str) -> None:
         # Replaced, not rewritten in place: the launcher must never read a truncated, empty beat.
-        tmp = self.beat.with_name(f".{self.beat.name}.tmp")
-        tmp.write_text(activity, encoding="utf-8")
-        os.replace(tmp, self.beat)
+        atomic_write_text(self.beat, activity)
 
 
 @dataclass

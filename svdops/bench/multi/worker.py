@@ -18,10 +18,14 @@ import time
 import traceback
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from svdops.bench.multi.rank import RankContext, RankLog, heartbeat_path, rank_log_path, write_json_atomic
+from svdops.bench.multi.rank import RankContext, RankLog, heartbeat_path, rank_log_path
 from svdops.bench.multi.topology import format_cpu_list, pin_to_cpus
+from svdops.files import atomic_write_json
+
+if TYPE_CHECKING:
+    from svdops.telemetry import TelemetrySampler
 
 WORKLOAD_MODULES = {
     "infer-dp": "svdops.bench.multi.infer_dp",
@@ -76,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
-    sampler = None
-    dist = None
+    sampler: TelemetrySampler | None = None
+    dist: Any = None  # torch.distributed once imported; the finally block may run before that
     try:
         import torch
-        import torch.distributed as dist
+        import torch.distributed
+
+        dist = torch.distributed
 
         from svdops.bench.config import BenchRequest, resolve_points
 
@@ -113,7 +119,7 @@ def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
             log=log,
             dist=dist,
             torch=torch,
-            mark=(lambda label: sampler.mark(label)) if sampler else (lambda label: None),
+            mark=lambda label: _mark(sampler, label),
         )
         if rank == 0:
             log.doc["versions"] = _versions(torch, device)
@@ -163,6 +169,11 @@ def _start_telemetry(request: Any, device: str, torch: Any, log: RankLog) -> Any
     return sampler
 
 
+def _mark(sampler: TelemetrySampler | None, label: str) -> None:
+    if sampler is not None:  # None once stopped, and with telemetry off
+        sampler.mark(label)
+
+
 def _stop(sampler: Any, log: RankLog) -> None:
     if sampler is not None:
         sampler.stop()
@@ -175,8 +186,8 @@ def _versions(torch: Any, device: str) -> dict[str, Any]:
 
     versions = collect_versions(torch, TelemetrySampler(), None, device)
     nccl = torch.cuda.nccl.version() if device.startswith("cuda") else None
-    versions["nccl"] = ".".join(map(str, nccl)) if isinstance(nccl, tuple) else nccl
-    return versions
+    versions.nccl = ".".join(map(str, nccl)) if isinstance(nccl, tuple) else None if nccl is None else str(nccl)
+    return versions.to_json()
 
 
 def _gather_to_rank0(dist: Any, log: RankLog, rank: int, staging: Path) -> None:
@@ -189,7 +200,7 @@ def _gather_to_rank0(dist: Any, log: RankLog, rank: int, staging: Path) -> None:
     for other, doc in enumerate(docs):
         path = rank_log_path(staging, other)
         if doc is not None and not path.exists():
-            write_json_atomic(path, doc)
+            atomic_write_json(path, doc, indent=None)
 
 
 if __name__ == "__main__":
