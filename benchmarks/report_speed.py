@@ -7,7 +7,7 @@ Builds a store of N run folders from the shipped examples (reports/examples/runs
 with their 10 Hz telemetry, CPU tiny runs with an OOM and an interrupted one), each copy under
 another host name and start time, so every file a real report reads is there at its real size. Then
 times, on that store: the library call (`write_report`, as `svdops bench --report` uses it) and the
-whole command in a fresh process (`svdops report STORE --check ... --price ...`, imports included).
+whole command in a fresh process (`svdops report STORE --check ... --host-price ...`, imports included).
 Writes a Markdown summary (default benchmarks/results/report_speed.md).
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from svdops.report import ReportOptions, parse_prices, write_report  # noqa: E402
+from svdops.report import Prices, ReportOptions, parse_host_prices, write_report  # noqa: E402
 from svdops.runs.store import run_name  # noqa: E402
 
 EXAMPLES = ROOT / "reports" / "examples"
@@ -91,7 +91,7 @@ def main() -> int:
         build_s = time.perf_counter() - t0
         checks = sorted((EXAMPLES / "checks").glob("*.json"))
         prices = [f"gpu0{k}*=2.{k}" for k in range(10)]
-        options = ReportOptions(checks=tuple(checks), prices=parse_prices(prices))
+        options = ReportOptions(checks=tuple(checks), prices=Prices(hosts=parse_host_prices(prices)))
 
         library: list[float] = []
         for _ in range(args.repeats):
@@ -103,7 +103,7 @@ def main() -> int:
         for check in checks:
             command += ["--check", str(check)]
         for price in prices:
-            command += ["--price", price]
+            command += ["--host-price", price]
         cli: list[float] = []
         for _ in range(args.repeats):
             t0 = time.perf_counter()

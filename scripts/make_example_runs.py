@@ -375,12 +375,12 @@ def main() -> int:
     write_checks(EXAMPLES / "checks", with_cpu=not args.no_bench)
     checks = sorted((EXAMPLES / "checks").glob("*.json"))  # with --no-bench, the CPU host's from before
 
-    from svdops.report import ReportOptions, parse_prices, write_report
+    from svdops.report import Prices, ReportOptions, parse_host_prices, write_report
 
     options = ReportOptions(
         title="svdops report: example (H100 reference figures and CPU tiny runs; prices illustrative)",
         checks=tuple(checks),
-        prices=parse_prices([f"{REFERENCE_HOST}=3.00", f"{CPU_HOST}=0.10"]),
+        prices=Prices(hosts=parse_host_prices([f"{REFERENCE_HOST}=3.00", f"{CPU_HOST}=0.10"])),
     )
     result = write_report([str(store)], EXAMPLES / "report.html", options)
     size = sum(p.stat().st_size for p in EXAMPLES.rglob("*") if p.is_file())

@@ -25,7 +25,7 @@ VALIDATE_SCHEMA = "svdops.plan.validate/1"
 @click.option("--gpus", multiple=True, metavar="LIST",
               help="GPUs to plan, comma-separated table or nvidia-smi names (default: the whole table).")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="GPUs per box.")
-@click.option("--price", "prices", multiple=True, metavar="GPU=USD_PER_HOUR",
+@click.option("--price", "prices", multiple=True, metavar="GPU=USD_PER_GPU_HOUR",
               help="Override a card's price per GPU hour (repeatable).")
 @click.option("--calibrate-from", "calibrate_from", multiple=True, type=click.Path(exists=True), metavar="RUNS",
               help="Run folders or stores (svdops bench --store) to calibrate on, beside the shipped anchors.")
@@ -56,7 +56,8 @@ def plan(runs: tuple[str, ...], scenario: str, gpus: tuple[str, ...], count: int
     """
     from svdops.plan.calibrate import default_calibration, gather_points, resolve_runs
     from svdops.plan.costmodel import workload_for_scenario
-    from svdops.plan.predict import measured_scaling, parse_prices, predict, rank, select_devices
+    from svdops.plan.predict import measured_scaling, predict, rank, select_devices
+    from svdops.plan.prices import parse_gpu_prices
     from svdops.plan.validate import validate
 
     all_runs = resolve_runs([*runs, *calibrate_from])
@@ -75,7 +76,7 @@ def plan(runs: tuple[str, ...], scenario: str, gpus: tuple[str, ...], count: int
         raise BadInputError(f"scenario {scenario!r} runs on the CPU: there is nothing to plan on a GPU",
                             where="--scenario", hint="plan svd-xt-25f, svd-14f or low-vram")
     cal = default_calibration(all_runs, anchors=not no_anchors)
-    devices = select_devices(gpus, parse_prices(prices))
+    devices = select_devices(gpus, parse_gpu_prices(prices))
     scaling = measured_scaling(all_runs, count) if count > 1 else None
     predictions = rank([predict(workload, d, cal, count=count, scaling=scaling) for d in devices
                         if workload.dtype in d.peak_tflops])

@@ -40,8 +40,15 @@ RANK_CHOICES = ("videos_per_hour", "cost", "energy")  # svdops.report.RANK_METRI
     "--price",
     "prices",
     multiple=True,
+    metavar="GPU=USD_PER_GPU_HOUR",
+    help="What an hour of one GPU of this model costs (as in `svdops plan`); adds cost per 1,000 videos. Repeatable.",
+)
+@click.option(
+    "--host-price",
+    "host_prices",
+    multiple=True,
     metavar="HOST=USD_PER_HOUR",
-    help="What an hour of HOST costs (HOST may be a pattern); adds cost per 1,000 videos. Repeatable.",
+    help="What an hour of a whole host costs (HOST may be a pattern); wins over --price. Repeatable.",
 )
 @click.option(
     "--rank-by",
@@ -73,6 +80,7 @@ def report(
     since: str | None,
     checks: tuple[Path, ...],
     prices: tuple[str, ...],
+    host_prices: tuple[str, ...],
     rank_by: str,
     export: str | None,
     title: str,
@@ -84,11 +92,12 @@ def report(
 
     \b
     svdops report svdops-runs/ -o report.html
-    svdops report 'runs/*-gpu0*' --check gpu01.json --price gpu01=2.49 --rank-by cost
+    svdops report 'runs/*-gpu0*' --check gpu01.json --price 'H100 SXM=2.49' --rank-by cost
     svdops report store/ --since 7d --scenario svd-xt-25f --export table.parquet
     """
     try:
-        from svdops.report import ReportOptions, RunFilter, parse_prices, parse_since, write_report
+        from svdops.plan.prices import parse_gpu_prices
+        from svdops.report import Prices, ReportOptions, RunFilter, parse_host_prices, parse_since, write_report
     except ImportError as exc:
         raise MissingDependencyError(
             f"the report needs its extra: {exc}", hint=install_hint("report")
@@ -97,7 +106,7 @@ def report(
         title=title,
         run_filter=RunFilter(hosts=hosts, scenarios=scenarios, since=parse_since(since) if since else None),
         checks=checks,
-        prices=parse_prices(prices),
+        prices=Prices(gpus=parse_gpu_prices(prices), hosts=parse_host_prices(host_prices)),
         rank_by=rank_by,
         telemetry_runs=telemetry_runs,
     )

@@ -12,7 +12,7 @@ first (seconds), then UNet forward chunking, then model CPU offload (weights cro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -263,25 +263,6 @@ def predict(w: Workload, device: Device, cal: Calibration, *, count: int = 1,
 # --- the card list -----------------------------------------------------------------------------
 
 
-def parse_prices(items: Iterable[str]) -> dict[str, float]:
-    """`('L40S=0.99', 'H100 SXM=2.1')` -> {'L40S': 0.99, 'H100 SXM': 2.1} (table names)."""
-    prices: dict[str, float] = {}
-    for item in items:
-        name, sep, value = item.rpartition("=")
-        spec = kb.find_gpu_spec(name.strip()) if sep else None
-        if spec is None:
-            raise BadInputError(f"cannot read price {item!r}", where="--price",
-                                hint="use GPU=USD_PER_HOUR with a GPU from the table, e.g. --price 'L40S=0.99'")
-        try:
-            price = float(value)
-        except ValueError as exc:
-            raise BadInputError(f"{item!r}: {value!r} is not a number", where="--price") from exc
-        if price < 0:
-            raise BadInputError(f"{item!r}: a price cannot be negative", where="--price")
-        prices[spec.name] = price
-    return prices
-
-
 def select_devices(names: Sequence[str] | None, prices: Mapping[str, float] | None = None) -> list[Device]:
     """Every table GPU, or the named ones (nvidia-smi or table names, comma lists allowed)."""
     prices = prices or {}
@@ -391,7 +372,6 @@ __all__ = [
     "default_calibration",
     "fit_candidates",
     "fit_verdict",
-    "parse_prices",
     "predict",
     "predict_for_runs",
     "predict_stages",

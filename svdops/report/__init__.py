@@ -10,15 +10,16 @@ pandas is needed (the `[bench]` or `[report]` extra); nothing here needs torch o
 from __future__ import annotations
 
 from svdops.report.render import ReportOptions, ReportResult, build_report, render_html, write_report
-from svdops.report.selection import RANK_METRICS, RunFilter, parse_prices, parse_since
+from svdops.report.selection import RANK_METRICS, Prices, RunFilter, parse_host_prices, parse_since
 
 __all__ = [
     "RANK_METRICS",
+    "Prices",
     "ReportOptions",
     "ReportResult",
     "RunFilter",
     "build_report",
-    "parse_prices",
+    "parse_host_prices",
     "parse_since",
     "render_html",
     "write_report",

@@ -42,7 +42,7 @@ from svdops.report.run_fields import (
     run_scenario,
     run_started,
 )
-from svdops.report.selection import price_for
+from svdops.report.selection import Prices
 from svdops.report.telemetry_series import telemetry_samples
 from svdops.runs.documents import PointDoc, TelemetrySummary
 from svdops.runs.store import Run
@@ -206,9 +206,9 @@ POINT_COLUMNS = [
 ]
 
 
-def points_frame(runs: Sequence[Run], prices: Mapping[str, float] | None = None) -> pd.DataFrame:
+def points_frame(runs: Sequence[Run], prices: Prices | None = None) -> pd.DataFrame:
     """One row per configuration point: the merged table. Missing figures are NaN, never an error."""
-    prices = prices or {}
+    prices = prices or Prices()
     rows = []
     for run in runs:
         host, gpu = run_host(run), run_gpu(run)
@@ -224,7 +224,8 @@ def points_frame(runs: Sequence[Run], prices: Mapping[str, float] | None = None)
             "gpu_memory_gib": capacity,
             "power_cap_w": power_cap_w(run),
             "weights": weights_text(run),
-            "price_usd_per_hour": price_for(host, prices),
+            # a single-GPU bench point holds one GPU for its hour (multi-GPU runs have no points)
+            "price_usd_per_hour": prices.hourly(host, gpu, gpu_count=1),
         }
         for index, point in enumerate(run.results.points):
             rows.append({**base, **_point_row(point, index, gpu)})

@@ -25,7 +25,7 @@ from svdops.report import charts
 from svdops.report.checks import CheckSet, load_checks
 from svdops.report.frames import RANK_COLUMNS, environment_frame, groups_frame, points_frame, runs_frame
 from svdops.report.scaling import nccl_frame, scaling_frame
-from svdops.report.selection import RunFilter, find_runs, price_for
+from svdops.report.selection import Prices, RunFilter, find_runs
 from svdops.report.telemetry_series import pick_telemetry_runs, read_telemetry
 from svdops.runs.store import Run
 
@@ -48,7 +48,7 @@ class ReportOptions:
     title: str = "svdops report"
     run_filter: RunFilter = field(default_factory=RunFilter)
     checks: tuple[Path, ...] = ()
-    prices: Mapping[str, float] = field(default_factory=dict)
+    prices: Prices = field(default_factory=Prices)
     rank_by: str = "videos_per_hour"
     telemetry_runs: int = 6
 
@@ -90,7 +90,7 @@ def build_report(run_args: Sequence[str], options: ReportOptions) -> ReportData:
         raise BadInputError(
             "--rank-by cost needs prices",
             where="--rank-by",
-            hint="give each host's price: --price HOST=USD_PER_HOUR (repeatable)",
+            hint="price the GPUs (--price GPU=USD_PER_GPU_HOUR) or whole hosts (--host-price HOST=USD_PER_HOUR)",
         )
     selection = find_runs(run_args, options.run_filter)
     if not selection.runs:
@@ -352,7 +352,7 @@ def _why_missing(row: Mapping[str, Any], column: str) -> str:
     if row["failed"] and not row["runs"] - row["failed"]:
         return f"no finished run ({row['statuses']})"
     if column == "cost_per_1000_usd" and row.get("price_usd_per_hour") is None:
-        return "no price for this host (--price HOST=USD_PER_HOUR)"
+        return "no price for this GPU or host (--price GPU=USD_PER_GPU_HOUR, --host-price HOST=USD_PER_HOUR)"
     if column == "energy_j_per_video":
         return _energy_note(row)
     return "not measured"
@@ -493,7 +493,7 @@ def render_html(data: ReportData) -> str:
         "filters": options.run_filter.describe(),
         "rank_by": options.rank_by,
         "rank_title": RANK_TITLES[options.rank_by],
-        "prices": dict(options.prices),
+        "prices": {**options.prices.gpus, **options.prices.hosts},
         "runs": _records(data.run_table),
         "n_hosts": data.run_table["host"].nunique(),
         "references": sorted(set(data.run_table.loc[data.run_table["reference"], "provenance"].dropna())),
@@ -507,7 +507,8 @@ def render_html(data: ReportData) -> str:
         "telemetry_available": telemetry_available,
         "has_cost": bool(options.prices),
         "cost_rows": _records(data.groups[data.groups["price_usd_per_hour"].notna()]) if options.prices else [],
-        "unpriced_hosts": sorted(run_hosts - {h for h in run_hosts if price_for(h, options.prices) is not None}),
+        "unpriced_hosts": sorted(set(points.loc[points["price_usd_per_hour"].isna(), "host"]))
+        if options.prices else [],
         "scaling": _extra_table(data.scaling),
         "scaling_chart": _scaling_chart(data.scaling),
         "nccl": _extra_table(data.nccl),

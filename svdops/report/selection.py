@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from svdops.errors import BadInputError
+from svdops.plan.prices import gpu_price
 from svdops.report.run_fields import run_host, run_scenario, run_started
 from svdops.runs.store import TMP_PREFIX, Run, load_run
 
@@ -71,8 +72,8 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def parse_prices(items: Iterable[str]) -> dict[str, float]:
-    """`HOST=USD_PER_HOUR` pairs; HOST may be a pattern (`gpu0*=2.5`)."""
+def parse_host_prices(items: Iterable[str]) -> dict[str, float]:
+    """`--host-price HOST=USD_PER_HOUR` pairs; HOST may be a pattern (`gpu0*=2.5`)."""
     prices: dict[str, float] = {}
     for item in items:
         host, sep, value = item.partition("=")
@@ -82,7 +83,8 @@ def parse_prices(items: Iterable[str]) -> dict[str, float]:
             price = math.nan
         if not sep or not host.strip() or not math.isfinite(price) or price < 0:
             raise BadInputError(
-                f"cannot read price {item!r}", where="--price", hint="use HOST=USD_PER_HOUR, e.g. --price gpu01=2.49"
+                f"cannot read price {item!r}", where="--host-price",
+                hint="use HOST=USD_PER_HOUR, e.g. --host-price gpu01=2.49"
             )
         prices[host.strip()] = price
     return prices
@@ -156,3 +158,22 @@ def find_runs(args: Sequence[str], run_filter: RunFilter | None = None) -> RunSe
             selection.runs.append(run)
     selection.runs.sort(key=lambda r: (run_started(r) or datetime.min.replace(tzinfo=UTC), r.name))
     return selection
+
+
+@dataclass(frozen=True)
+class Prices:
+    """What an hour of a run costs. `--price` is per GPU-hour of a GPU model (the one meaning it has in
+    `svdops plan` too); `--host-price` is per hour of a whole host and wins where both apply."""
+
+    gpus: Mapping[str, float] = field(default_factory=dict)  # table GPU name -> USD per GPU-hour
+    hosts: Mapping[str, float] = field(default_factory=dict)  # host or pattern -> USD per host-hour
+
+    def __bool__(self) -> bool:
+        return bool(self.gpus or self.hosts)
+
+    def hourly(self, host: str, gpu: str | None, gpu_count: int = 1) -> float | None:
+        by_host = price_for(host, self.hosts)
+        if by_host is not None:
+            return by_host
+        per_gpu = gpu_price(gpu, self.gpus)
+        return per_gpu * gpu_count if per_gpu is not None else None

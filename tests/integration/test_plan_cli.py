@@ -35,7 +35,7 @@ def test_low_vram_scenario_and_bad_input():
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)["predictions"]
     assert row["workload"]["cpu_offload"] and row["peak_allocated_gib"]["value"] < 8
-    for args, text in ((["--price", "L40S"], "GPU=USD_PER_HOUR"), (["--gpus", "GTX 480"], "unknown GPU"),
+    for args, text in ((["--price", "L40S"], "GPU=USD_PER_GPU_HOUR"), (["--gpus", "GTX 480"], "unknown GPU"),
                        (["--no-anchors"], "nothing to calibrate on"), (["--scenario", "tiny"], "runs on the CPU")):
         result = CliRunner().invoke(plan, args)
         assert result.exit_code == 2 and text in result.output, (args, result.output)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api
 
-from svdops.report import ReportOptions, parse_prices, write_report
+from svdops.report import Prices, ReportOptions, parse_host_prices, write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def report_with_awkward_runs(tmp_path: Path) -> Path:
     out = tmp_path / "report.html"
     options = ReportOptions(
         checks=tuple(sorted((EXAMPLES / "checks").glob("*.json"))),
-        prices=parse_prices(["h100-sxm-reference=3", "cpu-devbox=0.1"]),
+        prices=Prices(hosts=parse_host_prices(["h100-sxm-reference=3", "cpu-devbox=0.1"])),
     )
     write_report([str(store)], out, options)
     return out

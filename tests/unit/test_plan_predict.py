@@ -9,7 +9,8 @@ import pytest
 from svdops.errors import BadInputError
 from svdops.plan.calibrate import Measured, anchor_points, calibrate, default_calibration
 from svdops.plan.costmodel import CPU_DEVICE, device_named, workload_for_scenario
-from svdops.plan.predict import FITS, NO, TIGHT, parse_prices, predict, rank, select_devices
+from svdops.plan.predict import FITS, NO, TIGHT, predict, rank, select_devices
+from svdops.plan.prices import parse_gpu_prices
 from svdops.plan.validate import validate
 
 XT = workload_for_scenario("svd-xt-25f")
@@ -90,11 +91,11 @@ def test_boxes_prices_and_energy(cal):
     assert box.usd_per_1000_videos is not None
     assert box.usd_per_1000_videos.value == pytest.approx(1000 * 8 / box.videos_per_hour.value)
     assert "assumed" in box.scaling_basis
-    assert parse_prices(["L40S=0.99", "NVIDIA H100 80GB HBM3=2"]) == {"L40S": 0.99, "H100 SXM": 2.0}
+    assert parse_gpu_prices(["L40S=0.99", "NVIDIA H100 80GB HBM3=2"]) == {"L40S": 0.99, "H100 SXM": 2.0}
     assert [d.price_usd_per_hour for d in select_devices(["L40S"], {"L40S": 0.5})] == [0.5]
     for bad in (["L40S"], ["Imaginary=1"], ["L40S=cheap"], ["L40S=-1"]):
         with pytest.raises(BadInputError):
-            parse_prices(bad)
+            parse_gpu_prices(bad)
     with pytest.raises(BadInputError, match="unknown GPU"):
         select_devices(["GTX 480"])
 

@@ -15,12 +15,14 @@ from click.testing import CliRunner
 
 from svdops.cli.main import cli
 from svdops.errors import BadInputError
+from svdops.plan.prices import parse_gpu_prices
 from svdops.report import (
+    Prices,
     ReportOptions,
     RunFilter,
     build_report,
     charts,
-    parse_prices,
+    parse_host_prices,
     parse_since,
     render_html,
     write_report,
@@ -236,7 +238,8 @@ def assert_self_contained(html: str) -> None:
 
 def test_report_from_the_recorded_example_runs(tmp_path):
     checks = tuple(sorted((EXAMPLES / "checks").glob("*.json")))
-    options = ReportOptions(checks=checks, prices=parse_prices(["h100-sxm-reference=3.0", "cpu-*=0.1"]))
+    prices = Prices(hosts=parse_host_prices(["h100-sxm-reference=3.0", "cpu-*=0.1"]))
+    options = ReportOptions(checks=checks, prices=prices)
     result = write_report([str(EXAMPLE_RUNS)], tmp_path / "report.html", options, export=tmp_path / "table.csv")
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     parser = assert_well_formed(html)
@@ -405,13 +408,26 @@ def test_since_accepts_dates_times_and_ages():
         parse_since("last tuesday")
 
 
-def test_prices_parse_and_exact_names_win_over_patterns():
-    prices = parse_prices(["*=1.5", "big-box=9", "gpu0*=2.49"])
+def test_host_prices_parse_and_exact_names_win_over_patterns():
+    prices = parse_host_prices(["*=1.5", "big-box=9", "gpu0*=2.49"])
     assert price_for("big-box", prices) == 9 and price_for("gpu01", prices) == 1.5  # first pattern that matches
     assert price_for("other", {"gpu*": 1.0}) is None
     for bad in ("gpu01", "gpu01=", "=2", "gpu01=cheap", "gpu01=-1", "gpu01=nan"):
+        with pytest.raises(BadInputError, match="--host-price"):
+            parse_host_prices([bad])
+
+
+def test_price_means_a_gpu_hour_as_in_plan_and_a_host_price_wins():
+    """--price is per GPU-hour of a table GPU in `report` exactly as in `plan`; --host-price prices a host."""
+    prices = Prices(gpus=parse_gpu_prices(["NVIDIA H100 80GB HBM3=2.5"]), hosts=parse_host_prices(["big-*=9"]))
+    assert prices.gpus == {"H100 SXM": 2.5}  # nvidia-smi's name and the table's price the same card
+    assert prices.hourly("gpu01", "H100 SXM") == 2.5 and prices.hourly("gpu01", "NVIDIA H100 80GB HBM3", 8) == 20.0
+    assert prices.hourly("big-box", "H100 SXM") == 9  # the whole host's price, not its GPUs'
+    assert prices.hourly("gpu01", "NVIDIA L40S") is None and prices.hourly("gpu01", None) is None
+    assert not Prices() and Prices(hosts={"a": 1.0})
+    for bad in ("gpu01=2.5", "H100 SXM", "H100 SXM=-1", "H100 SXM=inf"):
         with pytest.raises(BadInputError, match="--price"):
-            parse_prices([bad])
+            parse_gpu_prices([bad])
 
 
 def test_ranking_by_each_metric_within_the_same_video(tmp_path):
@@ -420,7 +436,7 @@ def test_ranking_by_each_metric_within_the_same_video(tmp_path):
     make_run(store, "slow-cool", points=[point(e2e=20.0)], when=T0 + timedelta(minutes=1))
     make_run(store, "other-video", points=[point(e2e=5.0, steps=3)], when=T0 + timedelta(minutes=2))
     runs = find_runs([str(store)]).runs
-    points = points_frame(runs, {"fast-hot": 10.0, "slow-cool": 2.0, "other-video": 1.0})
+    points = points_frame(runs, Prices(hosts={"fast-hot": 10.0, "slow-cool": 2.0, "other-video": 1.0}))
     points.loc[points["host"] == "fast-hot", "energy_j_per_video"] = 20_000.0
 
     def order(metric):
@@ -583,7 +599,7 @@ def test_cli_writes_the_report_and_the_table(tmp_path):
             str(out),
             "--host",
             "gpu0*",
-            "--price",
+            "--host-price",
             "gpu01=2.5",
             "--rank-by",
             "cost",
@@ -605,7 +621,7 @@ def test_cli_exit_codes_for_bad_input(tmp_path):
     store = tmp_path / "runs"
     make_run(store)
     result = runner.invoke(cli, ["report", str(store), "--rank-by", "cost", "-o", str(tmp_path / "r.html")])
-    assert result.exit_code == 2 and "--price HOST=USD_PER_HOUR" in result.output
+    assert result.exit_code == 2 and "--price GPU=USD_PER_GPU_HOUR" in result.output and "--host-price" in result.output
     result = runner.invoke(cli, ["report", str(store), "--since", "soon", "-o", str(tmp_path / "r.html")])
     assert result.exit_code == 2 and "--since" in result.output
     assert not (tmp_path / "r.html").exists()
