@@ -48,11 +48,14 @@ def cuda_cudnn(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         return
     title = "system cuDNN"
     have = facts.cuda.cudnn_version
+    unknown = not_available(facts, "cuda.cudnn_version")
+    if have is not None and len(have.parts) < 2:
+        # only a soname (libcudnn.so.9): the major says nothing of the release within it
+        have, unknown = None, f"libcudnn.so.{have} present, version unknown"
     target = spec.pinned or spec.minimum
     hint = f"sudo apt-get install -y {_cudnn_package(target, facts.cuda.toolkit_version)}" if target else ""
     bundled = f"; torch bundles cuDNN {facts.python.torch_cudnn}" if facts.python.torch_cudnn else ""
-    yield versus_spec("cuda.cudnn", title, f"cuDNN {spec}", spec, have,
-                      not_available(facts, "cuda.cudnn_version") + bundled, hint)
+    yield versus_spec("cuda.cudnn", title, f"cuDNN {spec}", spec, have, unknown + bundled, hint)
 
 
 def cuda_nccl(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -62,6 +65,8 @@ def cuda_nccl(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     title = "system NCCL"
     have = facts.cuda.nccl_version
     present = have is not None or any(lib.startswith("libnccl") for lib in facts.cuda.libraries)
+    if have is not None and len(have.parts) < 2:
+        have = None  # only a soname (libnccl.so.2): present, but which 2.x is unknown
     hint = "sudo apt-get install -y libnccl2 libnccl-dev"
     expected = "NCCL" if spec.is_any else f"NCCL {spec}"
     if have is not None and not spec.is_any:
