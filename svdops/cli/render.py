@@ -23,7 +23,8 @@ _STATUS_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold
 NA = "n/a"
 
 
-def _na(value: object, unit: str = "") -> str:
+def shown(value: object, unit: str = "") -> str:
+    """A value as a table cell: n/a when the probe could not tell."""
     if value is None or value == "":
         return NA
     return f"{value}{unit}"
@@ -58,19 +59,19 @@ def facts_table(facts: HostFacts, console: Console) -> None:
     host.add_column()
     os_text = facts.os.pretty_name or " ".join(filter(None, [facts.os.id, facts.os.version_id])) or None
     rows: list[tuple[str, str, str]] = [
-        ("OS", _na(os_text), "os"),
-        ("Kernel", _na(facts.os.kernel_release), "os.kernel_release"),
-        ("CPU", _na(facts.cpu.model_name) + (f" ({facts.cpu.logical_cpus} CPUs)" if facts.cpu.logical_cpus else ""),
+        ("OS", shown(os_text), "os"),
+        ("Kernel", shown(facts.os.kernel_release), "os.kernel_release"),
+        ("CPU", shown(facts.cpu.model_name) + (f" ({facts.cpu.logical_cpus} CPUs)" if facts.cpu.logical_cpus else ""),
          "cpu"),
         ("RAM", _gib(facts.memory.total_mib), "memory"),
         ("Driver", _driver_text(facts), "driver"),
-        ("CUDA toolkit", _na(facts.cuda.toolkit_version), "cuda.toolkit_version"),
-        ("cuDNN / NCCL (system)", f"{_na(facts.cuda.cudnn_version)} / {_na(facts.cuda.nccl_version)}", "cuda"),
-        ("Python", f"{_na(facts.python.python_version)} {facts.python.executable or ''}".strip(), "python"),
+        ("CUDA toolkit", shown(facts.cuda.toolkit_version), "cuda.toolkit_version"),
+        ("cuDNN / NCCL (system)", f"{shown(facts.cuda.cudnn_version)} / {shown(facts.cuda.nccl_version)}", "cuda"),
+        ("Python", f"{shown(facts.python.python_version)} {facts.python.executable or ''}".strip(), "python"),
         ("torch", _torch_text(facts), "python.torch_version"),
         ("diffusers / transformers",
-         f"{_na(facts.python.diffusers_version)} / {_na(facts.python.transformers_version)}", "python"),
-        ("conda", _na(facts.python.conda.executable) + (
+         f"{shown(facts.python.diffusers_version)} / {shown(facts.python.transformers_version)}", "python"),
+        ("conda", shown(facts.python.conda.executable) + (
             f" ({len(facts.python.conda.envs)} envs)" if facts.python.conda.envs else ""), "python.conda"),
         ("Secure Boot", _bool(facts.driver.secure_boot_enabled, "enabled", "disabled"), "driver.secure_boot_enabled"),
         ("nouveau", _bool(facts.driver.nouveau_loaded, "loaded", "not loaded"), "driver.nouveau_loaded"),
@@ -90,8 +91,8 @@ def facts_table(facts: HostFacts, console: Console) -> None:
             pcie = (f"gen{gpu.pcie_gen_current} x{gpu.pcie_width_current}"
                     if gpu.pcie_gen_current and gpu.pcie_width_current else NA)
             gpus.add_row(
-                str(gpu.index), gpu.name, _gib(gpu.memory_total_mib), _na(gpu.compute_capability), pcie,
-                _na(None if gpu.power_limit_w is None else f"{gpu.power_limit_w:.0f}", " W"),
+                str(gpu.index), gpu.name, _gib(gpu.memory_total_mib), shown(gpu.compute_capability), pcie,
+                shown(None if gpu.power_limit_w is None else f"{gpu.power_limit_w:.0f}", " W"),
                 _bool(gpu.persistence_mode, "on", "off"), _bool(gpu.ecc_enabled, "on", "off"),
                 _bool(gpu.mig_enabled, "on", "off"),
             )
@@ -108,7 +109,7 @@ def facts_table(facts: HostFacts, console: Console) -> None:
             table.add_column(col)
         for disk in disks:
             kind = "NVMe" if disk.is_nvme else ("HDD" if disk.rotational else "SSD")
-            table.add_row(disk.name, _size(disk.size_bytes), kind, _na(disk.model), _na(disk.mountpoint))
+            table.add_row(disk.name, _size(disk.size_bytes), kind, shown(disk.model), shown(disk.mountpoint))
         console.print(table)
     for md in facts.storage.md_arrays:
         state = "DEGRADED" if md.degraded else md.state
@@ -152,7 +153,7 @@ def _driver_text(facts: HostFacts) -> str:
     if d.cuda_driver_api:
         text += f", CUDA {d.cuda_driver_api} API"
     if d.needs_reboot:
-        text += f" — loaded module {_na(d.kernel_module_version)}: reboot needed"
+        text += f" — loaded module {shown(d.kernel_module_version)}: reboot needed"
     return text
 
 

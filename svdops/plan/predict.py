@@ -136,43 +136,43 @@ def _efficiency_estimate(floor_s: float, found: Lookup, extra_band: float = 0.0)
     return Estimate.banded(floor_s / found.value, found.band + extra_band, found.basis)
 
 
-def predict_stages(w: Workload, device: Device, cal: Calibration) -> StagePrediction:
+def predict_stages(w: Workload, device: Device, calibration: Calibration) -> StagePrediction:
     """Per-video times and the peak for one configuration on one device."""
     floors = stage_floors(w, device)
-    unet_found = cal.unet_efficiency(device, w.compile)
+    unet_found = calibration.unet_efficiency(device, w.compile)
     unmeasured = 0.0
-    measured_settings = {(p.workload.forward_chunking, p.workload.cpu_offload) for p in cal.points}
+    measured_settings = {(p.workload.forward_chunking, p.workload.cpu_offload) for p in calibration.points}
     if (w.forward_chunking, w.cpu_offload) not in measured_settings:
         unmeasured = UNMEASURED_SETTING_BAND
     step = _efficiency_estimate(floors["unet"].floor_s / w.steps, unet_found, unmeasured)
-    decode = _efficiency_estimate(floors["decode"].floor_s, cal.decode_efficiency(device, w.decode_chunk))
+    decode = _efficiency_estimate(floors["decode"].floor_s, calibration.decode_efficiency(device, w.decode_chunk))
     gpu_other = _efficiency_estimate(floors["encode"].floor_s + floors["clip"].floor_s, unet_found)
-    host = cal.host_seconds(device)
+    host = calibration.host_seconds(device)
     others = [gpu_other, Estimate.banded(host.value, 0.25, f"host time {host.basis}")]
     if w.cpu_offload:
         others.append(_offload_copy(w, device))
     other = _sum(others, "CLIP + VAE encode + host" + (" + offload copies" if w.cpu_offload else ""))
     e2e = _sum([step.scaled(w.steps), decode, other], unet_found.basis)
-    peak, stage = predict_peak(w, cal)
+    peak, stage = predict_peak(w, calibration)
     return StagePrediction(step, decode, other, e2e, peak, stage)
 
 
-def _offload_copy(w: Workload, device: Device) -> Estimate:
-    parts = memory_parts(w)
+def _offload_copy(workload: Workload, device: Device) -> Estimate:
+    parts = memory_parts(workload)
     gbps = PCIE_GBPS.get(device.pcie_gen or 4, PCIE_GBPS[4]) * PCIE_EFFICIENCY
     # each network comes onto the GPU once per pipeline call and goes back when the next one starts
-    seconds = 2 * sum(parts.weights_gib.values()) * 2**30 / (gbps * 1e9) / w.videos_per_call
+    seconds = 2 * sum(parts.weights_gib.values()) * 2**30 / (gbps * 1e9) / workload.videos_per_call
     return Estimate(seconds, seconds * 0.5, seconds * 2.0,
                     f"weights over PCIe gen {device.pcie_gen or 4} at {PCIE_EFFICIENCY:.0%} of the link (assumed)")
 
 
-def predict_peak(w: Workload, cal: Calibration) -> tuple[Estimate, str]:
-    parts = memory_parts(w)
+def predict_peak(workload: Workload, calibration: Calibration) -> tuple[Estimate, str]:
+    parts = memory_parts(workload)
     best: tuple[Estimate, str] | None = None
     for stage, act in parts.activation_gib.items():
-        found = cal.memory_factor(stage, w.compile)
-        band = found.band + (UNMEASURED_SETTING_BAND if (w.forward_chunking and stage == "unet") or w.cpu_offload
-                             else 0.0)
+        found = calibration.memory_factor(stage, workload.compile)
+        unmeasured = (workload.forward_chunking and stage == "unet") or workload.cpu_offload
+        band = found.band + (UNMEASURED_SETTING_BAND if unmeasured else 0.0)
         base = parts.resident_gib[stage] + parts.io_gib
         est = Estimate(base + act * found.value, base + act * found.value * (1 - band),
                        base + act * found.value * (1 + band), found.basis)
@@ -192,34 +192,34 @@ def fit_verdict(peak: Estimate, device: Device) -> str:
     return NO
 
 
-def fit_candidates(w: Workload) -> list[tuple[str, Workload]]:
+def fit_candidates(workload: Workload) -> list[tuple[str, Workload]]:
     """Settings that lower the peak, roughly cheapest first."""
     out: list[tuple[str, Workload]] = []
     for chunk in (4, 2, 1):
-        if chunk < w.decode_chunk:
-            out.append((f"decode chunk {chunk}", w.replace(decode_chunk=chunk)))
-    if not w.forward_chunking:
-        for chunk in sorted({min(w.decode_chunk, 2), 1}, reverse=True):
+        if chunk < workload.decode_chunk:
+            out.append((f"decode chunk {chunk}", workload.replace(decode_chunk=chunk)))
+    if not workload.forward_chunking:
+        for chunk in sorted({min(workload.decode_chunk, 2), 1}, reverse=True):
             out.append((f"forward chunking + decode chunk {chunk}",
-                        w.replace(forward_chunking=True, decode_chunk=chunk)))
-    if not w.cpu_offload:
-        for chunk in sorted({min(w.decode_chunk, 2), 1}, reverse=True):
+                        workload.replace(forward_chunking=True, decode_chunk=chunk)))
+    if not workload.cpu_offload:
+        for chunk in sorted({min(workload.decode_chunk, 2), 1}, reverse=True):
             out.append((f"model CPU offload + forward chunking + decode chunk {chunk}",
-                        w.replace(cpu_offload=True, forward_chunking=True, decode_chunk=chunk)))
+                        workload.replace(cpu_offload=True, forward_chunking=True, decode_chunk=chunk)))
     return out
 
 
-def predict(w: Workload, device: Device, cal: Calibration, *, count: int = 1,
+def predict(w: Workload, device: Device, calibration: Calibration, *, count: int = 1,
             scaling: tuple[float, str] | None = None) -> Prediction:
     """One card (or a box of `count`) running `w`, or the cheapest setting of it that fits."""
-    asked = predict_stages(w, device, cal)
+    asked = predict_stages(w, device, calibration)
     verdict = fit_verdict(asked.peak_allocated_gib, device)
     chosen, stages, change, cost = w, asked, None, None
     notes: list[str] = []
     if verdict == NO:
         options = []
         for label, candidate in fit_candidates(w):
-            predicted = predict_stages(candidate, device, cal)
+            predicted = predict_stages(candidate, device, calibration)
             if fit_verdict(predicted.peak_allocated_gib, device) != NO:
                 options.append((fit_verdict(predicted.peak_allocated_gib, device) == TIGHT,
                                 predicted.e2e_s.value, label, candidate, predicted))
@@ -242,7 +242,7 @@ def predict(w: Workload, device: Device, cal: Calibration, *, count: int = 1,
         usd = Estimate(per_video / videos.value, per_video / videos.high, per_video / videos.low,
                        f"USD {device.price_usd_per_hour:.2f}/h per GPU")
     energy = None
-    fraction = cal.power_fraction(device)
+    fraction = calibration.power_fraction(device)
     if device.power_w and fraction is not None:
         # energy per video on each card: the box only multiplies videos and joules alike
         watts = device.power_w * fraction.value
@@ -255,7 +255,7 @@ def predict(w: Workload, device: Device, cal: Calibration, *, count: int = 1,
     return Prediction(
         device=device, workload=chosen, asked=w, count=count, stages=stages, fits=fits, fits_as_asked=verdict,
         change=change, change_cost_s=cost, videos_per_hour=videos, usd_per_1000_videos=usd,
-        energy_j_per_video=energy, scaling=scale, scaling_basis=scale_basis, calibrated_on=cal.describe(),
+        energy_j_per_video=energy, scaling=scale, scaling_basis=scale_basis, calibrated_on=calibration.describe(),
         notes=tuple(notes),
     )
 
