@@ -104,7 +104,7 @@ def test_infer_cfg_four_ranks_match_the_single_process_output(tmp_path):
     # Rank 0 made the same video alone with the unsplit UNet (no collective at all): same seed, same output.
     assert check["matches"], check
     assert check["max_abs_diff"] <= 1e-3 * max(check["max_abs_reference"], 1.0)
-    assert scaling["throughput"]["pairs"] == 2 and scaling["latency_s"] > 0 and scaling["speedup"] > 0
+    assert scaling.throughput.pairs == 2 and scaling.latency_s > 0 and scaling.speedup > 0
 
 
 def test_train_ddp_two_ranks_with_gradient_checkpointing(tmp_path):
@@ -192,8 +192,8 @@ def test_a_hung_rank_is_stopped_after_the_rank_timeout(tmp_path):
     )
     assert stopped and time.monotonic() - start < 240
     failure = outcome.failure
-    assert failure["how"] == "stalled" and failure["rank"] == 1, failure
-    assert "rank-timeout" in failure["error"] and "rank 1 was at: parallel" in failure["error"]
+    assert failure.how == "stalled" and failure.rank == 1, failure
+    assert "rank-timeout" in failure.error and "rank 1 was at: parallel" in failure.error
     with pytest.raises(ProcessLookupError):
         os.kill(stopped[0], 0)  # the launcher killed the frozen rank too, not only torchrun
 
