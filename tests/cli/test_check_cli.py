@@ -14,6 +14,7 @@ from svdops import __version__
 from svdops.cli.main import COMMANDS, cli
 from svdops.host.facts import HostFacts
 from tests.support.paths import HOSTS, PROFILES, recorded_host
+from tests.support.profiles import GPU_ONLY
 
 H100 = recorded_host("h100-sxm-ubuntu2404")
 BROKEN_PROFILES = PROFILES
@@ -119,15 +120,6 @@ SVD_HOST_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
 
 # A profile that leaves the Python stack out: the healthy recordings pass it (exit 0, warnings allowed),
 # the broken ones still fail on what is broken.
-GPU_ONLY = """\
-description: "an Ubuntu host with a working NVIDIA driver and a GPU; the Python stack is not judged"
-os:
-  id: ubuntu
-driver:
-  persistence_mode: true
-gpu:
-  min_count: 1
-"""
 GPU_ONLY_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
     "h100-sxm-ubuntu2404": (0, set(), set()),
     "h100-x8-nvlink": (0, set(), set()),

@@ -20,17 +20,9 @@ from svdops.host.ssh import SshAuthError
 from svdops.judge.check import check_profile
 from svdops.judge.fleet_check import FleetCheck, FleetFacts, check_fleet, gather_fleet
 from tests.support.paths import HOSTS
+from tests.support.profiles import GPU_ONLY
 
 FLEET = {"a100": "seed-2023-ubuntu2004-a100x2", "rtx": "pcie-pair-rtx4090", "cpu": "no-gpu", "locked": None}
-GPU_ONLY = """\
-description: "an Ubuntu host with a working NVIDIA driver and a GPU; the Python stack is not judged"
-os:
-  id: ubuntu
-driver:
-  persistence_mode: true
-gpu:
-  min_count: 1
-"""
 
 
 def connector(hosts: dict[str, str | None]) -> Callable[[Target], Shell]:

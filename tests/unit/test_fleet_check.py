@@ -27,20 +27,12 @@ from svdops.judge.check import CheckReport, check_profile, run_check
 from svdops.judge.fleet_check import FleetCheck, check_fleet, fleet_targets, gather_fleet
 from svdops.judge.profiles import Profile, load_profile
 from tests.support.paths import HOSTS, REPO
+from tests.support.profiles import GPU_ONLY
 
 EXAMPLE_CHECKS = REPO / "reports" / "examples" / "checks"
 
 # Judges the driver and GPUs only: the recorded H100/H200/A100 hosts pass it (none has diffusers,
 # so under svd-host every recorded host fails), while no-gpu and kernel-module-mismatch fail it.
-GPU_ONLY = """\
-description: "an Ubuntu host with a working NVIDIA driver and a GPU; the Python stack is not judged"
-os:
-  id: ubuntu
-driver:
-  persistence_mode: true
-gpu:
-  min_count: 1
-"""
 
 
 @pytest.fixture(scope="module")
