@@ -63,6 +63,14 @@ def compute_capabilities(facts: HostFacts) -> tuple[Version, ...]:
     return tuple(cc for cc in (gpu_capability(g) for g in facts.gpus) if cc is not None)
 
 
+def gpus_failing(facts: HostFacts, fails: Callable[[Version], bool]) -> tuple[list[GpuFacts], list[GpuFacts]]:
+    """The GPUs whose known compute capability `fails`, and those whose capability is unknown: an arch
+    check passes only when the first list is empty and the second one too (unknown is never a pass)."""
+    capabilities = [(g, gpu_capability(g)) for g in facts.gpus]
+    failing = [g for g, cc in capabilities if cc is not None and fails(cc)]
+    return failing, [g for g, cc in capabilities if cc is None]
+
+
 def gpu_label(gpu: GpuFacts) -> str:
     return f"GPU{gpu.index} ({gpu.name})"
 

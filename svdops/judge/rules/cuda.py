@@ -15,6 +15,7 @@ from svdops.judge.rules.common import (
     compute_capabilities,
     gpu_capability,
     gpu_label,
+    gpus_failing,
     not_available,
     probe_note,
     toolkit_package,
@@ -89,9 +90,7 @@ def cuda_arch_support(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         return
     title = "CUDA toolkit still builds for the GPUs"
     expected = f"compute capability >= {support.min_cc} (CUDA {toolkit.major} dropped {', '.join(support.dropped)})"
-    ccs = {g.index: gpu_capability(g) for g in facts.gpus}
-    old = [g for g in facts.gpus if (cc := ccs[g.index]) is not None and cc < support.min_cc]
-    unknown = [g for g in facts.gpus if ccs[g.index] is None]
+    old, unknown = gpus_failing(facts, lambda cc: cc < support.min_cc)
     if not old and unknown:
         # an unknown GPU may be one the toolkit dropped: never a pass
         yield Finding("cuda.arch-support", title, WARN, expected,
@@ -105,5 +104,5 @@ def cuda_arch_support(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     previous = [v for v in kb.known_cuda_versions() if v.major == toolkit.major - 1]
     hint = f"sudo apt-get install -y {toolkit_package(previous[0])}" if previous else ""
     yield Finding("cuda.arch-support", title, FAIL, expected,
-                  ", ".join(f"{gpu_label(g)} cc {ccs[g.index]}" for g in old) + f" with nvcc {toolkit}",
+                  ", ".join(f"{gpu_label(g)} cc {gpu_capability(g)}" for g in old) + f" with nvcc {toolkit}",
                   hint=hint)

@@ -16,6 +16,7 @@ from svdops.judge.rules.common import (
     compute_capabilities,
     gpu_capability,
     gpu_label,
+    gpus_failing,
     not_available,
     probe_note,
     torch_fix_command,
@@ -94,9 +95,7 @@ def torch_arch(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
                           f"arch list of {build} not gathered and not in the knowledge "
                           f"base ({probe_note(facts, 'python.torch_arch_list')})")
         return
-    by_gpu = {g.index: gpu_capability(g) for g in facts.gpus}
-    missing = [g for g in facts.gpus if (cc := by_gpu[g.index]) is not None and not kb.arch_runs_on(archs, cc)]
-    unknown = [g for g in facts.gpus if by_gpu[g.index] is None]
+    missing, unknown = gpus_failing(facts, lambda cc: not kb.arch_runs_on(archs, cc))
     if not missing and unknown:
         yield Finding("torch.arch-list", title, WARN, expected,
                       "compute capability unknown for " + ", ".join(gpu_label(g) for g in unknown)
@@ -106,7 +105,7 @@ def torch_arch(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         ccs = ", ".join(sorted({f"sm_{c.major}{c.minor}" for c in compute_capabilities(facts)})) or "unknown"
         yield Finding("torch.arch-list", title, PASS, expected, f"{ccs} in {' '.join(archs)}{assumed}")
         return
-    gone = ", ".join(f"{gpu_label(g)} cc {by_gpu[g.index]}" for g in missing)
+    gone = ", ".join(f"{gpu_label(g)} cc {gpu_capability(g)}" for g in missing)
     yield Finding("torch.arch-list", title, FAIL, expected,
                   f"{gone} not in torch {torch_v}+{kb.cuda_tag(torch_cuda)} ({' '.join(archs)}): "
                   f"'no kernel image is available for execution on the device'{assumed}",
