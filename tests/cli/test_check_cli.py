@@ -98,40 +98,48 @@ def test_bundle_replays_to_the_same_facts(tmp_path: Path) -> None:
 
 # What each recorded host gets against the default profile (svd-host), read off its recording by hand:
 # none of them has diffusers installed, so every one fails python.package[diffusers]; the rest is what
-# the scenario is named after; a driver branch past NVIDIA's end of life warns (driver.branch).
-# (exit code, failed checks, warned checks)
-SVD_HOST_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
-    "h100-sxm-ubuntu2404": (1, {"python.package[diffusers]"}, set()),
-    "h100-x8-nvlink": (1, {"python.package[diffusers]"}, set()),
-    "h200-ubuntu2404": (1, {"python.package[diffusers]"}, set()),
-    "degraded-raid6-nvme-raid0": (1, {"python.package[diffusers]", "storage.md-health[md1]"}, set()),
-    "driver-535-cuda-12-8-wheel": (1, {"python.package[diffusers]"},
-                                   {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat",
-                                    "svd.pipeline-stack"}),
-    "kernel-module-mismatch": (1, {"python.package[diffusers]", "driver.reboot-required", "gpu.count"},
-                               {"svd.vram[svd-xt-25f]"}),
-    "no-gpu": (1, {"python.package[diffusers]", "driver.present", "gpu.count", "torch.cuda-build"},
-               {"svd.vram[svd-xt-25f]"}),
-    "pcie-pair-rtx4090": (1, {"python.package[diffusers]"}, {"driver.branch", "driver.persistence"}),
+# the scenario is named after; a driver branch past NVIDIA's end of life warns (driver.branch). A required
+# check that could not look is unknown (it fails the exit code too): a recording without the Python version
+# cannot say whether transformers and today's pipeline run, one whose nvidia-smi failed cannot size the GPUs,
+# and without /proc/modules or mokutil, nouveau and Secure Boot are unknown where no nvidia module drives
+# the GPUs (where one does, they skip: neither can be what holds the GPUs).
+# (exit code, failed checks, warned checks, unknown checks)
+Verdict = tuple[int, set[str], set[str], set[str]]
+SVD_HOST_VERDICTS: dict[str, Verdict] = {
+    "h100-sxm-ubuntu2404": (1, {"python.package[diffusers]"}, set(), set()),
+    "h100-x8-nvlink": (1, {"python.package[diffusers]"}, set(), set()),
+    "h200-ubuntu2404": (1, {"python.package[diffusers]"}, set(), set()),
+    "degraded-raid6-nvme-raid0": (1, {"python.package[diffusers]", "storage.md-health[md1]"}, set(), set()),
+    "driver-535-cuda-12-8-wheel": (1, {"python.package[diffusers]"}, {"driver.branch", "driver.torch-cuda-compat"},
+                                   {"python.transformers-compat", "svd.pipeline-stack"}),
+    "kernel-module-mismatch": (1, {"python.package[diffusers]", "driver.reboot-required", "gpu.count"}, set(),
+                               {"driver.nouveau", "driver.secure-boot", "svd.vram[svd-xt-25f]"}),
+    "no-gpu": (1, {"python.package[diffusers]", "driver.present", "gpu.count", "torch.cuda-build"}, set(),
+               {"driver.nouveau", "driver.secure-boot", "svd.vram[svd-xt-25f]"}),
+    "pcie-pair-rtx4090": (1, {"python.package[diffusers]"}, {"driver.branch", "driver.persistence"}, set()),
     "secure-boot-nouveau": (1, {"python.package[diffusers]", "driver.nouveau", "driver.secure-boot", "gpu.count"},
-                            {"python.transformers-compat", "svd.pipeline-stack", "svd.vram[svd-xt-25f]"}),
-    "seed-2023-ubuntu2004-a100x2": (1, {"python.package[diffusers]", "svd.pipeline-stack"}, {"driver.branch"}),
+                            set(), {"driver.reboot-required", "python.transformers-compat", "svd.pipeline-stack",
+                                    "svd.vram[svd-xt-25f]"}),
+    "seed-2023-ubuntu2004-a100x2": (1, {"python.package[diffusers]", "svd.pipeline-stack"}, {"driver.branch"}, set()),
 }
 
 # A profile that leaves the Python stack out: the healthy recordings pass it (exit 0, warnings allowed),
-# the broken ones still fail on what is broken.
-GPU_ONLY_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
-    "h100-sxm-ubuntu2404": (0, set(), set()),
-    "h100-x8-nvlink": (0, set(), set()),
-    "h200-ubuntu2404": (0, set(), set()),
-    "seed-2023-ubuntu2004-a100x2": (0, set(), {"driver.branch"}),
-    "pcie-pair-rtx4090": (0, set(), {"driver.branch", "driver.persistence"}),
+# the broken ones still fail on what is broken. transformers-compat stays a warning here: the profile does
+# not require transformers, so its Python version not being recorded is not a required look.
+GPU_ONLY_VERDICTS: dict[str, Verdict] = {
+    "h100-sxm-ubuntu2404": (0, set(), set(), set()),
+    "h100-x8-nvlink": (0, set(), set(), set()),
+    "h200-ubuntu2404": (0, set(), set(), set()),
+    "seed-2023-ubuntu2004-a100x2": (0, set(), {"driver.branch"}, set()),
+    "pcie-pair-rtx4090": (0, set(), {"driver.branch", "driver.persistence"}, set()),
     "driver-535-cuda-12-8-wheel": (0, set(),
-                                   {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat"}),
-    "degraded-raid6-nvme-raid0": (1, {"storage.md-health[md1]"}, set()),
-    "kernel-module-mismatch": (1, {"driver.reboot-required", "gpu.count"}, set()),
-    "no-gpu": (1, {"driver.present", "gpu.count", "torch.cuda-build"}, set()),
-    "secure-boot-nouveau": (1, {"driver.nouveau", "driver.secure-boot", "gpu.count"}, {"python.transformers-compat"}),
+                                   {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat"}, set()),
+    "degraded-raid6-nvme-raid0": (1, {"storage.md-health[md1]"}, set(), set()),
+    "kernel-module-mismatch": (1, {"driver.reboot-required", "gpu.count"}, set(),
+                               {"driver.nouveau", "driver.secure-boot"}),
+    "no-gpu": (1, {"driver.present", "gpu.count", "torch.cuda-build"}, set(), {"driver.nouveau", "driver.secure-boot"}),
+    "secure-boot-nouveau": (1, {"driver.nouveau", "driver.secure-boot", "gpu.count"}, {"python.transformers-compat"},
+                            {"driver.reboot-required"}),
 }
 
 
@@ -147,30 +155,34 @@ def gpu_only(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-def _verdicts(profile: str, host: str) -> tuple[int, set[str], set[str], dict[str, Any]]:
+def _verdicts(profile: str, host: str) -> tuple[Verdict, dict[str, Any]]:
     code, out, _ = run("check", "--from-dir", str(HOSTS / host), "--profile", profile, "--format", "json")
     data = json.loads(out)
-    failed = {f["key"] for f in data["findings"] if f["status"] == "fail"}
-    warned = {f["key"] for f in data["findings"] if f["status"] == "warn"}
-    return code, failed, warned, data
+
+    def keys(status: str) -> set[str]:
+        return {f["key"] for f in data["findings"] if f["status"] == status}
+
+    return (code, keys("fail"), keys("warn"), keys("unknown")), data
 
 
 @pytest.mark.parametrize("host", sorted(SVD_HOST_VERDICTS))
 def test_check_json_verdicts_and_exit_code_per_recorded_host(host: str) -> None:
-    code, failed, warned, data = _verdicts("svd-host", host)
-    assert (code, failed, warned) == SVD_HOST_VERDICTS[host]
+    verdict, data = _verdicts("svd-host", host)
+    assert verdict == SVD_HOST_VERDICTS[host]
+    _, failed, warned, unknown = verdict
     assert data["schema"] == "svdops.check/1" and data["profile"] == "svd-host"
     assert data["failed"] is True
-    assert (data["summary"]["fail"], data["summary"]["warn"]) == (len(failed), len(warned))
+    assert (data["summary"]["fail"], data["summary"]["warn"], data["summary"]["unknown"]) == (
+        len(failed), len(warned), len(unknown))
     assert sum(data["summary"].values()) == len(data["findings"])
     assert all(f["hint"] for f in data["findings"] if f["status"] == "fail")
 
 
 @pytest.mark.parametrize("host", sorted(GPU_ONLY_VERDICTS))
 def test_a_host_that_only_warns_exits_0(host: str, gpu_only: str) -> None:
-    code, failed, warned, data = _verdicts(gpu_only, host)
-    assert (code, failed, warned) == GPU_ONLY_VERDICTS[host]
-    assert data["failed"] is (code == 1)
+    verdict, data = _verdicts(gpu_only, host)
+    assert verdict == GPU_ONLY_VERDICTS[host]
+    assert data["failed"] is (verdict[0] == 1)
 
 
 @pytest.mark.parametrize("fmt", ["table", "junit"])
