@@ -293,11 +293,11 @@ CASES: list[Case] = [
     ("nccl present", H100, prof(cuda=CudaRequirements(nccl=S("*"))), "cuda.nccl", Status.PASS, ""),
     ("nccl version ok", SEED, prof(cuda=CudaRequirements(nccl=S(">=2.9"))), "cuda.nccl", Status.PASS, ""),
     # facts without a linker cache read: whether NCCL is there is unknown
-    ("nccl not looked for", host(cuda=CudaFacts(toolkit_version=V("13.0"))), prof(cuda=CudaRequirements(nccl=S("*"))),
-     "cuda.nccl", Status.UNKNOWN, "libnccl2"),
+    ("nccl not looked for", host(cuda=CudaFacts(toolkit_version=V("13.0"))),
+     prof(cuda=CudaRequirements(nccl=S("*"))), "cuda.nccl", Status.UNKNOWN, "libnccl2"),
     # the linker cache was read and lists no libnccl: missing, a failure
     ("nccl missing", host(cuda=CudaFacts(toolkit_version=V("13.0"), libraries=("libcudart.so.13",)),
-                          notes=(Note("cuda.nccl_version", "no libnccl in `ldconfig -p` and no NCCL package in dpkg"),)),
+                          notes=(Note("cuda.nccl_version", "no libnccl in `ldconfig -p`, no NCCL package"),)),
      prof(cuda=CudaRequirements(nccl=S("*"))), "cuda.nccl", Status.FAIL, "libnccl2"),
     ("nccl unreadable linker cache", host(cuda=CudaFacts(toolkit_version=V("13.0")),
                                           notes=(Note("cuda.libraries", "`ldconfig -p` not found on the host"),)),
@@ -739,3 +739,109 @@ def test_a_soname_major_is_not_judged_as_the_cudnn_version() -> None:
     facts = replace(H100, cuda=replace(H100.cuda, cudnn_version=V("9")))
     finding = _find(rules.evaluate(facts, prof(cuda=CudaRequirements(cudnn=S(">=9.1")))), "cuda.cudnn")
     assert finding.status is Status.UNKNOWN and finding.actual.startswith("libcudnn.so.9 present, version unknown")
+
+
+# --- a check that could not look is not a pass --------------------------------------------------------
+
+NO_LOOK = Note("x", "probe failed")
+UNKNOWN_CASES: list[tuple[str, HostFacts, Profile, str]] = [
+    # (case, facts where the probe could not look, a profile that requires the check, rule id)
+    ("os id", host(os=OsFacts()), prof(os=OsRequirements(id="ubuntu")), "os.id"),
+    ("driver version", host(driver=DriverFacts()), prof(driver=DriverRequirements(version=S(">=580"))),
+     "driver.version"),
+    ("driver flavour", host(driver=drv(kernel_module_flavor=None)), prof(driver=DriverRequirements(flavor="open")),
+     "driver.flavor"),
+    ("gpu vram", host(gpus=(gpu(memory_total_mib=None),)), prof(gpu=GpuRequirements(min_vram_gib=40)), "gpu.vram"),
+    ("gpu cc", host(gpus=(gpu(compute_capability=None),)), prof(gpu=GpuRequirements(min_compute_capability=V("8.0"))),
+     "gpu.compute-capability"),
+    ("nvlink", host(eight_gpus("NV18"), topology=TopologyFacts(gpu_count=8)),
+     prof(gpu=GpuRequirements(nvlink_all_pairs=True)), "gpu.nvlink"),
+    ("python env", host(python=py(executable=None)), prof(python=PythonRequirements(env="venv")), "python.env"),
+    ("python version", host(python=py(python_version=None)), prof(python=PythonRequirements(version=S(">=3.11"))),
+     "python.version"),
+    ("torch variant", host(python=PythonEnvFacts()), prof(python=PythonRequirements(torch_cuda=S("13.0"))),
+     "torch.cuda-variant"),
+    ("ram", host(memory=MemoryFacts()), prof(ram=RamRequirements(min_gib=64)), "ram.size"),
+    ("data array", host(storage=StorageFacts()), prof(storage=StorageRequirements(data=DataArrayRequirements())),
+     "storage.data"),
+    ("svd stack", host(python=PythonEnvFacts()), prof(svd=SVD_XT), "svd.pipeline-stack"),
+    ("svd vram", host(gpus=(gpu(memory_total_mib=None),)), prof(svd=SVD_XT), "svd.vram"),
+    ("transformers compat", host(python=py(python_version=None)),
+     prof(python=PythonRequirements(packages=(("transformers", S("*")),))), "python.transformers-compat"),
+    ("nouveau, no nvidia module", host(driver=drv(kernel_module_version=None), gpus=()), prof(gpu=GPU1),
+     "driver.nouveau"),
+    ("secure boot, no nvidia module", host(driver=drv(kernel_module_version=None), gpus=()), prof(gpu=GPU1),
+     "driver.secure-boot"),
+    ("reboot, module unreadable", host(driver=drv(kernel_module_version=None)), prof(gpu=GPU1),
+     "driver.reboot-required"),
+    ("toolkit arch, unknown cc", host(gpus=(UNNAMED,)), prof(gpu=GPU1), "cuda.arch-support"),
+    ("torch arch, unknown cc", host(gpus=(UNNAMED,)), prof(gpu=GPU1), "torch.arch-list"),
+]
+
+
+@pytest.mark.parametrize(("case", "facts", "profile", "rule_id"), UNKNOWN_CASES, ids=[c[0] for c in UNKNOWN_CASES])
+def test_a_required_check_that_could_not_look_is_unknown(case: str, facts: HostFacts, profile: Profile,
+                                                         rule_id: str) -> None:
+    finding = _find(rules.evaluate(facts, profile), rule_id)
+    assert finding.status is Status.UNKNOWN, f"{case}: {finding}"
+    assert finding.actual  # says why it could not look
+    assert worst(rules.evaluate(facts, profile)) in (Status.UNKNOWN, Status.FAIL)
+
+
+@pytest.mark.parametrize(("case", "facts", "profile", "rule_id"), UNKNOWN_CASES, ids=[c[0] for c in UNKNOWN_CASES])
+def test_an_optional_check_that_could_not_look_is_skipped(case: str, facts: HostFacts, profile: Profile,
+                                                          rule_id: str) -> None:
+    optional = replace(profile, optional=(rule_id,))
+    finding = _find(rules.evaluate(facts, optional), rule_id)
+    assert finding.status is Status.SKIP, f"{case}: {finding}"
+    assert finding.actual.endswith("(optional in profile test)")
+    # only the optional check is relaxed: the others judge as before
+    others = [f for f in rules.evaluate(facts, optional) if f.id != rule_id]
+    assert others == [f for f in rules.evaluate(facts, profile) if f.id != rule_id]
+
+
+NOT_REQUIRED_CASES: list[tuple[str, HostFacts, Profile, str, Status]] = [
+    # could not look, but the profile does not require the check (or its worst outcome is a warning)
+    ("transformers not required", host(python=py(python_version=None)), BLANK, "python.transformers-compat",
+     Status.WARN),
+    ("ram recommended only", host(memory=MemoryFacts()), prof(ram=RamRequirements(recommended_gib=64)), "ram.size",
+     Status.WARN),
+    ("persistence unknown", host(gpus=(gpu(persistence_mode=None),), driver=drv(persistenced_running=None)), BLANK,
+     "driver.persistence", Status.SKIP),
+    ("ecc off wanted, not reported", host(gpus=(gpu(ecc_enabled=None),)), prof(gpu=GpuRequirements(ecc=False)),
+     "gpu.ecc", Status.SKIP),
+    ("toolkit arch, no gpu required", host(gpus=(UNNAMED,)), BLANK, "cuda.arch-support", Status.WARN),
+    # the nvidia module drives the GPUs: nouveau cannot hold them and Secure Boot did not refuse the module
+    ("nouveau, nvidia module loaded", H100, prof(gpu=GPU1), "driver.nouveau", Status.SKIP),
+    ("secure boot, nvidia module loaded", H100, prof(gpu=GPU1), "driver.secure-boot", Status.SKIP),
+    ("reboot, no driver at all", host(driver=DriverFacts(), gpus=()), prof(gpu=GPU1), "driver.reboot-required",
+     Status.SKIP),
+]
+
+
+@pytest.mark.parametrize(("case", "facts", "profile", "rule_id", "status"), NOT_REQUIRED_CASES,
+                         ids=[c[0] for c in NOT_REQUIRED_CASES])
+def test_a_check_not_required_stays_skip_or_warn(case: str, facts: HostFacts, profile: Profile, rule_id: str,
+                                                 status: Status) -> None:
+    finding = _find(rules.evaluate(facts, profile), rule_id)
+    assert finding.status is status, f"{case}: {finding}"
+
+
+def test_newer_than_knowledge_stays_a_warning_even_where_required() -> None:
+    newer = host(python=py(torch_version=V("99.0.0"), packages={**H100.python.packages, "torch": "99.0.0"}))
+    finding = _find(rules.evaluate(newer, prof(gpu=GPU1)), "torch.cuda-build")
+    assert finding.status is Status.WARN and "newer than" in finding.actual
+
+
+def test_an_optional_check_that_fails_still_fails() -> None:
+    profile = prof(os=OsRequirements(id="ubuntu"), optional=("os.id",))
+    finding = _find(rules.evaluate(host(os=OsFacts(id="rocky")), profile), "os.id")
+    assert finding.status is Status.FAIL
+
+
+def test_every_check_id_is_a_finding_id_and_back() -> None:
+    """profiles validate `optional:` against CHECK_IDS: a rule's id missing there could not be made optional."""
+    from svdops.findings import CHECK_IDS
+
+    assert rules.RULE_IDS == CHECK_IDS
+    assert {rule_id for rule_id, _ in rules.RULES} <= set(CHECK_IDS)

@@ -2,11 +2,11 @@
 
 Each rule judges one thing and says, with a stable dotted id, what was expected, what the host has and
 the exact command that fixes it. A profile key that is absent is not judged. A fact that could not be
-gathered (None) yields a finding carrying the probe's note, never an exception: unknown where the profile
-requires the check (it fails the check: a check that could not look is not a pass), skip or warn where it
-does not or where the worst outcome is only a warning. `evaluate` turns a bug in one rule into an unknown
-finding so the other rules still report, and a check the profile lists as `optional` into a skip. One module per subject;
-the registry below fixes the order of the report.
+gathered (None) yields a finding carrying the probe's note, never an exception: unknown where the
+profile requires the check (it fails the check: a check that could not look is not a pass), skip or
+warn where it does not or where the worst outcome is only a warning. `evaluate` turns a bug in one rule
+into an unknown finding so the other rules still report, and the unknowns of checks the profile lists
+as `optional` into skips. One module per subject; the registry below fixes the order of the report.
 """
 
 from __future__ import annotations
@@ -106,4 +106,5 @@ RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 
-RULE_IDS: tuple[str, ...] = CHECK_IDS  # the ids are defined on the ground floor: profiles validate `optional:` against them
+# the ids live on the ground floor (svdops.findings): profiles validate `optional:` against them
+RULE_IDS: tuple[str, ...] = CHECK_IDS

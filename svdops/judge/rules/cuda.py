@@ -63,11 +63,11 @@ def cuda_cudnn(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     have = facts.cuda.cudnn_version
     unknown = not_available(facts, "cuda.cudnn_version")
     target = spec.pinned or spec.minimum
-    hint = f"sudo apt-get install -y {_cudnn_package(target, facts.cuda.toolkit_version)}" if target else ""
+    hint = f"sudo apt-get install -y {_cudnn_package(target or Version((9,)), facts.cuda.toolkit_version)}"
     if have is None and _linker_read(facts, "cuda.cudnn_version") and not _has_library(facts, "libcudnn"):
         # the linker cache was read and has no libcudnn: it is missing, not unknown
-        yield Finding("cuda.cudnn", title, FAIL, f"cuDNN {spec}", f"not installed ({probe_note(facts, 'cuda.cudnn_version')})",
-                      hint=hint or "sudo apt-get install -y cudnn9-cuda-12")
+        yield Finding("cuda.cudnn", title, FAIL, f"cuDNN {spec}",
+                      f"not installed ({probe_note(facts, 'cuda.cudnn_version')})", hint=hint)
         return
     if have is not None and len(have.parts) < 2:
         # only a soname (libcudnn.so.9): the major says nothing of the release within it

@@ -14,8 +14,8 @@ from svdops.judge.rules.common import (
     SKIP,
     UNKNOWN,
     WARN,
-    env_probed,
     compute_capabilities,
+    env_probed,
     gpu_capability,
     gpu_label,
     gpus_failing,
@@ -65,7 +65,8 @@ def torch_cuda_variant(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
                            f"(see {kb.torch_index_url(None).rsplit('/', 1)[0]})")
         return
     if torch_v is None:
-        yield Finding("torch.cuda-variant", title, UNKNOWN, f"CUDA {spec}", not_available(facts, "python.torch_version"))
+        yield Finding("torch.cuda-variant", title, UNKNOWN, f"CUDA {spec}",
+                      not_available(facts, "python.torch_version"))
         return
     if torch_cuda is not None and spec.contains(torch_cuda):
         yield Finding("torch.cuda-variant", title, PASS, f"CUDA {spec}", f"CUDA {torch_cuda}")
