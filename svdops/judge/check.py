@@ -64,11 +64,17 @@ def require_local_python(python: str) -> None:
         return
     path = Path(python).expanduser()
     if not path.exists():
-        raise BadInputError("--python: no such interpreter", where=python,
-                            hint="give the target environment's interpreter, e.g. /opt/conda/envs/svd/bin/python")
+        raise BadInputError(
+            "--python: no such interpreter",
+            where=python,
+            hint="give the target environment's interpreter, e.g. /opt/conda/envs/svd/bin/python",
+        )
     if not path.is_file() or not os.access(path, os.X_OK):
-        raise BadInputError("--python: not an executable file", where=python,
-                            hint="give the interpreter itself (…/bin/python), not its folder or a script")
+        raise BadInputError(
+            "--python: not an executable file",
+            where=python,
+            hint="give the interpreter itself (…/bin/python), not its folder or a script",
+        )
 
 
 def require_recorded_outputs(folder: Path) -> None:

@@ -131,8 +131,7 @@ def check_fleet(
 def judge_fleet(probed: FleetFacts, profile: Profile, *, allow_unknown: bool = False) -> FleetCheck:
     """Judge each host that answered; with allow_unknown a required check that could not look fails no host."""
     hosts = tuple(
-        HostCheck(r, run_check(r.facts, profile, allow_unknown=allow_unknown) if r.ok and r.facts is not None
-                  else None)
+        HostCheck(r, run_check(r.facts, profile, allow_unknown=allow_unknown) if r.ok and r.facts is not None else None)
         for r in probed.hosts
     )
     return FleetCheck(profile, hosts)

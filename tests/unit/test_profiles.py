@@ -185,8 +185,11 @@ def test_shipped_profiles_make_nothing_optional(name: str) -> None:
 @pytest.mark.parametrize(
     ("text", "where", "message_part"),
     [
-        ("optional: [python.verison]\n", "optional[0]", "unknown check id 'python.verison' (did you mean "
-                                                         "'python.version'?)"),
+        (
+            "optional: [python.verison]\n",
+            "optional[0]",
+            "unknown check id 'python.verison' (did you mean 'python.version'?)",
+        ),
         ("optional: [gpu.count, nope]\n", "optional[1]", "unknown check id 'nope'"),
         ("optional: {gpu.count: true}\n", "optional", "expected a list of text values"),
         ("optional: [3]\n", "optional[0]", "unknown check id '3'"),
