@@ -103,6 +103,8 @@ def facts(from_dir: Path | None, bundle: Path | None, as_json: bool, output: Pat
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "junit"]), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write to FILE, not stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Show passed checks too (table format).")
+@click.option("--allow-unknown", is_flag=True,
+              help="Do not fail (exit 1) on UNKNOWN: required checks that could not look (still reported).")
 @click.option("--bundle", type=click.Path(path_type=Path, file_okay=False),
               help="Fleet runs: keep each host's raw outputs in DIR/HOST/ (replayable with --from-dir).")
 @_PYTHON
@@ -110,8 +112,10 @@ def facts(from_dir: Path | None, bundle: Path | None, as_json: bool, output: Pat
 @_fleet_options
 @handles_errors
 def check(profile: str | None, from_dir: Path | None, facts_file: Path | None, fmt: str, output: Path | None,
-          verbose: bool, bundle: Path | None, python: str, no_nvml: bool, **fleet: Any) -> None:
-    """Check a host against a profile. Exit 0: nothing failed; 1: a check failed; 2: bad input.
+          verbose: bool, allow_unknown: bool, bundle: Path | None, python: str, no_nvml: bool,
+          **fleet: Any) -> None:
+    """Check a host against a profile. Exit 0: nothing failed; 1: a check failed, or a required check could
+    not look (UNKNOWN; --allow-unknown lets it pass); 2: bad input.
 
     \b
     svdops check                                   this host against svd-host
@@ -126,13 +130,13 @@ def check(profile: str | None, from_dir: Path | None, facts_file: Path | None, f
         from svdops.cli.fleet_cmds import run_fleet_check
 
         sys.exit(run_fleet_check(profile=profile, fmt=fmt, output=output, verbose=verbose, bundle=bundle,
-                                 python=python, from_dir=from_dir, **fleet))
+                                 python=python, from_dir=from_dir, allow_unknown=allow_unknown, **fleet))
     if bundle:
         raise BadInputError("--bundle on check is for fleet runs; for this host use `svdops facts --bundle DIR`")
 
     judged_against = check_profile(profile)  # a bad profile is exit 2 before the host is probed
     source = FactsSource(from_dir=from_dir, facts_file=facts_file, python=python, use_nvml=not no_nvml)
-    report = run_check(gather(source), judged_against)
+    report = run_check(gather(source), judged_against, allow_unknown=allow_unknown)
     if fmt == "json":
         write_output(documents.json_text(documents.check_document(report)), output)
     elif fmt == "junit":
@@ -145,7 +149,8 @@ def check(profile: str | None, from_dir: Path | None, facts_file: Path | None, f
         render.findings_table(report, render.make_console(), verbose=verbose)
     if output and fmt != "table":
         s = report.summary
-        click.echo(f"{s.get('fail', 0)} failed, {s.get('warn', 0)} warnings; written to {output}", err=True)
+        click.echo(f"{s.get('fail', 0)} failed, {s.get('unknown', 0)} unknown, {s.get('warn', 0)} warnings; "
+                   f"written to {output}", err=True)
     sys.exit(report.exit_code)
 
 

@@ -89,6 +89,7 @@ def run_fleet_check(
     connect_timeout: float,
     command_timeout: float,
     accept_new_host_keys: bool,
+    allow_unknown: bool = False,
 ) -> int:
     """Probe and judge every selected host; render; return the exit code."""
     _refuse_from_dir(from_dir)
@@ -97,7 +98,7 @@ def run_fleet_check(
     judged_against = check_profile(profile)
     options = _options(bundle, python, forks, connect_timeout, command_timeout, accept_new_host_keys)
     with host_progress(len(targets)) as on_result:
-        fleet = check_fleet(targets, options, judged_against, on_result=on_result)
+        fleet = check_fleet(targets, options, judged_against, on_result=on_result, allow_unknown=allow_unknown)
     if fmt == "json":
         render.write_output(documents.json_text(documents.fleet_check_document(fleet)), output)
     elif fmt == "junit":

@@ -19,7 +19,8 @@ from svdops.findings import Status
 from svdops.host.facts import HostFacts
 from svdops.judge.check import CheckReport
 
-_STATUS_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
+_STATUS_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim",
+                 Status.UNKNOWN: "bold magenta"}
 NA = "n/a"
 
 
@@ -193,5 +194,6 @@ def findings_table(report: CheckReport, console: Console, *, verbose: bool = Fal
     s = report.summary
     console.print(
         f"{s.get('pass', 0)} passed, {s.get('warn', 0)} warnings, {s.get('fail', 0)} failed, "
+        f"{s.get('unknown', 0)} unknown (could not look{', allowed' if report.allow_unknown else ''}), "
         f"{s.get('skip', 0)} skipped" + ("" if verbose else "  (passed checks hidden; -v shows them)")
     )

@@ -4,12 +4,16 @@ A value that could not be gathered is None, and `HostFacts.notes` says why (subj
 Versions are `Version` objects (comparable); in JSON they are strings.
 
 The JSON form is versioned (`SCHEMA`); see docs/facts-schema.md. Readers must accept unknown keys.
+A snapshot is read as hostile input: it must carry its `schema`, nest no deeper than MAX_DEPTH, and every
+number must be finite and within what a real host can have (FIELD_LIMITS); anything else is a FactsError
+naming the field.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -269,7 +273,11 @@ class HostFacts:
     def from_dict(cls, data: Any, where: str = "facts") -> HostFacts:
         if not isinstance(data, dict):
             raise FactsError("facts must be a JSON object", where=where)
-        schema = data.get("schema", SCHEMA)
+        _refuse_deep(data, where)
+        if "schema" not in data:
+            raise FactsError("no `schema` key: not an svdops facts snapshot", where=where,
+                             hint="write one with `svdops facts --json -o FILE`")
+        schema = data["schema"]
         if not isinstance(schema, str) or not schema.startswith("svdops.facts/"):
             raise FactsError(f"not an svdops facts snapshot (schema {schema!r})", where=where)
         if schema.split("/")[-1] != SCHEMA.split("/")[-1]:
@@ -283,10 +291,84 @@ class HostFacts:
     @classmethod
     def from_json(cls, text: str, where: str = "facts") -> HostFacts:
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_refuse_constant, parse_int=_int_or_huge)
         except json.JSONDecodeError as exc:
             raise FactsError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where=where) from exc
+        except _NotANumber as exc:
+            raise FactsError(f"not valid facts: {exc.args[0]} is not a number JSON allows (nor a real host has)",
+                             where=where) from None
+        except ValueError as exc:  # e.g. an integer of more digits than Python converts
+            raise FactsError(f"not valid facts: {exc}", where=where) from None
+        except RecursionError:
+            raise FactsError(f"nested too deeply (a snapshot nests at most {MAX_DEPTH} levels)", where=where) from None
         return cls.from_dict(data, where)
+
+
+# --- what a snapshot may hold -----------------------------------------------------------------
+
+# a real snapshot nests about 8 levels (block devices in block devices); anything far deeper is hostile
+MAX_DEPTH = 64
+MAX_GPUS = 1024
+_BYTES = (0, 2**60)  # 1 EiB: no disk, array or mount is larger
+_MIB = (0, 2**40)  # 1 EiB in MiB: no memory is larger
+_GPU_INDEX = (0, MAX_GPUS - 1)
+_TEMPERATURE_C = (-60, 250)  # a sensor outside this range is broken or lying
+_SMALL_COUNT = (0, 2**20)
+# field name -> (lowest, highest) allowed; any other number must be finite and between 0 and 2**63 - 1
+FIELD_LIMITS: dict[str, tuple[float, float]] = {
+    "total_mib": _MIB, "available_mib": _MIB, "swap_total_mib": _MIB, "memory_total_mib": _MIB,
+    "memory_used_mib": _MIB, "hugepages_total": _MIB,
+    "size_bytes": _BYTES, "available_bytes": _BYTES,
+    "index": _GPU_INDEX, "gpu_a": _GPU_INDEX, "gpu_b": _GPU_INDEX, "gpu": _GPU_INDEX, "gpu_count": (0, MAX_GPUS),
+    "nvlinks": (0, 1024), "numa_node": (-1, 4096),  # sysfs says -1 for "no NUMA node"
+    "temperature_c": _TEMPERATURE_C, "temp_slowdown_c": _TEMPERATURE_C, "temp_shutdown_c": _TEMPERATURE_C,
+    "power_limit_w": (0, 100_000), "power_max_limit_w": (0, 100_000), "power_draw_w": (0, 100_000),
+    "sm_clock_max_mhz": (0, 100_000), "pcie_gen_current": (0, 64), "pcie_gen_max": (0, 64),
+    "pcie_width_current": (0, 64), "pcie_width_max": (0, 64),
+    "logical_cpus": _SMALL_COUNT, "sockets": _SMALL_COUNT, "cores_per_socket": _SMALL_COUNT,
+    "threads_per_core": _SMALL_COUNT, "numa_nodes": _SMALL_COUNT,
+    "devices_total": _SMALL_COUNT, "devices_up": _SMALL_COUNT,
+}
+_DEFAULT_LIMITS: tuple[float, float] = (0, 2**63 - 1)
+# list field name -> most items a real host has
+LIST_LIMITS: dict[str, int] = {"gpus": MAX_GPUS}
+
+
+class _NotANumber(ValueError):
+    """NaN or Infinity in the JSON text (Python's json accepts them; JSON does not)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotANumber(name)
+
+
+def _int_or_huge(text: str) -> int | float:
+    """An integer of absurdly many digits becomes infinity, which the field's limit check then refuses by
+    name (Python would refuse to convert it without saying which field it was)."""
+    return int(text) if len(text) <= 40 else math.inf
+
+
+def _refuse_deep(data: Any, where: str) -> None:
+    """Walks the document without recursion: a hostile one nested a million deep is refused, not a crash."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise FactsError(f"nested too deeply (a snapshot nests at most {MAX_DEPTH} levels)", where=where)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def _within_limits(value: float, where: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FactsError("impossible value: not a finite number (or more digits than any real value has)",
+                         where=where)
+    name = where.rsplit(".", 1)[-1]
+    low, high = FIELD_LIMITS.get(name, _DEFAULT_LIMITS)
+    if not low <= value <= high:
+        raise FactsError(f"impossible value {value!r}: expected {low:g} to {high:g}", where=where)
 
 
 # --- JSON conversion -------------------------------------------------------------------------
@@ -343,6 +425,9 @@ def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise FactsError(f"expected a list, got {type(value).__name__}", where=where)
         (item_tp, *_rest) = get_args(tp)
+        most = LIST_LIMITS.get(where.rsplit(".", 1)[-1])
+        if most is not None and len(value) > most:
+            raise FactsError(f"impossible count: {len(value)} items, a host has at most {most}", where=where)
         return tuple(_from_jsonable(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
@@ -353,12 +438,16 @@ def _from_jsonable(tp: Any, value: Any, where: str) -> Any:
             raise FactsError(f"expected true/false, got {value!r}", where=where)
         return value
     if tp is int:
+        if isinstance(value, float) and not math.isfinite(value):
+            _within_limits(value, where)
         if isinstance(value, bool) or not isinstance(value, int):
             raise FactsError(f"expected an integer, got {value!r}", where=where)
+        _within_limits(value, where)
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise FactsError(f"expected a number, got {value!r}", where=where)
+        _within_limits(value, where)
         return float(value)
     if tp is str:
         if not isinstance(value, str):

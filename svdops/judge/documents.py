@@ -40,6 +40,7 @@ def check_document(report: CheckReport) -> dict[str, Any]:
         "profile_source": str(report.profile.source),
         "summary": report.summary,
         "failed": report.failed,
+        "allow_unknown": report.allow_unknown,
         "findings": [finding_document(f) for f in report.findings],
         "knowledge": knowledge_document(),
         "facts": report.facts.to_dict(),
@@ -111,15 +112,16 @@ def _xml_safe(tree: ET.Element) -> ET.Element:
 
 
 def check_suite(report: CheckReport, *, name: str | None = None) -> ET.Element:
-    """One testsuite, one testcase per finding. warn passes with a note; skip is <skipped/>.
+    """One testsuite, one testcase per finding. warn passes with a note; skip is <skipped/>; unknown (a required
+    check that could not look) is a <failure type="svdops.unknown">, or <skipped/> with --allow-unknown.
 
     CI systems key their history on classname and name: keep both stable (`svdops.<subject>`,
     `<key>: <title>`), or every check looks new after an upgrade.
     """
-    s = report.summary
+    failures, skipped = _junit_counts(report)
     suite = ET.Element("testsuite", name=name or f"svdops check {report.facts.hostname} ({report.profile.name})",
-                       tests=str(len(report.findings)), failures=str(s.get("fail", 0)), errors="0",
-                       skipped=str(s.get("skip", 0)), timestamp=report.facts.collected_at,
+                       tests=str(len(report.findings)), failures=str(failures), errors="0",
+                       skipped=str(skipped), timestamp=report.facts.collected_at,
                        hostname=report.facts.hostname)
     knowledge = knowledge_document()
     properties = ET.SubElement(suite, "properties")
@@ -133,6 +135,11 @@ def check_suite(report: CheckReport, *, name: str | None = None) -> ET.Element:
             failure = ET.SubElement(case, "failure", message=f"expected {f.expected}, got {f.actual}",
                                     type="svdops.fail")
             failure.text = detail
+        elif f.status is Status.UNKNOWN and not report.allow_unknown:
+            unknown = ET.SubElement(case, "failure", message=f"could not look: {f.actual}", type="svdops.unknown")
+            unknown.text = "UNKNOWN (a required check that could not look is not a pass)\n" + detail
+        elif f.status is Status.UNKNOWN:
+            ET.SubElement(case, "skipped", message=f"unknown (allowed): {f.actual}")
         elif f.status is Status.SKIP:
             ET.SubElement(case, "skipped", message=f.actual or "not applicable")
         elif f.status is Status.WARN:
@@ -140,10 +147,19 @@ def check_suite(report: CheckReport, *, name: str | None = None) -> ET.Element:
     return _xml_safe(suite)
 
 
-def check_junit(report: CheckReport) -> ET.Element:
+def _junit_counts(report: CheckReport) -> tuple[int, int]:
+    """(failures, skipped): an unknown counts as a failure, or as skipped when unknowns are allowed."""
     s = report.summary
+    unknown = s.get(Status.UNKNOWN.value, 0)
+    if report.allow_unknown:
+        return s.get("fail", 0), s.get("skip", 0) + unknown
+    return s.get("fail", 0) + unknown, s.get("skip", 0)
+
+
+def check_junit(report: CheckReport) -> ET.Element:
+    failures, skipped = _junit_counts(report)
     suites = ET.Element("testsuites", name="svdops", tests=str(len(report.findings)),
-                        failures=str(s.get("fail", 0)), skipped=str(s.get("skip", 0)))
+                        failures=str(failures), skipped=str(skipped))
     suites.append(check_suite(report))
     return suites
 

@@ -4,7 +4,8 @@ The CLI chooses options and renders; here the targets are selected, probed (svdo
 judged against one loaded profile, and the fleet's exit code is decided. Nothing here prints or exits.
 
 Exit codes, most severe first: 3 when any host could not be checked (unreachable, auth failed,
-host key unknown/changed, timeout, error), else 1 when any host failed a check, else 0.
+host key unknown/changed, timeout, error), else 1 when any host failed a check (or a required check
+could not look there, unless allow_unknown), else 0.
 """
 
 from __future__ import annotations
@@ -120,14 +121,17 @@ def check_fleet(
     *,
     connect: Connect | None = None,
     on_result: OnResult | None = None,
+    allow_unknown: bool = False,
 ) -> FleetCheck:
     """Probe every target and judge each host that answered against `profile`."""
     probed = gather_fleet(targets, options, connect=connect, on_result=on_result)
-    return judge_fleet(probed, profile)
+    return judge_fleet(probed, profile, allow_unknown=allow_unknown)
 
 
-def judge_fleet(probed: FleetFacts, profile: Profile) -> FleetCheck:
+def judge_fleet(probed: FleetFacts, profile: Profile, *, allow_unknown: bool = False) -> FleetCheck:
+    """Judge each host that answered; with allow_unknown a required check that could not look fails no host."""
     hosts = tuple(
-        HostCheck(r, run_check(r.facts, profile) if r.ok and r.facts is not None else None) for r in probed.hosts
+        HostCheck(r, run_check(r.facts, profile, allow_unknown=allow_unknown) if r.ok and r.facts is not None else None)
+        for r in probed.hosts
     )
     return FleetCheck(profile, hosts)

@@ -7,7 +7,8 @@ top-level `profiles/`); `svdops paths` shows them. A value given as a path (cont
 
 `extends: NAME` starts from another profile (looked up beside the file first, then as above); the
 child's keys override, sections merge key by key, and `null` clears an inherited requirement.
-Every key absent (or null) means "not checked".
+Every key absent (or null) means "not checked". `optional: [check.id, ...]` names checks whose
+"could not look" is a skip rather than an unknown (which fails the check).
 
 Every problem raises ProfileError with `where` = "FILE: key.path" (or "FILE: line N" for YAML syntax)
 and a message saying what was expected; unknown keys are errors with a did-you-mean suggestion.
@@ -27,6 +28,7 @@ import yaml
 
 from svdops import paths
 from svdops.errors import ProfileError
+from svdops.findings import CHECK_IDS
 from svdops.judge import knowledge
 from svdops.versions import Version, parse_version
 
@@ -191,6 +193,11 @@ class Profile:
     ram: RamRequirements = field(default_factory=RamRequirements)
     storage: StorageRequirements = field(default_factory=StorageRequirements)
     svd: SvdRequirements = field(default_factory=SvdRequirements)
+    # check ids this profile does not insist on: one that could not look is skipped, not unknown
+    optional: tuple[str, ...] = ()
+
+    def is_optional(self, check_id: str) -> bool:
+        return check_id in self.optional
 
     @property
     def requires_gpu(self) -> bool:
@@ -469,12 +476,24 @@ def _packages(value: Any, file: str, keypath: str) -> dict[str, VersionSpec | No
     return out
 
 
+def _check_ids(value: Any, file: str, keypath: str) -> tuple[str, ...]:
+    items = _str_list(value, file, keypath)
+    for i, item in enumerate(items):
+        if item not in CHECK_IDS:
+            close = difflib.get_close_matches(item, CHECK_IDS, n=1, cutoff=0.6)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+            raise _err(file, f"{keypath}[{i}]", f"unknown check id {item!r}{suggestion}",
+                       hint=f"check ids: {', '.join(CHECK_IDS)}")
+    return items
+
+
 Schema = Mapping[str, Any]  # key -> Check, or a nested Schema for a sub-section
 
 _TOP: Schema = {
     "name": _str,
     "description": _str,
     "extends": _str,
+    "optional": _check_ids,
     "os": {"id": _str, "releases": _str_list},
     "driver": {"version": _spec, "flavor": _choice("open", "proprietary"), "persistence_mode": _bool},
     "cuda": {"toolkit": _spec, "cudnn": _spec, "nccl": _nccl},
@@ -582,4 +601,5 @@ def _build(data: Mapping[str, Any], path: Path, chain: tuple[Path, ...]) -> Prof
             ) if has_data else None,
         ),
         svd=SvdRequirements(scenario=svd.get("scenario")),
+        optional=tuple(data.get("optional") or ()),
     )

@@ -98,40 +98,48 @@ def test_bundle_replays_to_the_same_facts(tmp_path: Path) -> None:
 
 # What each recorded host gets against the default profile (svd-host), read off its recording by hand:
 # none of them has diffusers installed, so every one fails python.package[diffusers]; the rest is what
-# the scenario is named after; a driver branch past NVIDIA's end of life warns (driver.branch).
-# (exit code, failed checks, warned checks)
-SVD_HOST_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
-    "h100-sxm-ubuntu2404": (1, {"python.package[diffusers]"}, set()),
-    "h100-x8-nvlink": (1, {"python.package[diffusers]"}, set()),
-    "h200-ubuntu2404": (1, {"python.package[diffusers]"}, set()),
-    "degraded-raid6-nvme-raid0": (1, {"python.package[diffusers]", "storage.md-health[md1]"}, set()),
-    "driver-535-cuda-12-8-wheel": (1, {"python.package[diffusers]"},
-                                   {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat",
-                                    "svd.pipeline-stack"}),
-    "kernel-module-mismatch": (1, {"python.package[diffusers]", "driver.reboot-required", "gpu.count"},
-                               {"svd.vram[svd-xt-25f]"}),
-    "no-gpu": (1, {"python.package[diffusers]", "driver.present", "gpu.count", "torch.cuda-build"},
-               {"svd.vram[svd-xt-25f]"}),
-    "pcie-pair-rtx4090": (1, {"python.package[diffusers]"}, {"driver.branch", "driver.persistence"}),
+# the scenario is named after; a driver branch past NVIDIA's end of life warns (driver.branch). A required
+# check that could not look is unknown (it fails the exit code too): a recording without the Python version
+# cannot say whether transformers and today's pipeline run, one whose nvidia-smi failed cannot size the GPUs,
+# and without /proc/modules or mokutil, nouveau and Secure Boot are unknown where no nvidia module drives
+# the GPUs (where one does, they skip: neither can be what holds the GPUs).
+# (exit code, failed checks, warned checks, unknown checks)
+Verdict = tuple[int, set[str], set[str], set[str]]
+SVD_HOST_VERDICTS: dict[str, Verdict] = {
+    "h100-sxm-ubuntu2404": (1, {"python.package[diffusers]"}, set(), set()),
+    "h100-x8-nvlink": (1, {"python.package[diffusers]"}, set(), set()),
+    "h200-ubuntu2404": (1, {"python.package[diffusers]"}, set(), set()),
+    "degraded-raid6-nvme-raid0": (1, {"python.package[diffusers]", "storage.md-health[md1]"}, set(), set()),
+    "driver-535-cuda-12-8-wheel": (1, {"python.package[diffusers]"}, {"driver.branch", "driver.torch-cuda-compat"},
+                                   {"python.transformers-compat", "svd.pipeline-stack"}),
+    "kernel-module-mismatch": (1, {"python.package[diffusers]", "driver.reboot-required", "gpu.count"}, set(),
+                               {"driver.nouveau", "driver.secure-boot", "svd.vram[svd-xt-25f]"}),
+    "no-gpu": (1, {"python.package[diffusers]", "driver.present", "gpu.count", "torch.cuda-build"}, set(),
+               {"driver.nouveau", "driver.secure-boot", "svd.vram[svd-xt-25f]"}),
+    "pcie-pair-rtx4090": (1, {"python.package[diffusers]"}, {"driver.branch", "driver.persistence"}, set()),
     "secure-boot-nouveau": (1, {"python.package[diffusers]", "driver.nouveau", "driver.secure-boot", "gpu.count"},
-                            {"python.transformers-compat", "svd.pipeline-stack", "svd.vram[svd-xt-25f]"}),
-    "seed-2023-ubuntu2004-a100x2": (1, {"python.package[diffusers]", "svd.pipeline-stack"}, {"driver.branch"}),
+                            set(), {"driver.reboot-required", "python.transformers-compat", "svd.pipeline-stack",
+                                    "svd.vram[svd-xt-25f]"}),
+    "seed-2023-ubuntu2004-a100x2": (1, {"python.package[diffusers]", "svd.pipeline-stack"}, {"driver.branch"}, set()),
 }
 
 # A profile that leaves the Python stack out: the healthy recordings pass it (exit 0, warnings allowed),
-# the broken ones still fail on what is broken.
-GPU_ONLY_VERDICTS: dict[str, tuple[int, set[str], set[str]]] = {
-    "h100-sxm-ubuntu2404": (0, set(), set()),
-    "h100-x8-nvlink": (0, set(), set()),
-    "h200-ubuntu2404": (0, set(), set()),
-    "seed-2023-ubuntu2004-a100x2": (0, set(), {"driver.branch"}),
-    "pcie-pair-rtx4090": (0, set(), {"driver.branch", "driver.persistence"}),
+# the broken ones still fail on what is broken. transformers-compat stays a warning here: the profile does
+# not require transformers, so its Python version not being recorded is not a required look.
+GPU_ONLY_VERDICTS: dict[str, Verdict] = {
+    "h100-sxm-ubuntu2404": (0, set(), set(), set()),
+    "h100-x8-nvlink": (0, set(), set(), set()),
+    "h200-ubuntu2404": (0, set(), set(), set()),
+    "seed-2023-ubuntu2004-a100x2": (0, set(), {"driver.branch"}, set()),
+    "pcie-pair-rtx4090": (0, set(), {"driver.branch", "driver.persistence"}, set()),
     "driver-535-cuda-12-8-wheel": (0, set(),
-                                   {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat"}),
-    "degraded-raid6-nvme-raid0": (1, {"storage.md-health[md1]"}, set()),
-    "kernel-module-mismatch": (1, {"driver.reboot-required", "gpu.count"}, set()),
-    "no-gpu": (1, {"driver.present", "gpu.count", "torch.cuda-build"}, set()),
-    "secure-boot-nouveau": (1, {"driver.nouveau", "driver.secure-boot", "gpu.count"}, {"python.transformers-compat"}),
+                                   {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat"}, set()),
+    "degraded-raid6-nvme-raid0": (1, {"storage.md-health[md1]"}, set(), set()),
+    "kernel-module-mismatch": (1, {"driver.reboot-required", "gpu.count"}, set(),
+                               {"driver.nouveau", "driver.secure-boot"}),
+    "no-gpu": (1, {"driver.present", "gpu.count", "torch.cuda-build"}, set(), {"driver.nouveau", "driver.secure-boot"}),
+    "secure-boot-nouveau": (1, {"driver.nouveau", "driver.secure-boot", "gpu.count"}, {"python.transformers-compat"},
+                            {"driver.reboot-required"}),
 }
 
 
@@ -147,30 +155,34 @@ def gpu_only(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-def _verdicts(profile: str, host: str) -> tuple[int, set[str], set[str], dict[str, Any]]:
+def _verdicts(profile: str, host: str) -> tuple[Verdict, dict[str, Any]]:
     code, out, _ = run("check", "--from-dir", str(HOSTS / host), "--profile", profile, "--format", "json")
     data = json.loads(out)
-    failed = {f["key"] for f in data["findings"] if f["status"] == "fail"}
-    warned = {f["key"] for f in data["findings"] if f["status"] == "warn"}
-    return code, failed, warned, data
+
+    def keys(status: str) -> set[str]:
+        return {f["key"] for f in data["findings"] if f["status"] == status}
+
+    return (code, keys("fail"), keys("warn"), keys("unknown")), data
 
 
 @pytest.mark.parametrize("host", sorted(SVD_HOST_VERDICTS))
 def test_check_json_verdicts_and_exit_code_per_recorded_host(host: str) -> None:
-    code, failed, warned, data = _verdicts("svd-host", host)
-    assert (code, failed, warned) == SVD_HOST_VERDICTS[host]
+    verdict, data = _verdicts("svd-host", host)
+    assert verdict == SVD_HOST_VERDICTS[host]
+    _, failed, warned, unknown = verdict
     assert data["schema"] == "svdops.check/1" and data["profile"] == "svd-host"
     assert data["failed"] is True
-    assert (data["summary"]["fail"], data["summary"]["warn"]) == (len(failed), len(warned))
+    assert (data["summary"]["fail"], data["summary"]["warn"], data["summary"]["unknown"]) == (
+        len(failed), len(warned), len(unknown))
     assert sum(data["summary"].values()) == len(data["findings"])
     assert all(f["hint"] for f in data["findings"] if f["status"] == "fail")
 
 
 @pytest.mark.parametrize("host", sorted(GPU_ONLY_VERDICTS))
 def test_a_host_that_only_warns_exits_0(host: str, gpu_only: str) -> None:
-    code, failed, warned, data = _verdicts(gpu_only, host)
-    assert (code, failed, warned) == GPU_ONLY_VERDICTS[host]
-    assert data["failed"] is (code == 1)
+    verdict, data = _verdicts(gpu_only, host)
+    assert verdict == GPU_ONLY_VERDICTS[host]
+    assert data["failed"] is (verdict[0] == 1)
 
 
 @pytest.mark.parametrize("fmt", ["table", "junit"])
@@ -293,12 +305,184 @@ def test_output_to_unwritable_place_is_bad_input(tmp_path: Path) -> None:
     assert "cannot write output" in err
 
 
-def test_missing_target_interpreter_is_not_reported_as_missing_packages(tmp_path: Path) -> None:
-    missing = tmp_path / "no-env" / "bin" / "python"
-    _, out, _ = run("check", "--python", str(missing), "--no-nvml", "--format", "json")
+# --- bad input: a path that is not there is exit 2, never a green check ----------------------------------
+
+
+def _bad_input(code: int, err: str, *parts: str) -> None:
+    assert code == 2, err
+    assert all(part in err for part in parts), err
+    assert "Traceback" not in err and "internal error" not in err
+
+
+@pytest.mark.parametrize("command", [("check", "-p", "ci-cpu"), ("check",), ("facts", "--json")])
+def test_a_python_path_that_does_not_exist_is_bad_input(command: tuple[str, ...]) -> None:
+    # before: exit 0 for ci-cpu, every python.* check a mere warning
+    code, _, err = run(*command, "--python", "/nonexistent/bin/python", "--no-nvml")
+    _bad_input(code, err, "/nonexistent/bin/python", "no such interpreter", "hint:")
+
+
+def test_a_python_path_that_is_not_an_executable_file_is_bad_input(tmp_path: Path) -> None:
+    script = tmp_path / "python"
+    script.write_text("#!/bin/sh\n")  # not executable
+    for not_an_interpreter in (script, tmp_path):
+        code, _, err = run("check", "-p", "ci-cpu", "--python", str(not_an_interpreter), "--no-nvml")
+        _bad_input(code, err, str(not_an_interpreter), "not an executable file")
+
+
+@pytest.mark.parametrize("option", ["--from-dir", "--facts", "--inventory"])
+def test_a_source_that_does_not_exist_is_bad_input(option: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    code, _, err = run("check", "-p", "ci-cpu", option, str(missing))
+    _bad_input(code, err, str(missing))
+
+
+@pytest.mark.parametrize("content", [{}, {"hostname.txt": "gpu01\n"}, {"notes.md": "my bundle\n"}])
+def test_a_from_dir_with_nothing_recorded_is_bad_input(content: dict[str, str], tmp_path: Path) -> None:
+    # before: exit 0 for ci-cpu: nothing known about the host, so nothing failed
+    for name, text in content.items():
+        (tmp_path / name).write_text(text)
+    for command in (("check", "-p", "ci-cpu"), ("facts",)):
+        code, _, err = run(*command, "--from-dir", str(tmp_path))
+        _bad_input(code, err, str(tmp_path), "holds no recorded outputs")
+
+
+def _snapshot(host: str = "h100-sxm-ubuntu2404") -> dict[str, Any]:
+    code, out, _ = run("facts", "--from-dir", str(HOSTS / host), "--json")
+    assert code == 0
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def test_a_snapshot_without_its_schema_key_is_bad_input(tmp_path: Path) -> None:
+    data = _snapshot()
+    del data["schema"]
+    snap = tmp_path / "facts.json"
+    snap.write_text(json.dumps(data))
+    code, _, err = run("check", "--facts", str(snap))
+    _bad_input(code, err, str(snap), "schema")
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000 + "]" * 100_000,  # the reproduction: RecursionError, exit 70 before
+    '{"schema": "svdops.facts/1", "hostname": "h", "collected_at": "t", "source": "s", "os": '
+    + '{"x": ' * 500 + "1" + "}" * 501,  # parses, but nests far deeper than any snapshot
+], ids=["deep-lists", "deep-objects-inside-a-snapshot"])
+def test_a_snapshot_nested_absurdly_deep_is_bad_input(text: str, tmp_path: Path) -> None:
+    snap = tmp_path / "deep.json"
+    snap.write_text(text)
+    code, _, err = run("check", "-p", "ci-cpu", "--facts", str(snap))
+    _bad_input(code, err, str(snap), "nested too deeply")
+    assert "RecursionError" not in err
+
+
+IMPOSSIBLE: list[tuple[str, str, str]] = [
+    # (field, value as JSON text, the name the error gives)
+    ("memory.total_mib", "-1", "memory.total_mib"),
+    ("memory.total_mib", str(10**30 // 2**20), "memory.total_mib"),  # 10^30 bytes of RAM
+    ("memory.total_mib", "NaN", "NaN"),
+    ("gpus.0.power_draw_w", "Infinity", "Infinity"),
+    ("gpus.0.temperature_c", str(10**9), "gpus[0].temperature_c"),
+    ("gpus.0.memory_total_mib", "-81559", "gpus[0].memory_total_mib"),
+    ("topology.gpu_count", "3000000", "topology.gpu_count"),
+    ("storage.block_devices.1.size_bytes", str(10**30), "storage.block_devices[1].size_bytes"),
+    ("gpus", "[" + ",".join(['{"index": 0, "name": "x"}'] * 2000) + "]", "gpus"),  # GPU count in the thousands
+    ("memory.total_mib", "1" * 5000, "memory.total_mib"),  # more digits than Python converts
+]
+
+
+@pytest.mark.parametrize(("field", "value", "named"), IMPOSSIBLE, ids=[f"{f}={v[:12]}" for f, v, _ in IMPOSSIBLE])
+def test_impossible_numbers_in_a_snapshot_are_bad_input_naming_the_field(field: str, value: str, named: str,
+                                                                          tmp_path: Path) -> None:
+    data = _snapshot()
+    *parents, last = field.split(".")
+    node: Any = data
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    node[int(last) if last.isdigit() else last] = "@VALUE@"
+    snap = tmp_path / "facts.json"
+    snap.write_text(json.dumps(data).replace('"@VALUE@"', value))
+    code, _, err = run("check", "--facts", str(snap))
+    _bad_input(code, err, str(snap), named)
+
+
+# --- UNKNOWN: a required check that could not look is not a pass ----------------------------------------
+
+# The driver-535 recording has no Python version (python-version.txt was not recorded): a profile that
+# requires one cannot be satisfied by it, nor failed.
+NO_PYTHON_VERSION = HOSTS / "driver-535-cuda-12-8-wheel"
+PYTHON_REQUIRED = GPU_ONLY + 'python:\n  version: ">=3.11"\n'
+
+
+@pytest.fixture()
+def python_required(tmp_path: Path) -> str:
+    path = tmp_path / "python-required.yaml"
+    path.write_text(PYTHON_REQUIRED)
+    return str(path)
+
+
+def test_a_required_check_that_could_not_look_is_unknown_and_fails(python_required: str) -> None:
+    code, out, _ = run("check", "--from-dir", str(NO_PYTHON_VERSION), "-p", python_required, "--format", "json")
+    assert code == 1  # before: exit 0, python.version a warning
     data = json.loads(out)
-    packages = [f for f in data["findings"] if f["id"] == "python.package"]
-    assert packages and all(f["status"] == "warn" for f in packages)
-    assert all(str(missing) in f["actual"] and "not found" in f["actual"] for f in packages)
-    assert {f["key"] for f in packages} == {f"python.package[{f['subject']}]" for f in packages}
-    assert len({f["key"] for f in data["findings"]}) == len(data["findings"])  # keys are unique
+    unknown = [f for f in data["findings"] if f["status"] == "unknown"]
+    assert [f["key"] for f in unknown] == ["python.version"]
+    assert "not available" in unknown[0]["actual"] and "was not recorded" in unknown[0]["actual"]
+    assert data["summary"]["unknown"] == 1 and data["summary"]["fail"] == 0
+    assert data["failed"] is True and data["allow_unknown"] is False
+
+
+def test_allow_unknown_reports_unknown_but_exits_0(python_required: str) -> None:
+    code, out, _ = run("check", "--from-dir", str(NO_PYTHON_VERSION), "-p", python_required, "--format", "json",
+                       "--allow-unknown")
+    assert code == 0
+    data = json.loads(out)
+    assert data["summary"]["unknown"] == 1 and data["failed"] is False and data["allow_unknown"] is True
+
+
+def test_allow_unknown_never_hides_a_failure(gpu_only: str) -> None:
+    code, _, _ = run("check", "--from-dir", str(HOSTS / "no-gpu"), "-p", gpu_only, "--allow-unknown")
+    assert code == 1
+
+
+def test_the_table_shows_unknown_as_its_own_status(python_required: str) -> None:
+    code, out, _ = run("check", "--from-dir", str(NO_PYTHON_VERSION), "-p", python_required)
+    assert code == 1
+    assert "UNKNOWN" in out and "python.version" in out
+    assert "0 failed, 1 unknown" in out
+
+
+@pytest.mark.parametrize(("allow", "exit_code"), [(False, 1), (True, 0)])
+def test_junit_unknown_is_a_failure_or_with_allow_unknown_a_skip(python_required: str, allow: bool,
+                                                                 exit_code: int) -> None:
+    code, out, _ = run("check", "--from-dir", str(NO_PYTHON_VERSION), "-p", python_required, "--format", "junit",
+                       *(["--allow-unknown"] if allow else []))
+    assert code == exit_code
+    root = ET.fromstring(out)
+    suite = root.find("testsuite")
+    assert suite is not None
+    case = next(c for c in suite.findall("testcase") if c.get("name", "").startswith("python.version:"))
+    failure, skipped = case.find("failure"), case.find("skipped")
+    if allow:
+        assert failure is None and skipped is not None
+        assert "was not recorded" in skipped.get("message", "")
+        assert (suite.get("failures"), root.get("failures")) == ("0", "0")
+    else:
+        assert skipped is None and failure is not None and failure.get("type") == "svdops.unknown"
+        assert "was not recorded" in failure.get("message", "")
+        assert (suite.get("failures"), root.get("failures")) == ("1", "1")
+
+
+def test_an_optional_check_that_could_not_look_is_skipped(tmp_path: Path) -> None:
+    profile = tmp_path / "python-optional.yaml"
+    profile.write_text(PYTHON_REQUIRED + "optional: [python.version]\n")
+    code, out, _ = run("check", "--from-dir", str(NO_PYTHON_VERSION), "-p", str(profile), "--format", "json")
+    assert code == 0
+    finding = next(f for f in json.loads(out)["findings"] if f["id"] == "python.version")
+    assert finding["status"] == "skip" and "optional in profile python-optional" in finding["actual"]
+
+
+def test_an_unknown_optional_id_is_bad_input(tmp_path: Path) -> None:
+    profile = tmp_path / "typo.yaml"
+    profile.write_text(GPU_ONLY + "optional: [python.verison]\n")
+    code, _, err = run("check", "--from-dir", str(H100), "-p", str(profile))
+    _bad_input(code, err, "typo.yaml: optional[0]", "python.verison", "did you mean 'python.version'")

@@ -148,7 +148,8 @@ def test_check_document_of_a_recorded_host(svd_host: Profile) -> None:
     assert doc["schema"] == documents.CHECK_SCHEMA == "svdops.check/1"
     assert (doc["host"], doc["profile"], doc["failed"]) == ("vm", "svd-host", True)
     assert doc["profile_source"] == str(svd_host.source)
-    assert doc["summary"] == {"pass": 17, "warn": 0, "fail": 1, "skip": 2}  # driver.branch: R580 is supported
+    # driver.branch: R580 is supported
+    assert doc["summary"] == {"pass": 17, "warn": 0, "fail": 1, "skip": 2, "unknown": 0}
     failed = [f for f in doc["findings"] if f["status"] == "fail"]
     assert failed == [{"id": "python.package", "key": "python.package[diffusers]", "title": "Python package diffusers",
                        "status": "fail", "expected": "diffusers >=0.24", "actual": "not installed",
@@ -264,8 +265,10 @@ def test_fleet_junit_holds_the_single_host_suite_under_the_hosts_label(mixed: Fl
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == ["svdops check gpu01 (svd-host)", "svdops check gpu02 (svd-host)",
                                                "svdops check down"]
+    # per checked host: diffusers missing (fail), and 2 unknowns: over the fleet path the recordings give no
+    # Python version (python-version.txt was not recorded), which transformers and the SVD pipeline need
     assert (root.get("name"), root.get("tests"), root.get("failures"), root.get("errors")) == (
-        "svdops fleet", str(20 + 20 + 1), "2", "1")
+        "svdops fleet", str(20 + 20 + 1), str(2 * (1 + 2)), "1")
     report = mixed.hosts[0].report
     assert report is not None
     single = parse(documents.junit_text(documents.check_junit(report))).find("testsuite")
@@ -300,3 +303,50 @@ def test_junit_text_leaves_the_built_tree_as_it_was(mixed: FleetCheck) -> None:
     before = copy.deepcopy(tree)
     documents.junit_text(tree)
     assert ET.tostring(tree) == ET.tostring(before)
+
+
+# ---------------------------------------------------------------- unknown over the fleet
+
+
+def _without_remote_python(tmp_path: Path) -> Path:
+    """The H100 recording as a host answers when --python names an interpreter it does not have: every
+    command run with that interpreter exits 127 (the path is on the remote side, so it cannot be refused
+    locally as bad input)."""
+    import shutil
+
+    from svdops.host.probe.commands import ALL
+
+    folder = tmp_path / "no-remote-python"
+    shutil.copytree(HOSTS / "h100-sxm-ubuntu2404", folder)
+    for command in ALL:
+        if command.argv[0] == "python3":
+            (folder / command.key).write_text("")
+            (folder / f"{command.key}.err").write_text("sh: 1: /nonexistent/bin/python: not found\n")
+            (folder / f"{command.key}.rc").write_text("127\n")
+    for leftover in folder.glob("torch-env.txt*"):  # collect_env ran with the old interpreter
+        leftover.unlink()
+    return folder
+
+
+def test_a_remote_interpreter_that_is_not_there_makes_python_checks_unknown(tmp_path: Path,
+                                                                            svd_host: Profile) -> None:
+    folder = _without_remote_python(tmp_path)
+    targets = [Target("gpu01", "127.0.0.1", 22, "root")]
+    options = FleetOptions(forks=1, python="/nonexistent/bin/python")
+    fleet = check_fleet(targets, options, svd_host, connect=lambda t: RecordedShell(folder, name=t.name))
+    report = fleet.hosts[0].report
+    assert report is not None
+    python = [f for f in report.findings if f.id in ("python.package", "svd.pipeline-stack")]
+    # before: the packages warned and the host passed everything but diffusers "not installed"
+    assert python and all(f.status is Status.UNKNOWN for f in python), python
+    assert all("not available" in f.actual for f in python)
+    assert fleet.exit_code == 1 and report.failed
+    relaxed = check_fleet(targets, options, svd_host, connect=lambda t: RecordedShell(folder, name=t.name),
+                          allow_unknown=True)
+    assert relaxed.hosts[0].report is not None and relaxed.hosts[0].report.summary["unknown"] == len(python)
+    assert relaxed.exit_code == 0  # nothing failed that was looked at
+    suite = parse(documents.junit_text(documents.fleet_junit(fleet))).find("testsuite")
+    assert suite is not None and suite.get("failures") == str(len(python))
+    types = {c.find("failure").get("type") for c in suite.findall("testcase")  # type: ignore[union-attr]
+             if c.find("failure") is not None}
+    assert types == {"svdops.unknown"}

@@ -158,3 +158,58 @@ def test_version_spec_bounds() -> None:
     assert VersionSpec.parse("*").is_any and str(VersionSpec.parse("*")) == "any version"
     with pytest.raises(ValueError, match="not a version requirement"):
         VersionSpec.parse("latest")
+
+
+# --- optional: checks whose "could not look" is a skip, not an unknown ------------------------------------
+
+
+def _profile(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text('description: "test"\n' + text)
+    return path
+
+
+def test_optional_lists_check_ids(tmp_path: Path) -> None:
+    profile = load_profile(str(_profile(tmp_path, "optional: [driver.secure-boot, python.package]\n")))
+    assert profile.optional == ("driver.secure-boot", "python.package")
+    assert profile.is_optional("python.package") and not profile.is_optional("gpu.count")
+    assert load_profile(str(_profile(tmp_path, "optional: gpu.nvlink\n"))).optional == ("gpu.nvlink",)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profiles_make_nothing_optional(name: str) -> None:
+    # what the shipped profiles require, they require: a check that could not look fails them
+    assert load_profile(name).optional == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message_part"),
+    [
+        (
+            "optional: [python.verison]\n",
+            "optional[0]",
+            "unknown check id 'python.verison' (did you mean 'python.version'?)",
+        ),
+        ("optional: [gpu.count, nope]\n", "optional[1]", "unknown check id 'nope'"),
+        ("optional: {gpu.count: true}\n", "optional", "expected a list of text values"),
+        ("optional: [3]\n", "optional[0]", "unknown check id '3'"),
+    ],
+)
+def test_optional_names_only_known_check_ids(tmp_path: Path, text: str, where: str, message_part: str) -> None:
+    path = _profile(tmp_path, text)
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    assert info.value.where == f"{path}: {where}"
+    assert message_part in info.value.message
+    if "unknown check id" in message_part:
+        assert info.value.hint is not None and "gpu.count" in info.value.hint
+
+
+def test_optional_is_inherited_and_a_child_can_replace_or_clear_it(tmp_path: Path) -> None:
+    _profile(tmp_path, "optional: [driver.secure-boot]\ngpu:\n  min_count: 1\n", "base.yaml")
+    inherits = load_profile(str(_profile(tmp_path, "extends: base\n", "inherits.yaml")))
+    replaces = load_profile(str(_profile(tmp_path, "extends: base\noptional: [driver.nouveau]\n", "replaces.yaml")))
+    clears = load_profile(str(_profile(tmp_path, "extends: base\noptional: null\n", "clears.yaml")))
+    assert inherits.optional == ("driver.secure-boot",) and inherits.gpu.min_count == 1
+    assert replaces.optional == ("driver.nouveau",)
+    assert clears.optional == ()

@@ -179,7 +179,7 @@ CASES: list[Case] = [
     ("release old", SEED, prof(os=OsRequirements(releases=("24.04",))), "os.release", Status.FAIL,
      "sudo do-release-upgrade"),
     ("release newer", H100, prof(os=OsRequirements(releases=("20.04",))), "os.release", Status.FAIL, "reinstall"),
-    ("release unknown", host(os=OsFacts()), prof(os=OsRequirements(releases=("24.04",))), "os.release", Status.WARN,
+    ("release unknown", host(os=OsFacts()), prof(os=OsRequirements(releases=("24.04",))), "os.release", Status.UNKNOWN,
      ""),
 
     ("driver present", H100, prof(gpu=GPU1), "driver.present", Status.PASS, ""),
@@ -273,13 +273,15 @@ CASES: list[Case] = [
     ("ecc on", H100, prof(gpu=GpuRequirements(ecc=True)), "gpu.ecc", Status.PASS, ""),
     ("ecc off", host(gpus=(gpu(ecc_enabled=False),)), prof(gpu=GpuRequirements(ecc=True)), "gpu.ecc", Status.FAIL,
      "sudo nvidia-smi -e 1"),
-    ("ecc consumer", SEED, prof(gpu=GpuRequirements(ecc=True)), "gpu.ecc", Status.SKIP, ""),
+    # a consumer GPU reports no ECC mode at all: "on" cannot be shown (unknown), "off" is met (skip)
+    ("ecc consumer", SEED, prof(gpu=GpuRequirements(ecc=True)), "gpu.ecc", Status.UNKNOWN, "nvidia-smi -q -d ECC"),
+    ("ecc consumer, off wanted", SEED, prof(gpu=GpuRequirements(ecc=False)), "gpu.ecc", Status.SKIP, ""),
 
     ("toolkit ok", H100, prof(cuda=CudaRequirements(toolkit=S(">=12.4"))), "cuda.toolkit", Status.PASS, ""),
     ("toolkit wrong", H100, prof(cuda=CudaRequirements(toolkit=S("11.3"))), "cuda.toolkit", Status.FAIL,
      "sudo apt-get install -y cuda-toolkit-11-3"),
     ("toolkit missing", host(cuda=CudaFacts(), notes=(Note("cuda.toolkit_version", "nvcc: command not found"),)),
-     prof(cuda=CudaRequirements(toolkit=S("13.0"))), "cuda.toolkit", Status.WARN, "cuda-toolkit-13-0"),
+     prof(cuda=CudaRequirements(toolkit=S("13.0"))), "cuda.toolkit", Status.UNKNOWN, "cuda-toolkit-13-0"),
 
     ("arch support ok", H100, BLANK, "cuda.arch-support", Status.PASS, ""),
     ("volta on cuda 13", host(gpus=(gpu(name="Tesla V100-SXM2-32GB", compute_capability=V("7.0")),)), BLANK,
@@ -290,8 +292,16 @@ CASES: list[Case] = [
 
     ("nccl present", H100, prof(cuda=CudaRequirements(nccl=S("*"))), "cuda.nccl", Status.PASS, ""),
     ("nccl version ok", SEED, prof(cuda=CudaRequirements(nccl=S(">=2.9"))), "cuda.nccl", Status.PASS, ""),
-    ("nccl missing", host(cuda=CudaFacts(toolkit_version=V("13.0"))), prof(cuda=CudaRequirements(nccl=S("*"))),
-     "cuda.nccl", Status.WARN, "libnccl2"),
+    # facts without a linker cache read: whether NCCL is there is unknown
+    ("nccl not looked for", host(cuda=CudaFacts(toolkit_version=V("13.0"))),
+     prof(cuda=CudaRequirements(nccl=S("*"))), "cuda.nccl", Status.UNKNOWN, "libnccl2"),
+    # the linker cache was read and lists no libnccl: missing, a failure
+    ("nccl missing", host(cuda=CudaFacts(toolkit_version=V("13.0"), libraries=("libcudart.so.13",)),
+                          notes=(Note("cuda.nccl_version", "no libnccl in `ldconfig -p`, no NCCL package"),)),
+     prof(cuda=CudaRequirements(nccl=S("*"))), "cuda.nccl", Status.FAIL, "libnccl2"),
+    ("nccl unreadable linker cache", host(cuda=CudaFacts(toolkit_version=V("13.0")),
+                                          notes=(Note("cuda.libraries", "`ldconfig -p` not found on the host"),)),
+     prof(cuda=CudaRequirements(nccl=S("*"))), "cuda.nccl", Status.UNKNOWN, "libnccl2"),
     ("nccl old", SEED, prof(cuda=CudaRequirements(nccl=S(">=2.18"))), "cuda.nccl", Status.FAIL, "libnccl2"),
 
     ("python ok", H100, prof(python=PythonRequirements(version=S(">=3.11"))), "python.version", Status.PASS, ""),
@@ -311,7 +321,7 @@ CASES: list[Case] = [
     ("package old", SEED, prof(python=PythonRequirements(packages=(("torch", S(">=2.6")),))), "python.package",
      Status.FAIL, "torch==2.6.*"),
     ("env not probed", host(python=PythonEnvFacts(), notes=(Note("python", "python3: command not found"),)),
-     prof(python=PythonRequirements(packages=(("torch", S("*")),))), "python.package", Status.WARN, ""),
+     prof(python=PythonRequirements(packages=(("torch", S("*")),))), "python.package", Status.UNKNOWN, ""),
 
     ("cuda wheel on gpu host", H100, BLANK, "torch.cuda-build", Status.PASS, ""),
     ("cpu wheel on gpu host", host(python=py(torch_cuda=None, torch_arch_list=())), BLANK, "torch.cuda-build",
@@ -367,7 +377,7 @@ CASES: list[Case] = [
      prof(storage=StorageRequirements(scratch=ScratchRequirements(min_devices=2))), "storage.scratch", Status.FAIL,
      "sudo mdadm --create /dev/md/scratch --level=0 --raid-devices=2 /dev/nvme0n1 /dev/nvme1n1"),
     ("scratch unknown", host(storage=StorageFacts()), prof(storage=StorageRequirements(scratch=ScratchRequirements())),
-     "storage.scratch", Status.WARN, ""),
+     "storage.scratch", Status.UNKNOWN, ""),
     ("scratch on a vm without nvme", H100, prof(storage=StorageRequirements(scratch=ScratchRequirements())),
      "storage.scratch", Status.FAIL, "fit 1 more unused NVMe drive"),
 
@@ -527,13 +537,13 @@ def test_empty_facts_never_raise(name: str) -> None:
     assert not [f for f in findings if f.title == "rule could not run"]
 
 
-def test_a_crashing_rule_becomes_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashing_rule_is_unknown_not_a_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(facts: HostFacts, profile: Profile) -> list[Finding]:
         raise ZeroDivisionError("boom")
 
     monkeypatch.setattr(rules, "RULES", (("test.broken", broken), *rules.RULES))
     findings = rules.evaluate(H100, BLANK)
-    assert findings[0].id == "test.broken" and findings[0].status is Status.WARN
+    assert findings[0].id == "test.broken" and findings[0].status is Status.UNKNOWN
     assert "ZeroDivisionError: boom" in findings[0].actual
     assert len(findings) > 1
 
@@ -615,8 +625,11 @@ def test_ci_profile_on_a_cpu_runner_skips_gpu_rules() -> None:
 def test_summarize_and_worst() -> None:
     findings = [Finding("a", "a", Status.PASS, "x", "x"), Finding("b", "b", Status.WARN, "x", "y", "fix"),
                 Finding("c", "c", Status.SKIP, "x", "?")]
-    assert summarize(findings) == {"pass": 1, "warn": 1, "fail": 0, "skip": 1}
+    assert summarize(findings) == {"pass": 1, "warn": 1, "fail": 0, "skip": 1, "unknown": 0}
     assert worst(findings) is Status.WARN
+    unknown = Finding("d", "d", Status.UNKNOWN, "x", "not available: probe failed")
+    assert worst([*findings, unknown]) is Status.UNKNOWN
+    assert worst([unknown, Finding("e", "e", Status.FAIL, "x", "y", "fix")]) is Status.FAIL
     assert worst([]) is Status.PASS
     assert worst([findings[2]]) is Status.SKIP
     assert Status.FAIL == "fail"
@@ -717,12 +730,118 @@ def test_hand_built_h100_matches_what_the_recorded_host_gathers() -> None:
 
 
 def test_a_soname_major_is_not_judged_as_the_nccl_version() -> None:
-    """libnccl.so.2 says NCCL 2.x, not which: a '>=2.18' requirement is unknown (warn), never a false fail."""
+    """libnccl.so.2 says NCCL 2.x, not which: a '>=2.18' requirement is unknown, never a false fail or a pass."""
     finding = _find(rules.evaluate(H100, prof(cuda=CudaRequirements(nccl=S(">=2.18")))), "cuda.nccl")
-    assert finding.status is Status.WARN and finding.actual == "libnccl present, version unknown"
+    assert finding.status is Status.UNKNOWN and finding.actual == "libnccl present, version unknown"
 
 
 def test_a_soname_major_is_not_judged_as_the_cudnn_version() -> None:
     facts = replace(H100, cuda=replace(H100.cuda, cudnn_version=V("9")))
     finding = _find(rules.evaluate(facts, prof(cuda=CudaRequirements(cudnn=S(">=9.1")))), "cuda.cudnn")
-    assert finding.status is Status.WARN and finding.actual.startswith("libcudnn.so.9 present, version unknown")
+    assert finding.status is Status.UNKNOWN and finding.actual.startswith("libcudnn.so.9 present, version unknown")
+
+
+# --- a check that could not look is not a pass --------------------------------------------------------
+
+NO_LOOK = Note("x", "probe failed")
+UNKNOWN_CASES: list[tuple[str, HostFacts, Profile, str]] = [
+    # (case, facts where the probe could not look, a profile that requires the check, rule id)
+    ("os id", host(os=OsFacts()), prof(os=OsRequirements(id="ubuntu")), "os.id"),
+    ("driver version", host(driver=DriverFacts()), prof(driver=DriverRequirements(version=S(">=580"))),
+     "driver.version"),
+    ("driver flavour", host(driver=drv(kernel_module_flavor=None)), prof(driver=DriverRequirements(flavor="open")),
+     "driver.flavor"),
+    ("gpu vram", host(gpus=(gpu(memory_total_mib=None),)), prof(gpu=GpuRequirements(min_vram_gib=40)), "gpu.vram"),
+    ("gpu cc", host(gpus=(gpu(compute_capability=None),)), prof(gpu=GpuRequirements(min_compute_capability=V("8.0"))),
+     "gpu.compute-capability"),
+    ("nvlink", host(eight_gpus("NV18"), topology=TopologyFacts(gpu_count=8)),
+     prof(gpu=GpuRequirements(nvlink_all_pairs=True)), "gpu.nvlink"),
+    ("python env", host(python=py(executable=None)), prof(python=PythonRequirements(env="venv")), "python.env"),
+    ("python version", host(python=py(python_version=None)), prof(python=PythonRequirements(version=S(">=3.11"))),
+     "python.version"),
+    ("torch variant", host(python=PythonEnvFacts()), prof(python=PythonRequirements(torch_cuda=S("13.0"))),
+     "torch.cuda-variant"),
+    ("ram", host(memory=MemoryFacts()), prof(ram=RamRequirements(min_gib=64)), "ram.size"),
+    ("data array", host(storage=StorageFacts()), prof(storage=StorageRequirements(data=DataArrayRequirements())),
+     "storage.data"),
+    ("svd stack", host(python=PythonEnvFacts()), prof(svd=SVD_XT), "svd.pipeline-stack"),
+    ("svd vram", host(gpus=(gpu(memory_total_mib=None),)), prof(svd=SVD_XT), "svd.vram"),
+    ("transformers compat", host(python=py(python_version=None)),
+     prof(python=PythonRequirements(packages=(("transformers", S("*")),))), "python.transformers-compat"),
+    ("nouveau, no nvidia module", host(driver=drv(kernel_module_version=None), gpus=()), prof(gpu=GPU1),
+     "driver.nouveau"),
+    ("secure boot, no nvidia module", host(driver=drv(kernel_module_version=None), gpus=()), prof(gpu=GPU1),
+     "driver.secure-boot"),
+    ("reboot, module unreadable", host(driver=drv(kernel_module_version=None)), prof(gpu=GPU1),
+     "driver.reboot-required"),
+    ("toolkit arch, unknown cc", host(gpus=(UNNAMED,)), prof(gpu=GPU1), "cuda.arch-support"),
+    ("torch arch, unknown cc", host(gpus=(UNNAMED,)), prof(gpu=GPU1), "torch.arch-list"),
+]
+
+
+@pytest.mark.parametrize(("case", "facts", "profile", "rule_id"), UNKNOWN_CASES, ids=[c[0] for c in UNKNOWN_CASES])
+def test_a_required_check_that_could_not_look_is_unknown(case: str, facts: HostFacts, profile: Profile,
+                                                         rule_id: str) -> None:
+    finding = _find(rules.evaluate(facts, profile), rule_id)
+    assert finding.status is Status.UNKNOWN, f"{case}: {finding}"
+    assert finding.actual  # says why it could not look
+    assert worst(rules.evaluate(facts, profile)) in (Status.UNKNOWN, Status.FAIL)
+
+
+@pytest.mark.parametrize(("case", "facts", "profile", "rule_id"), UNKNOWN_CASES, ids=[c[0] for c in UNKNOWN_CASES])
+def test_an_optional_check_that_could_not_look_is_skipped(case: str, facts: HostFacts, profile: Profile,
+                                                          rule_id: str) -> None:
+    optional = replace(profile, optional=(rule_id,))
+    finding = _find(rules.evaluate(facts, optional), rule_id)
+    assert finding.status is Status.SKIP, f"{case}: {finding}"
+    assert finding.actual.endswith("(optional in profile test)")
+    # only the optional check is relaxed: the others judge as before
+    others = [f for f in rules.evaluate(facts, optional) if f.id != rule_id]
+    assert others == [f for f in rules.evaluate(facts, profile) if f.id != rule_id]
+
+
+NOT_REQUIRED_CASES: list[tuple[str, HostFacts, Profile, str, Status]] = [
+    # could not look, but the profile does not require the check (or its worst outcome is a warning)
+    ("transformers not required", host(python=py(python_version=None)), BLANK, "python.transformers-compat",
+     Status.WARN),
+    ("ram recommended only", host(memory=MemoryFacts()), prof(ram=RamRequirements(recommended_gib=64)), "ram.size",
+     Status.WARN),
+    ("persistence unknown", host(gpus=(gpu(persistence_mode=None),), driver=drv(persistenced_running=None)), BLANK,
+     "driver.persistence", Status.SKIP),
+    ("ecc off wanted, not reported", host(gpus=(gpu(ecc_enabled=None),)), prof(gpu=GpuRequirements(ecc=False)),
+     "gpu.ecc", Status.SKIP),
+    ("toolkit arch, no gpu required", host(gpus=(UNNAMED,)), BLANK, "cuda.arch-support", Status.WARN),
+    # the nvidia module drives the GPUs: nouveau cannot hold them and Secure Boot did not refuse the module
+    ("nouveau, nvidia module loaded", H100, prof(gpu=GPU1), "driver.nouveau", Status.SKIP),
+    ("secure boot, nvidia module loaded", H100, prof(gpu=GPU1), "driver.secure-boot", Status.SKIP),
+    ("reboot, no driver at all", host(driver=DriverFacts(), gpus=()), prof(gpu=GPU1), "driver.reboot-required",
+     Status.SKIP),
+]
+
+
+@pytest.mark.parametrize(("case", "facts", "profile", "rule_id", "status"), NOT_REQUIRED_CASES,
+                         ids=[c[0] for c in NOT_REQUIRED_CASES])
+def test_a_check_not_required_stays_skip_or_warn(case: str, facts: HostFacts, profile: Profile, rule_id: str,
+                                                 status: Status) -> None:
+    finding = _find(rules.evaluate(facts, profile), rule_id)
+    assert finding.status is status, f"{case}: {finding}"
+
+
+def test_newer_than_knowledge_stays_a_warning_even_where_required() -> None:
+    newer = host(python=py(torch_version=V("99.0.0"), packages={**H100.python.packages, "torch": "99.0.0"}))
+    finding = _find(rules.evaluate(newer, prof(gpu=GPU1)), "torch.cuda-build")
+    assert finding.status is Status.WARN and "newer than" in finding.actual
+
+
+def test_an_optional_check_that_fails_still_fails() -> None:
+    profile = prof(os=OsRequirements(id="ubuntu"), optional=("os.id",))
+    finding = _find(rules.evaluate(host(os=OsFacts(id="rocky")), profile), "os.id")
+    assert finding.status is Status.FAIL
+
+
+def test_every_check_id_is_a_finding_id_and_back() -> None:
+    """profiles validate `optional:` against CHECK_IDS: a rule's id missing there could not be made optional."""
+    from svdops.findings import CHECK_IDS
+
+    assert rules.RULE_IDS == CHECK_IDS
+    assert {rule_id for rule_id, _ in rules.RULES} <= set(CHECK_IDS)

@@ -2,17 +2,21 @@
 
 Each rule judges one thing and says, with a stable dotted id, what was expected, what the host has and
 the exact command that fixes it. A profile key that is absent is not judged. A fact that could not be
-gathered (None) yields skip or warn carrying the probe's note, never an exception; `evaluate` also
-turns a bug in one rule into a warn finding so the other rules still report. One module per subject;
-the registry below fixes the order of the report.
+gathered (None) yields a finding carrying the probe's note, never an exception: unknown where the
+profile requires the check (it fails the check: a check that could not look is not a pass), skip or
+warn where it does not or where the worst outcome is only a warning. `evaluate` turns a bug in one rule
+into an unknown finding so the other rules still report, and the unknowns of checks the profile lists
+as `optional` into skips. One module per subject; the registry below fixes the order of the report.
 """
 
 from __future__ import annotations
 
-from svdops.findings import Finding
+from dataclasses import replace
+
+from svdops.findings import CHECK_IDS, Finding, Status
 from svdops.host.facts import HostFacts
 from svdops.judge.profiles import Profile
-from svdops.judge.rules.common import WARN, Rule
+from svdops.judge.rules.common import SKIP, UNKNOWN, Rule
 from svdops.judge.rules.cuda import cuda_arch_support, cuda_cudnn, cuda_nccl, cuda_toolkit
 from svdops.judge.rules.driver import (
     driver_branch_status,
@@ -48,10 +52,17 @@ def evaluate(facts: HostFacts, profile: Profile) -> list[Finding]:
             findings.extend(rule(facts, profile))
         except Exception as exc:  # a bug in one rule must not hide what the others found
             findings.append(Finding(
-                rule_id, "rule could not run", WARN, "the rule runs", f"internal error: {type(exc).__name__}: {exc}",
+                rule_id, "rule could not run", UNKNOWN, "the rule runs",
+                f"internal error: {type(exc).__name__}: {exc}",
                 hint="report this as an svdops bug and attach `svdops facts --json`",
             ))
-    return findings
+    return [_as_optional(f, profile) if f.status is Status.UNKNOWN and profile.is_optional(f.id) else f
+            for f in findings]
+
+
+def _as_optional(finding: Finding, profile: Profile) -> Finding:
+    """A check the profile marks optional that could not look is skipped, saying why, instead of unknown."""
+    return replace(finding, status=SKIP, actual=f"{finding.actual} (optional in profile {profile.name})")
 
 
 # Order is the order of the report: the platform first, then what sits on it.
@@ -95,12 +106,5 @@ RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 
-RULE_IDS: tuple[str, ...] = (
-    "os.id", "os.release", "driver.present", "driver.version", "driver.branch", "driver.flavor",
-    "driver.reboot-required", "driver.nouveau", "driver.secure-boot", "driver.persistence",
-    "driver.cuda-toolkit-compat", "driver.torch-cuda-compat", "gpu.count", "gpu.model", "gpu.vram",
-    "gpu.compute-capability", "gpu.nvlink", "gpu.ecc", "cuda.toolkit", "cuda.arch-support", "cuda.cudnn",
-    "cuda.nccl", "python.version", "python.env", "python.package", "torch.cuda-build", "torch.cuda-variant",
-    "torch.arch-list", "python.diffusers-compat", "python.transformers-compat", "svd.pipeline-stack",
-    "profile.svd-stack", "svd.vram", "ram.size", "storage.scratch", "storage.data", "storage.md-health",
-)
+# the ids live on the ground floor (svdops.findings): profiles validate `optional:` against them
+RULE_IDS: tuple[str, ...] = CHECK_IDS

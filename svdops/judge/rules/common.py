@@ -11,7 +11,7 @@ from svdops.judge import knowledge as kb
 from svdops.judge.profiles import Profile, VersionSpec, normalise_package
 from svdops.versions import Version, parse_version
 
-PASS, WARN, FAIL, SKIP = Status.PASS, Status.WARN, Status.FAIL, Status.SKIP
+PASS, WARN, FAIL, SKIP, UNKNOWN = Status.PASS, Status.WARN, Status.FAIL, Status.SKIP, Status.UNKNOWN
 
 
 REBOOT = "sudo reboot"
@@ -84,6 +84,11 @@ def gpu_expected(facts: HostFacts, profile: Profile) -> bool:
     if profile.gpu.max_count == 0 and not facts.gpus:
         return False
     return profile.requires_gpu or bool(facts.gpus)
+
+
+def could_not_look(required: bool) -> Status:
+    """A check that could not look: unknown (fails the check) where the profile requires it, else a skip."""
+    return UNKNOWN if required else SKIP
 
 
 def skip_no_gpu(rule_id: str, title: str, profile: Profile) -> Finding:
@@ -180,9 +185,10 @@ def version_sort_key(v: Version | None) -> tuple[int, ...]:
 
 def versus_spec(rule_id: str, title: str, expected: str, spec: VersionSpec, have: Version | None,
                  unknown: str, hint: str) -> Finding:
-    """A version against a profile spec: unknown warns (with why), inside passes, outside fails with the fix."""
+    """A version against a profile spec: unknown is UNKNOWN (with why: the profile requires it), inside passes,
+    outside fails with the fix."""
     if have is None:
-        return Finding(rule_id, title, WARN, expected, unknown, hint=hint)
+        return Finding(rule_id, title, UNKNOWN, expected, unknown, hint=hint)
     if spec.contains(have):
         return Finding(rule_id, title, PASS, expected, str(have))
     return Finding(rule_id, title, FAIL, expected, str(have), hint=hint)

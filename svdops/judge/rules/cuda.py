@@ -11,6 +11,7 @@ from svdops.judge.profiles import Profile
 from svdops.judge.rules.common import (
     FAIL,
     PASS,
+    UNKNOWN,
     WARN,
     compute_capabilities,
     gpu_capability,
@@ -22,6 +23,17 @@ from svdops.judge.rules.common import (
     versus_spec,
 )
 from svdops.versions import Version
+
+
+def _linker_read(facts: HostFacts, subject: str) -> bool:
+    """Whether `ldconfig -p` was read and the probe looked for `subject` there: its absence is then a fact,
+    not a gap (facts built without a probe, with no note at all, stay unknown)."""
+    return facts.note_for("cuda.libraries") is None and (bool(facts.cuda.libraries)
+                                                          or facts.note_for(subject) is not None)
+
+
+def _has_library(facts: HostFacts, prefix: str) -> bool:
+    return any(lib.startswith(prefix) for lib in facts.cuda.libraries)
 
 
 def cuda_toolkit(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -50,11 +62,19 @@ def cuda_cudnn(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     title = "system cuDNN"
     have = facts.cuda.cudnn_version
     unknown = not_available(facts, "cuda.cudnn_version")
+    target = spec.pinned or spec.minimum
+    hint = f"sudo apt-get install -y {_cudnn_package(target or Version((9,)), facts.cuda.toolkit_version)}"
+    if have is None and _linker_read(facts, "cuda.cudnn_version") and not _has_library(facts, "libcudnn"):
+        # the linker cache was read and has no libcudnn: it is missing, not unknown
+        yield Finding("cuda.cudnn", title, FAIL, f"cuDNN {spec}",
+                      f"not installed ({probe_note(facts, 'cuda.cudnn_version')})", hint=hint)
+        return
     if have is not None and len(have.parts) < 2:
         # only a soname (libcudnn.so.9): the major says nothing of the release within it
         have, unknown = None, f"libcudnn.so.{have} present, version unknown"
-    target = spec.pinned or spec.minimum
-    hint = f"sudo apt-get install -y {_cudnn_package(target, facts.cuda.toolkit_version)}" if target else ""
+        if spec.is_any:
+            yield Finding("cuda.cudnn", title, PASS, f"cuDNN {spec}", unknown)
+            return
     bundled = f"; torch bundles cuDNN {facts.python.torch_cudnn}" if facts.python.torch_cudnn else ""
     yield versus_spec("cuda.cudnn", title, f"cuDNN {spec}", spec, have, unknown + bundled, hint)
 
@@ -74,11 +94,15 @@ def cuda_nccl(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         status = PASS if spec.contains(have) else FAIL
         yield Finding("cuda.nccl", title, status, expected, str(have), hint="" if status is PASS else hint)
     elif present:
-        status = PASS if spec.is_any else WARN
+        status = PASS if spec.is_any else UNKNOWN
         yield Finding("cuda.nccl", title, status, expected, "libnccl present, version unknown",
                       hint="" if status is PASS else hint)
+    elif _linker_read(facts, "cuda.nccl_version"):
+        # the linker cache was read and has no libnccl: it is missing, not unknown
+        yield Finding("cuda.nccl", title, FAIL, expected, f"not installed ({probe_note(facts, 'cuda.nccl_version')})",
+                      hint=hint)
     else:
-        yield Finding("cuda.nccl", title, WARN, expected, not_available(facts, "cuda.nccl_version"), hint=hint)
+        yield Finding("cuda.nccl", title, UNKNOWN, expected, not_available(facts, "cuda.nccl_version"), hint=hint)
 
 
 def cuda_arch_support(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -93,7 +117,7 @@ def cuda_arch_support(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     old, unknown = gpus_failing(facts, lambda cc: cc < support.min_cc)
     if not old and unknown:
         # an unknown GPU may be one the toolkit dropped: never a pass
-        yield Finding("cuda.arch-support", title, WARN, expected,
+        yield Finding("cuda.arch-support", title, UNKNOWN if profile.requires_gpu else WARN, expected,
                       "compute capability unknown for " + ", ".join(gpu_label(g) for g in unknown)
                       + f" ({probe_note(facts, 'gpus')})")
         return

@@ -15,9 +15,11 @@ from svdops.judge.rules.common import (
     PASS,
     REBOOT,
     SKIP,
+    UNKNOWN,
     WARN,
     choose_cuda_variant,
     compute_capabilities,
+    could_not_look,
     driver_install_command,
     driver_version_of,
     gpu_capability,
@@ -42,6 +44,11 @@ def _unknown_cuda(rule_id: str, title: str, cuda: Version, actual: str) -> Findi
                        f"{actual}: " + kb.newer_than_knowledge(f"CUDA {cuda.truncate(2)}"))
     return Finding(rule_id, title, SKIP, f"a driver for CUDA {cuda}",
                    f"CUDA {cuda} is not in svdops' knowledge base ({kb.version()})")
+
+
+def _nvidia_drives_gpus(facts: HostFacts) -> bool:
+    """The nvidia kernel module is loaded and nvidia-smi lists GPUs through it."""
+    return facts.driver.kernel_module_version is not None and bool(facts.gpus) and not facts.driver.needs_reboot
 
 
 def driver_presence(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -72,7 +79,7 @@ def driver_version(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     title = "driver version"
     driver = driver_version_of(facts)
     if driver is None:
-        yield Finding("driver.version", title, WARN, str(spec), not_available(facts, "driver.userspace_version"))
+        yield Finding("driver.version", title, UNKNOWN, str(spec), not_available(facts, "driver.userspace_version"))
     elif spec.contains(driver):
         yield Finding("driver.version", title, PASS, str(spec), str(driver))
     else:
@@ -94,7 +101,8 @@ def driver_flavor(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
            else f" ({', '.join(gpu_label(g) for g in pre_turing)} predates Turing: the open modules cannot drive it)"
            if required_proprietary else "")
     if have is None:
-        yield Finding("driver.flavor", title, WARN, want + why, not_available(facts, "driver.kernel_module_flavor"))
+        yield Finding("driver.flavor", title, UNKNOWN, want + why,
+                      not_available(facts, "driver.kernel_module_flavor"))
     elif have == want:
         yield Finding("driver.flavor", title, PASS, want, have)
     else:
@@ -131,9 +139,16 @@ def driver_reboot(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     elif d.needs_reboot:
         yield Finding("driver.reboot-required", title, FAIL, "kernel module = userspace libraries",
                       f"kernel module {d.kernel_module_version}, userspace {d.userspace_version}", hint=REBOOT)
-    elif d.userspace_version is None or d.kernel_module_version is None:
+    elif d.userspace_version is None and d.kernel_module_version is None:
+        # no driver at all: driver.present fails and says why; there is nothing here to compare
         yield Finding("driver.reboot-required", title, SKIP, "kernel module = userspace libraries",
-                      not_available(facts, "driver.kernel_module_version", "driver.userspace_version"))
+                      f"no driver to compare ({not_available(facts, 'driver.kernel_module_version')})")
+    elif d.userspace_version is None or d.kernel_module_version is None:
+        # one side is known and the other could not be read: whether they match is unknown
+        yield Finding("driver.reboot-required", title, could_not_look(profile.requires_gpu),
+                      "kernel module = userspace libraries",
+                      not_available(facts, "driver.kernel_module_version" if d.kernel_module_version is None
+                                    else "driver.userspace_version"))
     else:
         yield Finding("driver.reboot-required", title, PASS, "kernel module = userspace libraries",
                       f"both {d.userspace_version}")
@@ -145,8 +160,13 @@ def driver_nouveau(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         yield skip_no_gpu("driver.nouveau", title, profile)
         return
     loaded = facts.driver.nouveau_loaded
-    if loaded is None:
+    if loaded is None and _nvidia_drives_gpus(facts):
+        # both cannot hold the same GPU: with the nvidia module driving every listed GPU, nouveau holds none
         yield Finding("driver.nouveau", title, SKIP, "nouveau not loaded",
+                      f"{not_available(facts, 'driver.nouveau_loaded')}; the nvidia module "
+                      f"{facts.driver.kernel_module_version} drives the GPUs, so nouveau holds none")
+    elif loaded is None:
+        yield Finding("driver.nouveau", title, could_not_look(profile.requires_gpu), "nouveau not loaded",
                       not_available(facts, "driver.nouveau_loaded"))
     elif loaded:
         yield Finding("driver.nouveau", title, FAIL, "nouveau not loaded", "nouveau is loaded (it holds the GPUs)",
@@ -165,8 +185,14 @@ def driver_secure_boot(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     expected = "Secure Boot off, or the DKMS-built nvidia modules signed with an enrolled key"
     enroll = "sudo mokutil --import /var/lib/shim-signed/mok/MOK.der && " + REBOOT + \
              "  (then choose 'Enroll MOK' at the blue MOK manager screen), or turn Secure Boot off in the firmware"
-    if d.secure_boot_enabled is None:
-        yield Finding("driver.secure-boot", title, SKIP, expected, not_available(facts, "driver.secure_boot_enabled"))
+    if d.secure_boot_enabled is None and _nvidia_drives_gpus(facts):
+        # the module is loaded and drives the GPUs: whatever Secure Boot's state, it did not refuse the module
+        yield Finding("driver.secure-boot", title, SKIP, expected,
+                      f"{not_available(facts, 'driver.secure_boot_enabled')}; the nvidia module "
+                      f"{d.kernel_module_version} is loaded, so it was not refused")
+    elif d.secure_boot_enabled is None:
+        yield Finding("driver.secure-boot", title, could_not_look(profile.requires_gpu), expected,
+                      not_available(facts, "driver.secure_boot_enabled"))
     elif not d.secure_boot_enabled:
         yield Finding("driver.secure-boot", title, PASS, expected, "Secure Boot off")
     elif d.dkms_modules_signed is True:
@@ -213,7 +239,7 @@ def driver_toolkit_compat(facts: HostFacts, profile: Profile) -> Iterator[Findin
         return
     expected = f"driver >= {req.min_driver_ga} for CUDA {req.cuda}"
     if driver is None:
-        yield Finding("driver.cuda-toolkit-compat", title, WARN, expected,
+        yield Finding("driver.cuda-toolkit-compat", title, UNKNOWN if profile.requires_gpu else WARN, expected,
                       not_available(facts, "driver.userspace_version"))
         return
     level = req.level(driver)
@@ -241,7 +267,7 @@ def driver_torch_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]
     expected = f"driver >= {req.min_driver_ga} (or >= {req.min_driver_compat} under minor-version compatibility)"
     driver = driver_version_of(facts)
     if driver is None:
-        yield Finding("driver.torch-cuda-compat", title, WARN, expected,
+        yield Finding("driver.torch-cuda-compat", title, UNKNOWN if profile.requires_gpu else WARN, expected,
                       not_available(facts, "driver.userspace_version"))
         return
     level = req.level(driver)

@@ -12,7 +12,7 @@ from svdops.judge.rules.common import (
     PASS,
     REBOOT,
     SKIP,
-    WARN,
+    UNKNOWN,
     compute_capabilities,
     driver_version_of,
     gib,
@@ -75,7 +75,8 @@ def gpu_vram(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         actual = ", ".join(f"GPU{g.index} {gib(g.memory_total_mib or 0):.1f} GiB" for g in small)
         yield Finding("gpu.vram", title, FAIL, expected, actual, hint=f"fit GPUs with >= {need:g} GiB")
     elif unknown:
-        yield Finding("gpu.vram", title, WARN, expected, not_available(facts, "gpus"))
+        yield Finding("gpu.vram", title, UNKNOWN, expected,
+                      f"{', '.join(f'GPU{g.index}' for g in unknown)}: {not_available(facts, 'gpus')}")
     else:
         low = min(gib(g.memory_total_mib or 0) for g in facts.gpus)
         yield Finding("gpu.vram", title, PASS, expected, f"smallest {low:.1f} GiB")
@@ -94,7 +95,8 @@ def gpu_compute_capability(facts: HostFacts, profile: Profile) -> Iterator[Findi
                       ", ".join(f"{gpu_label(g)} cc {g.compute_capability}" for g in old),
                       hint=f"fit GPUs of compute capability >= {need}")
     elif unknown:
-        yield Finding("gpu.compute-capability", title, WARN, expected, not_available(facts, "gpus"))
+        yield Finding("gpu.compute-capability", title, UNKNOWN, expected,
+                      f"{', '.join(f'GPU{g.index}' for g in unknown)}: {not_available(facts, 'gpus')}")
     else:
         yield Finding("gpu.compute-capability", title, PASS, expected,
                       ", ".join(f"cc {c}" for c in sorted(set(compute_capabilities(facts)))))
@@ -110,7 +112,7 @@ def gpu_nvlink(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         yield Finding("gpu.nvlink", title, SKIP, expected, "one GPU: no pairs to link")
         return
     if not facts.topology.links:
-        yield Finding("gpu.nvlink", title, WARN, expected, not_available(facts, "topology"))
+        yield Finding("gpu.nvlink", title, UNKNOWN, expected, not_available(facts, "topology"))
         return
     pcie = []
     for a in range(n):
@@ -149,7 +151,10 @@ def gpu_ecc(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         yield Finding("gpu.ecc", title, FAIL, expected,
                       f"{'off' if want else 'on'} on " + ", ".join(f"GPU{g.index}" for g in wrong), hint=fix)
     elif unknown:
-        yield Finding("gpu.ecc", title, SKIP, expected,
-                      f"not reported for {', '.join(f'GPU{g.index}' for g in unknown)} (consumer GPUs have no ECC)")
+        # not reported: a consumer GPU without ECC, or a query that failed. "off" is then met; "on" is not shown
+        yield Finding("gpu.ecc", title, UNKNOWN if want else SKIP, expected,
+                      f"not reported for {', '.join(f'GPU{g.index}' for g in unknown)} (consumer GPUs have no ECC)",
+                      hint=f"nvidia-smi -q -d ECC -i {unknown[0].index}  (shows whether the GPU has ECC at all)"
+                      if want else "")
     else:
         yield Finding("gpu.ecc", title, PASS, expected, "on" if want else "off")

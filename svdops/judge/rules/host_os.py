@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from svdops.findings import Finding
 from svdops.host.facts import HostFacts
 from svdops.judge.profiles import Profile
-from svdops.judge.rules.common import FAIL, PASS, WARN, not_available, version_sort_key
+from svdops.judge.rules.common import FAIL, PASS, UNKNOWN, not_available, version_sort_key
 from svdops.versions import parse_version
 
 
@@ -16,7 +16,7 @@ def os_rules(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     if want.id:
         title = "operating system"
         if facts.os.id is None:
-            yield Finding("os.id", title, WARN, want.id, not_available(facts, "os.id"))
+            yield Finding("os.id", title, UNKNOWN, want.id, not_available(facts, "os.id"))
         elif facts.os.id.lower() == want.id.lower():
             yield Finding("os.id", title, PASS, want.id, facts.os.pretty_name or facts.os.id)
         else:
@@ -27,7 +27,7 @@ def os_rules(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         expected = " or ".join(want.releases)
         have = facts.os.version_id
         if have is None:
-            yield Finding("os.release", title, WARN, expected, not_available(facts, "os.version_id"))
+            yield Finding("os.release", title, UNKNOWN, expected, not_available(facts, "os.version_id"))
         elif have in want.releases:
             yield Finding("os.release", title, PASS, expected, have)
         else:

@@ -13,6 +13,7 @@ from svdops.judge.rules.common import (
     FAIL,
     PASS,
     SKIP,
+    UNKNOWN,
     WARN,
     env_probed,
     installed_version,
@@ -58,7 +59,8 @@ def python_env(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     title = "Python environment kind"
     exe = facts.python.executable
     if exe is None:
-        yield Finding("python.env", title, WARN, f"a {want} environment", not_available(facts, "python.executable"))
+        yield Finding("python.env", title, UNKNOWN, f"a {want} environment",
+                      not_available(facts, "python.executable"))
         return
     spec = profile.python.version
     target = (spec.pinned or spec.minimum if spec else None) or kb.svd_pipeline().reference_python
@@ -91,8 +93,8 @@ def python_packages(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         else:
             hint = pip_install(facts, shlex.quote(f"{name}{spec.text}" if not spec.is_any else name))
         if have is None and not env_probed(facts):
-            yield Finding("python.package", title, WARN, expected, not_available(facts, "python.packages"), hint=hint,
-                          subject=name)
+            yield Finding("python.package", title, UNKNOWN, expected, not_available(facts, "python.packages"),
+                          hint=hint, subject=name)
         elif have is None:
             yield Finding("python.package", title, FAIL, expected, "not installed", hint=hint, subject=name)
         elif spec.contains(have):
@@ -130,7 +132,10 @@ def _library_compat(facts: HostFacts, profile: Profile, name: str) -> Iterator[F
         yield Finding(rule_id, title, FAIL, expected, f"{' and '.join(problems)}: {name} {have} cannot import",
                       hint=hint)
     elif py is None:
-        yield Finding(rule_id, title, WARN, expected, not_available(facts, "python.python_version"))
+        # required where the profile names the library (it then must import): could not look is unknown
+        required = name in dict(profile.python.packages)
+        yield Finding(rule_id, title, UNKNOWN if required else WARN, expected,
+                      not_available(facts, "python.python_version"))
     else:
         yield Finding(rule_id, title, PASS, expected, f"Python {py}" + (f", torch {torch_v}" if torch_v else ""))
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from svdops.findings import Finding
 from svdops.host.facts import HostFacts, MdArray
 from svdops.judge.profiles import Profile
-from svdops.judge.rules.common import FAIL, PASS, RAM_READS_LOW, WARN, gib, not_available, terabytes
+from svdops.judge.rules.common import FAIL, PASS, RAM_READS_LOW, UNKNOWN, WARN, gib, not_available, terabytes
 
 
 def ram_size(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -18,7 +18,9 @@ def ram_size(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     expected = " ".join(x for x in (f">= {lo:g} GiB" if lo else "", f"({rec:g} GiB recommended)" if rec else "") if x)
     total = facts.memory.total_mib
     if total is None:
-        yield Finding("ram.size", title, WARN, expected, not_available(facts, "memory.total_mib"))
+        # only a recommendation (a warning at worst) stays a warning when it could not look
+        yield Finding("ram.size", title, UNKNOWN if lo is not None else WARN, expected,
+                      not_available(facts, "memory.total_mib"))
         return
     have = gib(total)
     actual = f"{have:.1f} GiB (MemTotal)"
@@ -72,7 +74,7 @@ def storage_scratch(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
                       + (f" on {mount}" if mount else ""), subject=best.name)
         return
     if not facts.storage.md_arrays and not facts.storage.block_devices:
-        yield Finding("storage.scratch", title, WARN, expected, not_available(facts, "storage"))
+        yield Finding("storage.scratch", title, UNKNOWN, expected, not_available(facts, "storage"))
         return
     if arrays:
         a = max(arrays, key=lambda x: x.size_bytes or 0)
@@ -109,7 +111,7 @@ def storage_data(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
                       f"{best.name}: {best.level}, {len(best.members)} devices, {terabytes(best.size_bytes):.2f} TB",
                       subject=best.name)
     elif not facts.storage.md_arrays and not facts.storage.block_devices:
-        yield Finding("storage.data", title, WARN, expected, not_available(facts, "storage"))
+        yield Finding("storage.data", title, UNKNOWN, expected, not_available(facts, "storage"))
     else:
         if arrays:
             a = max(arrays, key=lambda x: x.size_bytes or 0)

@@ -13,7 +13,7 @@ from svdops.judge.rules.common import (
     FAIL,
     PASS,
     SKIP,
-    WARN,
+    UNKNOWN,
     choose_cuda_variant,
     compute_capabilities,
     cuda_suits_gpus,
@@ -73,7 +73,7 @@ def svd_pipeline_stack(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     py = facts.python.python_version
     torch_v, diffusers = installed_version(facts, "torch"), installed_version(facts, "diffusers")
     if py is None and torch_v is None:
-        yield Finding("svd.pipeline-stack", title, WARN, expected, not_available(facts, "python"))
+        yield Finding("svd.pipeline-stack", title, UNKNOWN, expected, not_available(facts, "python"))
         return
     short: list[str] = []
     if py is not None and py < req.min_python:
@@ -90,7 +90,7 @@ def svd_pipeline_stack(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         return
     have = ", ".join(x for x in (f"Python {py}" if py else "", f"torch {torch_v}" if torch_v else "") if x)
     if py is None or torch_v is None:
-        yield Finding("svd.pipeline-stack", title, WARN, expected,
+        yield Finding("svd.pipeline-stack", title, UNKNOWN, expected,
                       f"{have}; {'Python' if py is None else 'torch'} {not_available(facts, 'python')}")
     else:
         yield Finding("svd.pipeline-stack", title, PASS, expected, have)
@@ -137,10 +137,10 @@ def svd_vram(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     expected = f">= {scen.min_vram_gib:g} GiB on one GPU (peak allocated {scen.peak_allocated_gib:g} GiB)"
     sized = [g for g in facts.gpus if g.memory_total_mib is not None]
     if not sized:
-        status = FAIL if facts.gpus == () and facts.note_for("gpus") is None else WARN
+        status = FAIL if facts.gpus == () and facts.note_for("gpus") is None else UNKNOWN
         actual = "no GPU" if status is FAIL else not_available(facts, "gpus")
         yield Finding("svd.vram", title, status, expected, actual, subject=name,
-                      hint="" if status is WARN else "a GPU is needed for this scenario; use --profile ci-cpu "
+                      hint="" if status is UNKNOWN else "a GPU is needed for this scenario; use --profile ci-cpu "
                                                      "(scenario tiny) on CPU-only hosts")
         return
     best = max(sized, key=lambda g: g.memory_total_mib or 0)

@@ -12,8 +12,10 @@ from svdops.judge.rules.common import (
     FAIL,
     PASS,
     SKIP,
+    UNKNOWN,
     WARN,
     compute_capabilities,
+    env_probed,
     gpu_capability,
     gpu_label,
     gpus_failing,
@@ -57,8 +59,14 @@ def torch_cuda_variant(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         return
     title = "CUDA variant of the torch wheel"
     torch_v, torch_cuda = facts.python.torch_version, facts.python.torch_cuda
+    if torch_v is None and env_probed(facts):
+        yield Finding("torch.cuda-variant", title, FAIL, f"CUDA {spec}", "torch is not installed",
+                      hint=f"install a torch release with a CUDA {spec} wheel "
+                           f"(see {kb.torch_index_url(None).rsplit('/', 1)[0]})")
+        return
     if torch_v is None:
-        yield Finding("torch.cuda-variant", title, WARN, f"CUDA {spec}", not_available(facts, "python.torch_version"))
+        yield Finding("torch.cuda-variant", title, UNKNOWN, f"CUDA {spec}",
+                      not_available(facts, "python.torch_version"))
         return
     if torch_cuda is not None and spec.contains(torch_cuda):
         yield Finding("torch.cuda-variant", title, PASS, f"CUDA {spec}", f"CUDA {torch_cuda}")
@@ -91,13 +99,13 @@ def torch_arch(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
                           f"arch list of {build} not gathered; "
                           + kb.newer_than_knowledge(f"torch {torch_v.truncate(2)}"))
         else:
-            yield Finding("torch.arch-list", title, SKIP, expected,
+            yield Finding("torch.arch-list", title, UNKNOWN if profile.requires_gpu else SKIP, expected,
                           f"arch list of {build} not gathered and not in the knowledge "
                           f"base ({probe_note(facts, 'python.torch_arch_list')})")
         return
     missing, unknown = gpus_failing(facts, lambda cc: not kb.arch_runs_on(archs, cc))
     if not missing and unknown:
-        yield Finding("torch.arch-list", title, WARN, expected,
+        yield Finding("torch.arch-list", title, UNKNOWN if profile.requires_gpu else WARN, expected,
                       "compute capability unknown for " + ", ".join(gpu_label(g) for g in unknown)
                       + f": cannot tell whether {' '.join(archs)} runs on it")
         return
