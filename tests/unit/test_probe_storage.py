@@ -55,7 +55,7 @@ def test_lsblk_garbage():
 def test_degraded_raid6_and_healthy_raid0(host_text):
     md1, md0 = parse_mdstat(host_text(RAID, "mdstat.txt"))
     assert (md1.name, md1.level, md1.state) == ("md1", "raid6", "active")
-    assert md1.members == ("sdf", "sde", "sdd", "sdc", "sdb", "sda")
+    assert md1.members == ("sdf", "sdd", "sdc", "sdb", "sda")  # the working set: the failed disk is apart
     assert md1.failed_members == ("sde",)
     assert (md1.devices_total, md1.devices_up) == (6, 5)
     assert md1.degraded
@@ -87,7 +87,7 @@ def test_mdstat_recovery_readonly_and_inactive_arrays():
     md2, md3, md127 = parse_mdstat(text)
     assert (md2.level, md2.members, md2.degraded) == ("raid1", ("sdb1", "sda1"), False)
     assert md3.recovering and md3.degraded and md3.devices_up == 3
-    assert (md127.state, md127.level, md127.members) == ("inactive", None, ("sdg",))
+    assert (md127.state, md127.level, md127.members, md127.spare_members) == ("inactive", None, (), ("sdg",))
 
 
 def test_mdstat_without_arrays_and_garbage():
