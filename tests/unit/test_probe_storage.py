@@ -121,3 +121,14 @@ def test_mounts_without_df_keep_block_devices_only():
         "/dev/sda2 / ext4 rw 0 0\nproc /proc proc rw 0 0\n/dev/sdb1 /mnt/my\\040disk xfs ro 0 0\n"
     )
     assert [m.mountpoint for m in merge_mounts(None, options)] == ["/", "/mnt/my disk"]
+
+
+def test_lsblk_without_b_keeps_the_disk_with_its_approximate_size():
+    # the shape util-linux < 2.33 prints for plain `lsblk -J` (strings, human sizes); not a recorded output
+    text = ('{"blockdevices": [{"name": "nvme0n1", "rm": "0", "size": "238.5G", "ro": "0", "type": "disk",'
+            ' "children": [{"name": "nvme0n1p1", "size": "243M", "type": "part"}]}, {"name": "sdb", "size": "1,8T",'
+            ' "type": "disk"}, {"name": "sr0", "size": "1024M", "type": "rom"}, {"name": "x", "size": "lots"}]}')
+    nvme, sdb, sr0, odd = parse_lsblk_json(text)
+    assert nvme.size_bytes == int(238.5 * 1024**3) and nvme.children[0].size_bytes == 243 * 1024**2
+    assert sdb.size_bytes == int(1.8 * 1024**4)
+    assert sr0.size_bytes == 1024**3 and odd.size_bytes == 0
