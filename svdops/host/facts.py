@@ -88,6 +88,17 @@ class DriverFacts:
 
 
 @dataclass(frozen=True)
+class MigDevice:
+    """One MIG device (a GPU instance + compute instance) of a GPU in MIG mode: what CUDA sees."""
+
+    index: int
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+    memory_total_mib: int | None = None
+    multiprocessor_count: int | None = None
+
+
+@dataclass(frozen=True)
 class GpuFacts:
     index: int
     name: str
@@ -110,6 +121,8 @@ class GpuFacts:
     persistence_mode: bool | None = None
     ecc_enabled: bool | None = None
     mig_enabled: bool | None = None
+    # with MIG on, processes get these slices, not the whole GPU: count and memory come from them
+    mig_devices: tuple[MigDevice, ...] = ()
     vbios_version: str | None = None
     sm_clock_max_mhz: int | None = None
     numa_node: int | None = None
@@ -208,12 +221,20 @@ class MdArray:
     name: str  # md0
     level: str | None  # raid0, raid5, raid6, raid1, raid10
     state: str  # active, inactive
-    members: tuple[str, ...] = ()  # nvme0n1, sdb1 (without [n] and flags)
+    members: tuple[str, ...] = ()  # the working set: nvme0n1, sdb1 (without [n]; spares and failed disks left out)
     failed_members: tuple[str, ...] = ()  # marked (F)
     size_bytes: int | None = None
-    devices_total: int | None = None  # [n/m]: n
-    devices_up: int | None = None  # [n/m]: m
-    recovering: bool = False  # a resync/recovery/reshape is running
+    devices_total: int | None = None  # [n/m]: n, the devices the array is made of
+    devices_up: int | None = None  # [n/m]: m, those in sync
+    recovering: bool = False  # a resync/recovery/reshape is running now (not DELAYED/PENDING)
+    spare_members: tuple[str, ...] = ()  # marked (S)
+    sync_waiting: str | None = None  # "DELAYED" / "PENDING": a resync is queued, not running
+    container: str | None = None  # "/md127/0" for a volume inside an external (IMSM/DDF) container
+
+    @property
+    def all_members(self) -> tuple[str, ...]:
+        """Every disk mdstat lists for the array: working set, failed and spares."""
+        return self.members + self.failed_members + self.spare_members
 
     @property
     def degraded(self) -> bool:

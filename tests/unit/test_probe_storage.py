@@ -55,7 +55,7 @@ def test_lsblk_garbage():
 def test_degraded_raid6_and_healthy_raid0(host_text):
     md1, md0 = parse_mdstat(host_text(RAID, "mdstat.txt"))
     assert (md1.name, md1.level, md1.state) == ("md1", "raid6", "active")
-    assert md1.members == ("sdf", "sde", "sdd", "sdc", "sdb", "sda")
+    assert md1.members == ("sdf", "sdd", "sdc", "sdb", "sda")  # the working set: the failed disk is apart
     assert md1.failed_members == ("sde",)
     assert (md1.devices_total, md1.devices_up) == (6, 5)
     assert md1.degraded
@@ -87,7 +87,7 @@ def test_mdstat_recovery_readonly_and_inactive_arrays():
     md2, md3, md127 = parse_mdstat(text)
     assert (md2.level, md2.members, md2.degraded) == ("raid1", ("sdb1", "sda1"), False)
     assert md3.recovering and md3.degraded and md3.devices_up == 3
-    assert (md127.state, md127.level, md127.members) == ("inactive", None, ("sdg",))
+    assert (md127.state, md127.level, md127.members, md127.spare_members) == ("inactive", None, (), ("sdg",))
 
 
 def test_mdstat_without_arrays_and_garbage():
@@ -121,3 +121,14 @@ def test_mounts_without_df_keep_block_devices_only():
         "/dev/sda2 / ext4 rw 0 0\nproc /proc proc rw 0 0\n/dev/sdb1 /mnt/my\\040disk xfs ro 0 0\n"
     )
     assert [m.mountpoint for m in merge_mounts(None, options)] == ["/", "/mnt/my disk"]
+
+
+def test_lsblk_without_b_keeps_the_disk_with_its_approximate_size():
+    # the shape util-linux < 2.33 prints for plain `lsblk -J` (strings, human sizes); not a recorded output
+    text = ('{"blockdevices": [{"name": "nvme0n1", "rm": "0", "size": "238.5G", "ro": "0", "type": "disk",'
+            ' "children": [{"name": "nvme0n1p1", "size": "243M", "type": "part"}]}, {"name": "sdb", "size": "1,8T",'
+            ' "type": "disk"}, {"name": "sr0", "size": "1024M", "type": "rom"}, {"name": "x", "size": "lots"}]}')
+    nvme, sdb, sr0, odd = parse_lsblk_json(text)
+    assert nvme.size_bytes == int(238.5 * 1024**3) and nvme.children[0].size_bytes == 243 * 1024**2
+    assert sdb.size_bytes == int(1.8 * 1024**4)
+    assert sr0.size_bytes == 1024**3 and odd.size_bytes == 0

@@ -13,6 +13,7 @@ from svdops.host.probe.driver import (
     SmiVersions,
     driver_unreachable,
     has_library_mismatch,
+    module_behind_userspace,
     nvml_library_version,
     parse_mokutil_sb_state,
     parse_proc_driver_version,
@@ -85,6 +86,11 @@ def collect_driver(out: Outputs, notes: Notes, report: SmiReport, dpkg: dict[str
 
     module = parse_or_note(out, notes, cmd.PROC_DRIVER_VERSION, parse_proc_driver_version,
                            "driver.kernel_module_version", "/proc/driver/nvidia/version has no NVRM version line")
+
+    if module and module_behind_userspace(userspace, module.version) and not mismatch:
+        notes.add("driver",
+                  f"the loaded kernel module {module.version} is older than the userspace driver {userspace}: "
+                  "CUDA runs against the loaded module until a reboot; compatibility follows the module")
 
     modules_text = out.text(cmd.PROC_MODULES)
     nouveau = "nouveau" in parse_proc_modules(modules_text) if modules_text else None

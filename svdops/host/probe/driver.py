@@ -69,6 +69,21 @@ def parse_smi_header(text: str) -> SmiVersions:
     return SmiVersions(version_of(match.group(1)), None, version_of(match.group(2)))
 
 
+def loaded_driver_version(userspace: Version | None, module: Version | None) -> Version | None:
+    """The driver version that compatibility questions (CUDA, open modules, GPU support) must use.
+
+    CUDA and the GPU talk to the loaded kernel module; the userspace version (nvidia-smi, the
+    package) only says what will load after a reboot. When both are known and differ, the
+    module is what runs; without a module reading, the userspace version is the best guess.
+    """
+    return module if module is not None else userspace
+
+
+def module_behind_userspace(userspace: Version | None, module: Version | None) -> bool:
+    """The loaded module is older than the installed userspace driver (upgraded, not rebooted)."""
+    return userspace is not None and module is not None and module < userspace
+
+
 def has_library_mismatch(*outputs: str) -> bool:
     return any(_MISMATCH_RE.search(text) for text in outputs if text)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import cast
 
-from svdops.host.facts import GpuFacts
+from svdops.host.facts import GpuFacts, MigDevice
 from svdops.host.probe._text import enabled, first_float, first_int, is_not_available, small_int, version_of
 from svdops.host.probe.commands import QUERY_GPU_FIELDS
 from svdops.versions import Version
@@ -33,7 +33,7 @@ def parse_nvidia_smi_xml(text: str) -> SmiReport:
     """GPUs from `nvidia-smi -q -x`. A truncated document still yields the GPUs that were complete."""
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
     gpu_elements: list[ET.Element] = []
-    driver_text = cuda_text = None
+    driver_text = cuda_text = attached_text = None
     problems: list[str] = []
     try:
         parser.feed(text)
@@ -50,12 +50,19 @@ def parse_nvidia_smi_xml(text: str) -> SmiReport:
                 driver_text = element.text
             elif element.tag == "cuda_version":
                 cuda_text = element.text
+            elif element.tag == "attached_gpus":
+                attached_text = element.text
     except ET.ParseError as exc:  # events after the first error surface here
         if not problems:
             problems.append(f"nvidia-smi XML is not well-formed ({exc})")
     gpus = tuple(_gpu_from_xml(index, element) for index, element in enumerate(gpu_elements))
     if not gpus and not problems:
         problems.append("no <gpu> entries in nvidia-smi XML")
+    attached = first_int(attached_text)
+    if attached is not None and attached != len(gpus):
+        # a GPU that fell off the bus is still counted by the driver but gets no <gpu> entry
+        # (or the document was cut short): the facts would silently hold fewer GPUs
+        problems.append(f"nvidia-smi says {attached} attached GPU(s) but describes {len(gpus)}")
     return SmiReport(gpus, version_of(driver_text), version_of(cuda_text), tuple(dict.fromkeys(problems)))
 
 
@@ -102,9 +109,30 @@ def _gpu_from_xml(index: int, gpu: ET.Element) -> GpuFacts:
         persistence_mode=enabled(_text(gpu, "persistence_mode")),
         ecc_enabled=enabled(_text(gpu, "ecc_mode/current_ecc")),
         mig_enabled=enabled(_text(gpu, "mig_mode/current_mig")),
+        mig_devices=_mig_devices(gpu),
         vbios_version=_text(gpu, "vbios_version"),
         sm_clock_max_mhz=first_int(_text(gpu, "max_clocks/sm_clock")),
     )
+
+
+def _mig_devices(gpu: ET.Element) -> tuple[MigDevice, ...]:
+    """The MIG devices of a GPU in MIG mode (`<mig_devices>` holds the text "None" otherwise)."""
+    if enabled(_text(gpu, "mig_mode/current_mig")) is not True:
+        return ()
+    devices = []
+    for position, mig in enumerate(gpu.findall("mig_devices/mig_device")):
+        devices.append(MigDevice(
+            index=_or(first_int(_text(mig, "index")), position),
+            gpu_instance_id=first_int(_text(mig, "gpu_instance_id")),
+            compute_instance_id=first_int(_text(mig, "compute_instance_id")),
+            memory_total_mib=first_int(_text(mig, "fb_memory_usage/total")),
+            multiprocessor_count=first_int(_text(mig, "device_attributes/shared/multiprocessor_count")),
+        ))
+    return tuple(devices)
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _temperature_thresholds(gpu: ET.Element) -> tuple[int | None, int | None]:

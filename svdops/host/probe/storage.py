@@ -13,7 +13,11 @@ _MD_LEVELS_RE = re.compile(r"^(raid\d+|linear|multipath|faulty)$")
 _MD_MEMBER_RE = re.compile(r"^([^\[\s]+)\[\d+\]((?:\([A-Z]\))*)$")
 _MD_COUNTS_RE = re.compile(r"\[(\d{1,6})/(\d{1,6})\]")
 _MD_BLOCKS_RE = re.compile(r"^\s*(\d{1,20}) blocks")
-_MD_RECOVERY_RE = re.compile(r"\b(resync|recovery|reshape)\s*=")
+# a running sync prints a progress bar and "resync = 12.3% (...)"; a queued one "resync=DELAYED"/"=PENDING"
+_MD_RECOVERY_RE = re.compile(r"\b(resync|recovery|reshape)\s*=\s*\d")
+_MD_WAITING_RE = re.compile(r"\b(?:resync|recovery|reshape)\s*=\s*(DELAYED|PENDING)\b", re.IGNORECASE)
+_MD_CONTAINER_RE = re.compile(r"\bsuper external:(?:imsm|ddf)\b")
+_MD_MEMBER_OF_RE = re.compile(r"\bsuper external:(/\S+)")
 
 
 def parse_lsblk_json(text: str) -> tuple[BlockDevice, ...] | None:
@@ -34,7 +38,7 @@ def _block_device(item: Any, depth: int) -> BlockDevice | None:
     return BlockDevice(
         name=item["name"],
         type=str(item.get("type") or "unknown"),
-        size_bytes=_int(item.get("size")) or 0,
+        size_bytes=_size(item.get("size")),
         rotational=_bool(item.get("rota")),
         transport=_str(item.get("tran")),
         model=_str(item.get("model")),
@@ -50,6 +54,24 @@ def _int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     return small_int(value, 24) if isinstance(value, str) else None
+
+
+_HUMAN_SIZE_RE = re.compile(r"^(\d{1,6}(?:[.,]\d{1,3})?)\s?([BKMGTPE])(?:i?B)?$", re.IGNORECASE)
+_UNIT_EXP = {"B": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
+
+
+def _size(value: Any) -> int:
+    """Bytes from `lsblk -b` (a number or a numeric string) or, when -b was left out, from the
+    human form lsblk prints ("238.5G", "1,8T" in some locales; binary units). The human form is
+    rounded by lsblk to 3 significant digits, so the result is approximate, but it is not 0."""
+    exact = _int(value)
+    if exact is not None:
+        return exact
+    match = _HUMAN_SIZE_RE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        return 0
+    number = float(match.group(1).replace(",", "."))
+    return int(number * 1024 ** _UNIT_EXP[match.group(2).upper()])
 
 
 def _bool(value: Any) -> bool | None:
@@ -68,30 +90,42 @@ def _str(value: Any) -> str | None:
 
 def parse_mdstat(text: str) -> tuple[MdArray, ...]:
     """Arrays in /proc/mdstat. Each starts with 'mdN : state [level] dev[n][(F)] ...' and the
-    next lines carry the size, '[n/m] [UU_]' and any resync/recovery progress."""
+    next lines carry the size, '[total/up] [UU_]' and any resync/recovery progress.
+
+    External-metadata containers ('super external:imsm' / ddf) are left out: they are always
+    'inactive', list every disk as a spare and hold no data; the volumes inside them
+    ('super external:/md127/0') are the arrays, and carry the container's name.
+    """
     arrays: list[MdArray] = []
     current: dict[str, Any] | None = None
+
+    def finish() -> None:
+        if current is not None and not _is_container(current["detail"]):
+            arrays.append(_md_array(current))
+
     for line in text.splitlines():
         head, sep, rest = line.partition(" : ")
         if sep and re.fullmatch(r"md[\w/]*", head.strip()):
-            if current:
-                arrays.append(_md_array(current))
+            finish()
             current = {"name": head.strip(), "words": rest.split(), "detail": []}
-        elif current is not None and line.startswith((" ", "\t")):
+        elif current is not None and line.startswith((" ", "\t")) and line.strip():
             current["detail"].append(line)
         elif current is not None and not line.strip():
-            arrays.append(_md_array(current))
+            finish()
             current = None
-    if current:
-        arrays.append(_md_array(current))
+    finish()
     return tuple(arrays)
+
+
+def _is_container(detail: list[str]) -> bool:
+    return any(_MD_CONTAINER_RE.search(line) for line in detail)
 
 
 def _md_array(raw: dict[str, Any]) -> MdArray:
     words: list[str] = raw["words"]
     state = words[0] if words else "unknown"
     level = None
-    members, failed = [], []
+    members, failed, spares = [], [], []
     for word in words[1:]:
         if word.startswith("("):  # (auto-read-only), (read-only)
             continue
@@ -100,12 +134,18 @@ def _md_array(raw: dict[str, Any]) -> MdArray:
             continue
         match = _MD_MEMBER_RE.match(word)
         if match:
-            members.append(match.group(1))
-            if "(F)" in match.group(2):
+            flags = match.group(2)
+            if "(F)" in flags:
                 failed.append(match.group(1))
+            elif "(S)" in flags:
+                spares.append(match.group(1))
+            else:
+                members.append(match.group(1))
     detail = "\n".join(raw["detail"])
     counts = _MD_COUNTS_RE.search(detail)
     blocks = next((int(m.group(1)) for ln in raw["detail"] if (m := _MD_BLOCKS_RE.match(ln))), None)
+    waiting = _MD_WAITING_RE.search(detail)
+    container = _MD_MEMBER_OF_RE.search(detail)
     return MdArray(
         name=raw["name"],
         level=level,
@@ -116,6 +156,9 @@ def _md_array(raw: dict[str, Any]) -> MdArray:
         devices_total=int(counts.group(1)) if counts else None,
         devices_up=int(counts.group(2)) if counts else None,
         recovering=bool(_MD_RECOVERY_RE.search(detail)),
+        spare_members=tuple(spares),
+        sync_waiting=waiting.group(1).upper() if waiting else None,
+        container=container.group(1) if container else None,
     )
 
 

@@ -23,6 +23,10 @@ def parse_topo_matrix(text: str) -> TopologyFacts:
     if header_at is None:
         return TopologyFacts()
     header = _cells(lines[header_at])
+    if header and _GPU_LABEL_RE.match(header[0]):
+        # the header's leading empty cell was lost (output passed through .strip(), as vLLM's
+        # collect_env does, or pasted flush left): put it back so columns line up with the rows
+        header = ["", *header]
     gpu_columns = {int(m.group(1)): col for col, cell in enumerate(header) if (m := _GPU_LABEL_RE.match(cell))}
     cpu_col = _column(header, "CPU Affinity")
     numa_col = _column(header, "NUMA Affinity")
@@ -53,8 +57,11 @@ def parse_topo_matrix(text: str) -> TopologyFacts:
 
 
 def _is_header(line: str) -> bool:
+    """Column titles: GPU labels and no link value. A row also starts with a GPU label, but holds
+    its own ' X ' (and the links), which a header never does."""
     cells = _cells(line)
-    return bool(cells) and not _GPU_LABEL_RE.match(cells[0]) and any(_GPU_LABEL_RE.match(c) for c in cells)
+    return (any(_GPU_LABEL_RE.match(c) for c in cells)
+            and not any(_LINK_RE.match(c) for c in cells[1:]))
 
 
 def _cells(line: str) -> list[str]:
