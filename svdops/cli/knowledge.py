@@ -68,8 +68,9 @@ def refresh_cmd(folder: Path | None, online: bool, write: bool, show_diff: bool,
     if show_diff:
         for name in kb.FILES:
             if result.texts[name] != texts[name]:
-                click.echo("".join(difflib.unified_diff(texts[name].splitlines(True), result.texts[name].splitlines(True),
-                                                        f"a/{name}", f"b/{name}")), nl=False)
+                diff = difflib.unified_diff(texts[name].splitlines(True), result.texts[name].splitlines(True),
+                                            f"a/{name}", f"b/{name}")
+                click.echo("".join(diff), nl=False)
     changed = result.changed_files
     if write and changed:
         for name in (*changed, "cuda.yaml"):
@@ -112,10 +113,12 @@ def _read_folder(folder: Path) -> dict[str, bytes]:
 
 
 def _get(url: str) -> bytes:
-    request = urllib.request.Request(url, headers={"User-Agent": "svdops-knowledge-refresh",
+    if not url.startswith("https://"):
+        raise BadInputError("only https:// sources are fetched", where=url)
+    request = urllib.request.Request(url, headers={"User-Agent": "svdops-knowledge-refresh",  # noqa: S310 - https only
                                                    "Accept": "application/json, text/html"})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - fixed https URLs
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - only the fixed https URLs above
             data: bytes = response.read(MAX_BYTES + 1)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise HostUnreachableError(f"cannot fetch: {exc}", where=url,

@@ -109,8 +109,8 @@ def test_rows_the_sources_cannot_regenerate_are_kept_and_listed(knowledge_dir: P
             ("libraries", "transformers 4.57.0")} <= kept  # 4.57.0 is yanked on PyPI
     # a refresh that does change something writes the kept rows back byte for byte
     torch_yaml = knowledge_dir / "torch.yaml"
-    torch_yaml.write_text(torch_yaml.read_text().replace('python_min: "3.10", python_max: "3.14", source: "PyPI torch 2.13',
-                                                         'python_min: "3.10", python_max: "3.15", source: "PyPI torch 2.13'))
+    marker = 'python_max: "{}", source: "PyPI torch 2.13'
+    torch_yaml.write_text(torch_yaml.read_text().replace(marker.format("3.14"), marker.format("3.15")))
     code, _out = run("--from", str(UPSTREAM), "--knowledge-dir", str(knowledge_dir), "--write", "--as-of", "2027-01-05")
     assert code == 0
     for name in ("cuda.yaml", "torch.yaml"):
@@ -218,19 +218,16 @@ def test_the_command_needs_one_place_to_read_from(tmp_path: Path) -> None:
 # --- the wheel index, in its documented shape (no saved real copy was found: see the fixtures README) ----------
 
 # Shaped as download.pytorch.org/whl/torch/ (PEP 503): these lines are written for this test, not saved upstream.
-WHEEL_INDEX = """<!DOCTYPE html>
-<html>
-  <body>
-    <h1>Links for torch</h1>
-    <a href="/whl/cu126/torch-2.15.0%2Bcu126-cp312-cp312-manylinux_2_28_x86_64.whl#sha256=00">torch-2.15.0+cu126-cp312-cp312-manylinux_2_28_x86_64.whl</a><br/>
-    <a href="/whl/cu130/torch-2.15.0%2Bcu130-cp312-cp312-manylinux_2_28_x86_64.whl#sha256=01">torch-2.15.0+cu130-cp312-cp312-manylinux_2_28_x86_64.whl</a><br/>
-    <a href="/whl/cu132/torch-2.15.0%2Bcu132-cp313-cp313-manylinux_2_28_x86_64.whl#sha256=02">torch-2.15.0+cu132-cp313-cp313-manylinux_2_28_x86_64.whl</a><br/>
-    <a href="/whl/cu132/torch-2.15.0%2Bcu132-cp313-cp313-win_amd64.whl#sha256=03">torch-2.15.0+cu132-cp313-cp313-win_amd64.whl</a><br/>
-    <a href="/whl/cu129/torch-2.16.0.dev20261201%2Bcu129-cp313-cp313-manylinux_2_28_x86_64.whl">nightly</a><br/>
-    <a href="/whl/cpu/torch-2.15.0%2Bcpu-cp312-cp312-manylinux_2_28_x86_64.whl#sha256=04">torch-2.15.0+cpu</a><br/>
-  </body>
-</html>
-"""
+_LINK = ('    <a href="/whl/{v}/torch-{t}%2B{v}-{py}-{py}-{plat}.whl#sha256=00">'
+         "torch-{t}+{v}-{py}-{py}-{plat}.whl</a><br/>")
+WHEEL_INDEX = "\n".join([
+    "<!DOCTYPE html>", "<html>", "  <body>", "    <h1>Links for torch</h1>",
+    *(_LINK.format(v=v, py=py, plat=plat, t=t) for v, py, plat, t in [
+        ("cu126", "cp312", "manylinux_2_28_x86_64", "2.15.0"), ("cu130", "cp312", "manylinux_2_28_x86_64", "2.15.0"),
+        ("cu132", "cp313", "manylinux_2_28_x86_64", "2.15.0"), ("cu132", "cp313", "win_amd64", "2.15.0"),
+        ("cu129", "cp313", "manylinux_2_28_x86_64", "2.16.0.dev20261201"),
+        ("cpu", "cp312", "manylinux_2_28_x86_64", "2.15.0")]),
+    "  </body>", "</html>", ""])
 
 
 def test_a_wheel_index_page_adds_the_torch_release_pypi_has(upstream: Path, knowledge_dir: Path) -> None:

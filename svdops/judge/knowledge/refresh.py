@@ -357,7 +357,7 @@ def refresh(sources: Mapping[str, bytes], texts: Mapping[str, str], *, today: da
         new = {**row, "min_driver": str(driver), "source": words}
         toolkit_edits.append((row, new))
         note(Change("cuda.yaml", "toolkit_drivers", minor, "changed", row, new, words))
-    newest_known = max((_sv(m) for m in shipped_cuda), default=None)
+    newest_known = max((v for m in shipped_cuda if (v := _sv(m)) is not None), default=None)
     for minor, (driver, words) in sorted(drivers.items(), key=lambda kv: _version(kv[0], "nvidia/", "minor")):
         if minor in shipped_cuda:
             continue
@@ -435,31 +435,31 @@ def refresh(sources: Mapping[str, bytes], texts: Mapping[str, str], *, today: da
         by_version = {str(r["version"]): r for r in shipped}
         known = {str(r.version) for r in releases}
         # a shipped row of a release PyPI no longer offers (yanked: transformers 4.57.0) still holds from there
-        floor_row = shipped[0] if str(shipped[0]["version"]) not in known else None
+        floor_row: dict[str, Any] | None = shipped[0] if str(shipped[0]["version"]) not in known else None
         current: tuple[str | None, str | None] | None = (
             None if floor_row is None else (floor_row.get("min_python"), floor_row.get("min_torch")))
         emitted: list[Version] = [] if floor_row is None else [floor]
         for rel in releases:
             key = str(rel.version)
-            row = by_version.get(key)
+            lib_row: dict[str, Any] | None = by_version.get(key)
             py = _short(rel.min_python) if rel.min_python else None
             tv = _short(rel.min_torch) if rel.min_torch else None
             if tv is None:  # no metadata of this release: its torch minimum stays what the table says
-                base = (row.get("min_python"), row.get("min_torch")) if row is not None else current
+                base = (lib_row.get("min_python"), lib_row.get("min_torch")) if lib_row is not None else current
                 tv = None if base is None else base[1]
-                if row is not None:
-                    note(Change("libraries.yaml", "libraries", f"{name} {key}", "kept", row, row,
+                if lib_row is not None:
+                    note(Change("libraries.yaml", "libraries", f"{name} {key}", "kept", lib_row, lib_row,
                                 "hand-sourced torch minimum: no metadata of that release in the sources"))
             values = (py, tv)
-            if row is None and values == current:
+            if lib_row is None and values == current:
                 continue
             new = _library_row(name, rel, values)
-            if row is None:
+            if lib_row is None:
                 lib_edits.append((None, new))
                 note(Change("libraries.yaml", "libraries", f"{name} {key}", "added", None, new, new["source"]))
-            elif (_sv(row.get("min_python")), _sv(row.get("min_torch"))) != (_sv(py), _sv(tv)):
-                lib_edits.append((row, new))
-                note(Change("libraries.yaml", "libraries", f"{name} {key}", "changed", row, new, new["source"]))
+            elif (_sv(lib_row.get("min_python")), _sv(lib_row.get("min_torch"))) != (_sv(py), _sv(tv)):
+                lib_edits.append((lib_row, new))
+                note(Change("libraries.yaml", "libraries", f"{name} {key}", "changed", lib_row, new, new["source"]))
             current = values
             emitted.append(rel.version)
         newest = releases[-1]
