@@ -21,6 +21,7 @@ COMMANDS = {
     "report": "svdops.cli.report:report",
     "plan": "svdops.cli.plan:plan",
     "paths": "svdops.cli.paths:paths_cmd",
+    "knowledge": "svdops.cli.knowledge:knowledge",
     "completion": "svdops.cli.main:completion",
 }
 

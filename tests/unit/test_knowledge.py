@@ -139,8 +139,12 @@ def test_torch_release_python_support_and_unknown() -> None:
     with pytest.raises(kb.UnknownKnowledgeError):
         kb.torch_release(V("3.0"))
     assert kb.find_torch_release(V("3.0")) is None
-    assert kb.torch_release(V("2.13")).supports_python(V("3.15.0"))
-    assert not kb.torch_release(V("2.12")).supports_python(V("3.15.0"))
+    # PyPI has cp310-cp314 wheels of torch 2.13 and 2.14 and none for 3.15 (tests/fixtures/upstream/pypi)
+    assert kb.torch_release(V("2.13")).supports_python(V("3.14.0"))
+    assert not kb.torch_release(V("2.13")).supports_python(V("3.15.0"))
+    assert not kb.torch_release(V("2.14")).supports_python(V("3.15.0"))
+    # 2.5 ships cp313 wheels (3.13 "experimental" in RELEASE.md): pip installs it, so it is supported
+    assert kb.torch_release(V("2.5")).supports_python(V("3.13.1"))
 
 
 def test_a_torch_newer_than_the_knowledge_is_unknown() -> None:
@@ -205,6 +209,10 @@ def test_arch_support_per_cuda_major() -> None:
         ("transformers", "5.25.0", "3.11", "2.6"),
         ("transformers", "5.24.0", "3.11", "2.6"),
         ("transformers", "5.17.0", "3.10", "2.5"),
+        ("transformers", "5.21.0", "3.11", "2.6"),  # 5.21 raised Requires-Python to 3.11
+        ("transformers", "5.20.2", "3.10", "2.6"),  # 5.20 raised its torch extra to 2.6
+        ("transformers", "5.15.0", "3.10", "2.5"),
+        ("transformers", "5.1.0", "3.10", "2.4"),
         ("transformers", "4.57.1", "3.9", "2.2"),
     ],
 )

@@ -27,8 +27,8 @@ from svdops.versions import Version, parse_version
 
 FILES = ("cuda.yaml", "torch.yaml", "libraries.yaml", "gpus.yaml")  # scenarios: svdops/data/scenarios.yaml
 
-REFRESH_HINT = ("upgrade svdops (pip install -U svdops) for newer knowledge, or add the rows with their "
-                "sources to svdops/judge/knowledge/*.yaml")
+REFRESH_HINT = ("upgrade svdops (pip install -U svdops) or run `svdops knowledge refresh --online` for newer "
+                "knowledge, or add the rows with their sources to svdops/judge/knowledge/*.yaml")
 
 
 class UnknownKnowledgeError(LookupError):

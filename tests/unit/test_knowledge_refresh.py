@@ -1,0 +1,242 @@
+"""`svdops knowledge refresh` over real saved upstream sources (tests/fixtures/upstream, see its README).
+
+The first tests fail whenever the shipped knowledge disagrees with what the sources say.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import svdops.judge.knowledge as kb
+from svdops.cli.main import cli
+from svdops.judge.knowledge import refresh as rf
+from svdops.versions import Version
+
+UPSTREAM = Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
+KNOWLEDGE = Path(kb.__file__).parent
+TODAY = datetime.date(2026, 12, 2)
+
+
+def V(text: str) -> Version:
+    return Version.parse(text)
+
+
+def sources(folder: Path = UPSTREAM) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "README.md"}
+
+
+def shipped(folder: Path = KNOWLEDGE) -> dict[str, str]:
+    return {name: (folder / name).read_text(encoding="utf-8") for name in kb.FILES}
+
+
+@pytest.fixture
+def knowledge_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "knowledge"
+    target.mkdir()
+    for name in kb.FILES:
+        shutil.copy(KNOWLEDGE / name, target / name)
+    return target
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Path:
+    target = tmp_path / "upstream"
+    shutil.copytree(UPSTREAM, target)
+    return target
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["knowledge", "refresh", *args])
+    return result.exit_code, result.output
+
+
+# --- the shipped knowledge agrees with the real sources -----------------------------------------------------
+
+def test_the_shipped_knowledge_is_what_the_refresher_makes_of_the_sources() -> None:
+    result = rf.refresh(sources(), shipped(), today=TODAY)
+    assert [(c.file, c.key) for c in result.of("added") + result.of("changed")] == []
+    assert result.texts == shipped()
+    # torch 2.15 is on PyPI; its CUDA variants need the wheel index, which no public copy was found of
+    assert [c.key for c in result.of("pending")] == ["2.15"]
+
+
+def test_torch_python_ranges_are_pypis_linux_wheels() -> None:
+    ranges = rf.torch_python_ranges(sources())
+    assert ranges["2.13"][:2] == (V("3.10"), V("3.14")) and ranges["2.15"][:2] == (V("3.11"), V("3.15"))
+    for minor, (low, high, _words) in ranges.items():
+        release = kb.find_torch_release(V(minor))
+        if release is None:
+            assert kb.torch_is_newer(V(minor)) or V(minor) < V("1.10"), minor
+            continue
+        assert (release.python_min, release.python_max) == (low, high), minor
+
+
+@pytest.mark.parametrize("name", rf.LIBRARIES)
+def test_every_library_release_needs_what_its_metadata_says(name: str) -> None:
+    floor = min(r.version for r in kb.knowledge().libraries if r.name == name)
+    releases = rf.library_releases(sources(), name, floor)
+    assert len(releases) > 20 and all(r.min_torch is not None for r in releases)
+    for release in releases:
+        row = kb.library_requirements(name, release.version)
+        assert (row.min_python, row.min_torch) == (release.min_python, release.min_torch), str(release.version)
+
+
+def test_cuda_drivers_agree_with_the_redistrib_manifests() -> None:
+    drivers = rf.cuda_drivers(sources())
+    assert set(drivers) == {"11.8", "12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.8", "12.9", "13.0"}
+    for minor, (driver, _words) in drivers.items():
+        ga = kb.min_driver_for_cuda(V(minor)).min_driver_ga
+        if minor == "12.8":  # the release notes' GA minimum (570.26) is below the driver 12.8.0 ships (570.86.10)
+            assert (ga, driver) == (V("570.26"), V("570.86.10"))
+        else:
+            assert ga == driver, minor
+
+
+# --- hand-sourced rows are kept ---------------------------------------------------------------------------------
+
+def test_rows_the_sources_cannot_regenerate_are_kept_and_listed(knowledge_dir: Path) -> None:
+    result = rf.refresh(sources(), shipped(), today=TODAY)
+    kept = {(c.table, c.key) for c in result.of("kept")}
+    assert {("toolkit_drivers", "13.3"), ("toolkit_drivers", "12.8"), ("releases", "2.14"),
+            ("libraries", "transformers 4.57.0")} <= kept  # 4.57.0 is yanked on PyPI
+    # a refresh that does change something writes the kept rows back byte for byte
+    torch_yaml = knowledge_dir / "torch.yaml"
+    marker = 'python_max: "{}", source: "PyPI torch 2.13'
+    torch_yaml.write_text(torch_yaml.read_text().replace(marker.format("3.14"), marker.format("3.15")))
+    code, _out = run("--from", str(UPSTREAM), "--knowledge-dir", str(knowledge_dir), "--write", "--as-of", "2027-01-05")
+    assert code == 0
+    for name in ("cuda.yaml", "torch.yaml"):
+        old_rows = [line for line in (KNOWLEDGE / name).read_text().splitlines() if line.startswith("  - {")]
+        new_rows = [line for line in (knowledge_dir / name).read_text().splitlines() if line.startswith("  - {")]
+        changed = [line for line in new_rows if '{torch: "2.13"' in line]
+        assert [line for line in new_rows if line not in changed] == [line for line in old_rows
+                                                                      if '{torch: "2.13"' not in line], name
+    row_213 = next(r for r in yaml.safe_load((knowledge_dir / "torch.yaml").read_text())["releases"]
+                   if r["torch"] == "2.13")
+    assert row_213["python_max"] == "3.14" and row_213["source"].count("CUDA variants as before") == 1
+    comments = [line for line in (KNOWLEDGE / "cuda.yaml").read_text().splitlines() if line.startswith("#")]
+    assert [line for line in (knowledge_dir / "cuda.yaml").read_text().splitlines() if line.startswith("#")] == comments
+
+
+# --- the printed diff, and --write -------------------------------------------------------------------------------
+
+def test_the_printed_changes_and_diff_name_rows_and_sources(knowledge_dir: Path) -> None:
+    libs = knowledge_dir / "libraries.yaml"
+    text = libs.read_text()
+    row_521 = next(line for line in text.splitlines() if 'version: "5.21.0"' in line)
+    libs.write_text(text.replace(row_521 + "\n", ""))
+    torch_yaml = knowledge_dir / "torch.yaml"
+    torch_yaml.write_text(torch_yaml.read_text().replace('{torch: "2.12", cuda: ["12.6", "13.0", "13.2"], '
+                                                         'python_min: "3.10", python_max: "3.14"',
+                                                         '{torch: "2.12", cuda: ["12.6", "13.0", "13.2"], '
+                                                         'python_min: "3.9", python_max: "3.14"'))
+    code, out = run("--from", str(UPSTREAM), "--knowledge-dir", str(knowledge_dir), "--diff")
+    assert code == 0, out
+    assert ("+ libraries.yaml libraries transformers 5.21.0: min_python 3.11, min_torch 2.6  [transformers 5.21.0 "
+            "wheel METADATA (PyPI): Requires-Python >=3.11.0, extra torch: torch>=2.6]") in out
+    assert ("~ torch.yaml releases 2.12: python_min 3.9 -> 3.10  "
+            "[PyPI torch 2.12.x Linux x86_64 wheels: cp310 to cp314]") in out
+    assert "? torch.yaml releases 2.15:" in out and "= cuda.yaml toolkit_drivers 13.3, 13.2, 13.1," in out
+    assert "+++ b/libraries.yaml" in out and '-version: "2026.12.2"' in out and '+version: "2026.12.3"' in out
+    assert "+  - {name: transformers, version: \"5.21.0\"" in out
+    assert "would change: run again with --write" in out
+    assert libs.read_text() == text.replace(row_521 + "\n", "")  # nothing written without --write
+
+    code, out = run("--from", str(UPSTREAM), "--knowledge-dir", str(knowledge_dir), "--write", "--as-of", "2027-01-05")
+    assert code == 0 and "wrote cuda.yaml, libraries.yaml, torch.yaml" in out
+    assert libs.read_text() == text.replace('version: "2026.12.2"', 'version: "2027.01.1"')
+    assert yaml.safe_load((knowledge_dir / "cuda.yaml").read_text())["as_of"] == "2027-01-05"
+    row_212 = next(r for r in yaml.safe_load(torch_yaml.read_text())["releases"] if r["torch"] == "2.12")
+    assert row_212["python_min"] == "3.10" and row_212["source"].startswith("PyPI torch 2.12.x Linux x86_64 wheels")
+    assert "CUDA variants as before: PyTorch RELEASE.md" in row_212["source"]
+    code, out = run("--from", str(UPSTREAM), "--knowledge-dir", str(knowledge_dir))
+    assert code == 0 and not [line for line in out.splitlines() if line.startswith(("+", "~"))]
+
+
+def test_a_new_cuda_release_in_the_sources_is_added(upstream: Path, knowledge_dir: Path) -> None:
+    doc = json.loads((upstream / "nvidia" / "redistrib_13.0.0.json").read_text())
+    cuda = knowledge_dir / "cuda.yaml"
+    cuda.write_text("\n".join(line for line in cuda.read_text().splitlines() if '{cuda: "13.0"' not in line) + "\n")
+    code, out = run("--from", str(upstream), "--knowledge-dir", str(knowledge_dir), "--write", "--as-of", "2026-12-03")
+    assert code == 0, out
+    assert f"+ cuda.yaml toolkit_drivers 13.0: min_driver {doc['nvidia_driver']['version']}" in out
+    rows = yaml.safe_load(cuda.read_text())["toolkit_drivers"]
+    assert [r["cuda"] for r in rows[:5]] == ["13.3", "13.2", "13.1", "13.0", "12.9"]
+    assert rows[3]["min_driver"] == "580.65.06" and "redistrib_13.0.0.json" in rows[3]["source"]
+    assert 'version: "2026.12.2"' in cuda.read_text()
+
+
+# --- sources it cannot parse ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("path", "content", "message"),
+    [
+        ("nvidia/redistrib_12.8.0.json", b'{"release_date": "2025-01-23", "release_label": "12.8.0", "cuda_nvcc": {',
+         "not JSON"),
+        ("nvidia/redistrib_12.8.0.json", b'{"release_label": "12.8.0", "cuda_nvcc": {"version": "12.8.61"}}',
+         "no `nvidia_driver` entry"),
+        ("nvidia/redistrib_12.8.0.json", b'{"release_label": "12.9.0", "nvidia_driver": {"version": "575.51.03"}}',
+         "does not match the file name"),
+        ("pypi/torch.json", b'{"info": {"name": "diffusers"}, "releases": {}}', "PyPI's project JSON for torch"),
+        ("pypi/transformers/5.21.0.METADATA", b"Metadata-Version: 2.4\nName: transformers\nVersion: 5.20.0\n",
+         "found Version '5.20.0'"),
+        ("pytorch/torch.html", b"\xff\xfe not text", "not UTF-8"),
+        ("pytorch/torch.html", b"<html><body>404 Not Found</body></html>", "not a PEP 503 index page"),
+    ],
+)
+def test_a_source_it_cannot_parse_is_refused_naming_the_file(upstream: Path, knowledge_dir: Path, path: str,
+                                                              content: bytes, message: str) -> None:
+    (upstream / path).parent.mkdir(parents=True, exist_ok=True)
+    (upstream / path).write_bytes(content)
+    with pytest.raises(rf.UpstreamSourceError, match=message) as caught:
+        rf.refresh(sources(upstream), shipped(), today=TODAY)
+    assert caught.value.where == path
+    before = {name: (knowledge_dir / name).read_text() for name in kb.FILES}
+    code, out = run("--from", str(upstream), "--knowledge-dir", str(knowledge_dir), "--write")
+    assert code == 2 and path in out and message in out and "Traceback" not in out
+    assert {name: (knowledge_dir / name).read_text() for name in kb.FILES} == before
+
+
+def test_the_command_needs_one_place_to_read_from(tmp_path: Path) -> None:
+    code, out = run()
+    assert code == 2 and "--from DIR or --online" in out
+    code, out = run("--from", str(tmp_path / "absent"))
+    assert code == 2 and "not a folder of upstream sources" in out
+    (tmp_path / "empty").mkdir()
+    code, out = run("--from", str(tmp_path / "empty"))
+    assert code == 2 and "no nvidia/, pypi/ or pytorch/ sources" in out
+
+
+# --- the wheel index, in its documented shape (no saved real copy was found: see the fixtures README) ----------
+
+# Shaped as download.pytorch.org/whl/torch/ (PEP 503): these lines are written for this test, not saved upstream.
+_LINK = ('    <a href="/whl/{v}/torch-{t}%2B{v}-{py}-{py}-{plat}.whl#sha256=00">'
+         "torch-{t}+{v}-{py}-{py}-{plat}.whl</a><br/>")
+WHEEL_INDEX = "\n".join([
+    "<!DOCTYPE html>", "<html>", "  <body>", "    <h1>Links for torch</h1>",
+    *(_LINK.format(v=v, py=py, plat=plat, t=t) for v, py, plat, t in [
+        ("cu126", "cp312", "manylinux_2_28_x86_64", "2.15.0"), ("cu130", "cp312", "manylinux_2_28_x86_64", "2.15.0"),
+        ("cu132", "cp313", "manylinux_2_28_x86_64", "2.15.0"), ("cu132", "cp313", "win_amd64", "2.15.0"),
+        ("cu129", "cp313", "manylinux_2_28_x86_64", "2.16.0.dev20261201"),
+        ("cpu", "cp312", "manylinux_2_28_x86_64", "2.15.0")]),
+    "  </body>", "</html>", ""])
+
+
+def test_a_wheel_index_page_adds_the_torch_release_pypi_has(upstream: Path, knowledge_dir: Path) -> None:
+    (upstream / "pytorch").mkdir()
+    (upstream / "pytorch" / "torch.html").write_text(WHEEL_INDEX)
+    variants = rf.torch_cuda_variants(sources(upstream))
+    assert variants["2.15"][0] == (V("12.6"), V("13.0"), V("13.2")) and set(variants) == {"2.15"}
+    code, out = run("--from", str(upstream), "--knowledge-dir", str(knowledge_dir), "--write", "--as-of", "2026-12-03")
+    assert code == 0, out
+    assert "+ torch.yaml releases 2.15: cuda ['12.6', '13.0', '13.2'], python_min 3.11, python_max 3.15" in out
+    newest = yaml.safe_load((knowledge_dir / "torch.yaml").read_text())["releases"][0]
+    assert newest["torch"] == "2.15" and newest["cuda"] == ["12.6", "13.0", "13.2"]
