@@ -8,6 +8,7 @@ and an OSC/CSI sequence in a GPU name reached the terminal raw.
 from __future__ import annotations
 
 import json
+import shutil
 import xml.dom.minidom
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -86,7 +87,7 @@ def test_check_table_to_a_file_writes_every_name_escaped(host: Path, profile: Pa
     assert raw_controls_in(text) == []
     assert visible(HOSTNAME) in text  # the title, whole
     assert MARKUP in text  # shown as typed, not applied
-    assert "Ubuntu [/][bold]x" in text  # the OS finding's actual value
+    assert "[/][bold]x[link=https://evil.example]y" in text  # the OS finding's actual value, wrapped
 
 
 def test_check_json_parses_and_keeps_the_data_as_reported(host: Path, profile: Path) -> None:
@@ -129,7 +130,8 @@ def test_facts_table_to_a_file(host: Path, tmp_path: Path) -> None:
     text = out_file.read_text(encoding="utf-8")
     assert raw_controls_in(text) == []
     assert visible(HOSTNAME) in text and visible(OS_NAME) in text and visible(CPU_MODEL) in text
-    assert visible(XML_GPU_NAME) in text
+    # a long name folds within its column instead of squeezing the others out of the table
+    assert "[/][bold]x[link=https://evil.example]y[/link]" in text and "79.6 GiB" in text and "gen5 x16" in text
 
 
 def test_facts_json_round_trips_the_hostile_text(host: Path) -> None:
@@ -150,8 +152,9 @@ def snapshot(host: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert code == 0
     data = json.loads(out)
     for gpu in data["gpus"]:
-        gpu["name"] = GPU_NAME + "\ud800\u202e"  # a lone surrogate no encoder writes; a right-to-left override
-    data["hostname"] = HOSTNAME + "\n[red]gpu99 ok"  # a newline must not forge a line
+        gpu["name"] = GPU_NAME
+    # a lone surrogate no encoder writes, a right-to-left override, and a newline that would forge a line
+    data["hostname"] = HOSTNAME + "\ud800\u202e\n[red]gpu99 ok"
     path = tmp_path_factory.mktemp("snapshot") / "facts.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
@@ -168,7 +171,7 @@ def test_check_of_a_saved_snapshot(snapshot: Path, profile: Path, fmt: str) -> N
     elif fmt == "junit":
         assert_xml_1_0(out)
     else:
-        assert "\\ud800\\u202e" in out
+        assert "\\ud800\\u202e\\n[red]gpu99" in out
         assert not any(line.lstrip().startswith("[red]gpu99") or line.lstrip().startswith("gpu99")
                        for line in out.splitlines())
 
@@ -179,16 +182,16 @@ def test_check_of_a_saved_snapshot(snapshot: Path, profile: Path, fmt: str) -> N
 def test_a_profile_named_with_markup_and_controls(host: Path, tmp_path: Path) -> None:
     folder = tmp_path / "profiles"
     folder.mkdir()
-    name = "lab[/]\x1b[2J"
+    name = "lab[bold red]x\x1b[2J"
     (folder / f"{name}.yaml").write_text(
         GPU_ONLY.replace("description: \"", "description: \"[bold red]\\x1b]0;pwned\\x07 "), encoding="utf-8")
     code, out, err = run("check", "--from-dir", str(host), "-p", str(folder / f"{name}.yaml"))
     assert code == 0, err
-    assert raw_controls_in(out) == [] and "lab[/]\\x1b[2J" in out
+    assert raw_controls_in(out) == [] and "lab[bold red]x\\x1b[2J" in out
     result = CliRunner(env={"SVDOPS_PROFILE_PATH": str(folder)}).invoke(cli, ["profiles", "list"])
     assert result.exit_code == 0, result.output
     assert raw_controls_in(result.stdout) == []
-    assert "[bold red]\\x1b]0;pwned" in result.stdout
+    assert "lab[bold red]x\\x1b[2J" in result.stdout and "red]\\x1b]0;pwned\\x07" in result.stdout
 
 
 # --- error messages quote what they were given ------------------------------------------------------------
@@ -212,11 +215,16 @@ def test_report_of_a_hostile_check_file_neutralises_controls(host: Path, profile
     code, out, _ = run("check", "--from-dir", str(host), "-p", str(profile), "--format", "json")
     assert code == 0
     check_file.write_text(out, encoding="utf-8")
-    runs = Path(__file__).resolve().parents[2] / "reports" / "examples" / "runs"
+    runs = tmp_path / "runs"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "reports" / "examples" / "runs", runs)
+    broken = runs / "evil\x1b]0;pwned\x07\x9b"  # a run folder copied in with a lying name, and broken
+    broken.mkdir()
+    (broken / "results.json").write_text("{")
     html_file = tmp_path / "report.html"
     code, out, err = run("report", str(runs), "--check", str(check_file), "-o", str(html_file))
     assert code == 0, err
     html = html_file.read_text(encoding="utf-8")
     assert raw_controls_in(html) == []
     assert "\\x1b]0;pwned\\x07" in html and "[/][bold]x" in html
-    assert "\\x1b" not in raw_controls_in(out + err)
+    assert raw_controls_in(out) == [] and raw_controls_in(err) == []
+    assert "skipped: " in err and "evil\\x1b]0;pwned\\x07\\x9b" in err
