@@ -202,8 +202,8 @@ def findings_table(report: CheckReport, console: Console, *, verbose: bool = Fal
     if hinted:
         console.print("[bold]How to fix[/bold]")
         for f in hinted:
-            console.print(f"  [{_STATUS_STYLE[f.status]}]{markup_safe(f.key)}[/]: {markup_safe(f.hint)}", soft_wrap=True,
-                          highlight=False)
+            console.print(f"  [{_STATUS_STYLE[f.status]}]{markup_safe(f.key)}[/]: {markup_safe(f.hint)}",
+                          soft_wrap=True, highlight=False)
     s = report.summary
     console.print(
         f"{s.get('pass', 0)} passed, {s.get('warn', 0)} warnings, {s.get('fail', 0)} failed, "

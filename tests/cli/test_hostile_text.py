@@ -172,8 +172,9 @@ def test_check_of_a_saved_snapshot(snapshot: Path, profile: Path, fmt: str) -> N
         assert_xml_1_0(out)
     else:
         assert "\\ud800\\u202e\\n[red]gpu99" in out
-        assert not any(line.lstrip().startswith("[red]gpu99") or line.lstrip().startswith("gpu99")
-                       for line in out.splitlines())
+        assert not any(
+            line.lstrip().startswith("[red]gpu99") or line.lstrip().startswith("gpu99") for line in out.splitlines()
+        )
 
 
 # --- a profile's free text and file name ---------------------------------------------------------------
@@ -184,7 +185,8 @@ def test_a_profile_named_with_markup_and_controls(host: Path, tmp_path: Path) ->
     folder.mkdir()
     name = "lab[bold red]x\x1b[2J"
     (folder / f"{name}.yaml").write_text(
-        GPU_ONLY.replace("description: \"", "description: \"[bold red]\\x1b]0;pwned\\x07 "), encoding="utf-8")
+        GPU_ONLY.replace('description: "', 'description: "[bold red]\\x1b]0;pwned\\x07 '), encoding="utf-8"
+    )
     code, out, err = run("check", "--from-dir", str(host), "-p", str(folder / f"{name}.yaml"))
     assert code == 0, err
     assert raw_controls_in(out) == [] and "lab[bold red]x\\x1b[2J" in out
