@@ -230,3 +230,19 @@ def test_report_of_a_hostile_check_file_neutralises_controls(host: Path, profile
     assert "\\x1b]0;pwned\\x07" in html and "[/][bold]x" in html
     assert raw_controls_in(out) == [] and raw_controls_in(err) == []
     assert "skipped: " in err and "evil\\x1b]0;pwned\\x07\\x9b" in err
+
+
+# --- svdops plan calibrates on run folders: their GPU names came from the hosts that wrote them ---------------
+
+
+@pytest.mark.parametrize("mode", ["--calibrate-from", "--validate"])
+def test_plan_on_runs_with_a_lying_gpu_name(tmp_path: Path, mode: str) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "reports" / "examples" / "runs", runs)
+    for path in runs.glob("*/*.json"):  # JSON escapes, as a bench on that host would have written them
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("NVIDIA H100 80GB HBM3", "NVIDIA H100 [/]\\u001b]0;pwned\\u0007\\u009b"))
+    code, out, err = run("plan", mode, str(runs))
+    assert code in (0, 1), err  # 70 (MarkupError) before
+    assert raw_controls_in(out) == [] and raw_controls_in(err) == []
+    assert "NVIDIA H100 [/]\\x1b]0;pwned\\x07\\x9b" in out
