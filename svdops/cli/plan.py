@@ -122,8 +122,8 @@ def _render_plan(scenario: str, label: str, count: int, predictions: list[Any], 
         fits = {"yes": "[green]yes[/]", "tight": "[yellow]tight[/]", "no": "[red]no[/]"}[p.fits]
         usd = "-" if p.usd_per_1000_videos is None else _band(p.usd_per_1000_videos, 1)
         energy = "-" if p.energy_j_per_video is None else f"{p.energy_j_per_video.value / 1000:.1f}"
-        table.add_row(str(i), markup_safe(p.device.name, one_line=True), fits, change, _band(s.unet_step_s, 3), _band(s.e2e_s, 1),
-                      f"{p.videos_per_hour.value:.0f}", usd, energy,
+        table.add_row(str(i), markup_safe(p.device.name, one_line=True), fits, change, _band(s.unet_step_s, 3),
+                      _band(s.e2e_s, 1), f"{p.videos_per_hour.value:.0f}", usd, energy,
                       f"{s.peak_allocated_gib.value:.1f}/{p.device.memory_gb:.0f}", _tier(s.unet_step_s.basis))
     console.print(table)
     console.print(f"calibrated on: {markup_safe(calibrated_on)}")  # run folders' GPU names and hosts
