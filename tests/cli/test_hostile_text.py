@@ -246,3 +246,25 @@ def test_plan_on_runs_with_a_lying_gpu_name(tmp_path: Path, mode: str) -> None:
     assert code in (0, 1), err  # 70 (MarkupError) before
     assert raw_controls_in(out) == [] and raw_controls_in(err) == []
     assert "NVIDIA H100 [/]\\x1b]0;pwned\\x07\\x9b" in out
+
+
+# --- svdops bench prints what the run recorded: GPU names and notes that quote host output ---------------
+
+
+def test_bench_summary_of_a_run_with_lying_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from svdops.bench.records import BenchOutcome
+    from svdops.cli.bench import render
+    from svdops.runs.store import load_run
+
+    example = sorted((Path(__file__).resolve().parents[2] / "reports" / "examples" / "runs").iterdir())[0]
+    folder = tmp_path / "run"
+    shutil.copytree(example, folder)
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    results["gpu"] = GPU_NAME
+    results["notes"] = [*results.get("notes", []), "pip said: " + OS_NAME]
+    (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    run_doc = load_run(folder).results
+    render(BenchOutcome(path=folder, status="ok", results=run_doc, points=[]))  # MarkupError before
+    out = capsys.readouterr().out
+    assert raw_controls_in(out) == []
+    assert "note: pip said: Ubuntu [/][bold]x" in out and "\\x1b]0;pwned\\x07" in out
