@@ -25,6 +25,7 @@ from svdops.cli.errors import handles_errors
 from svdops.errors import BadInputError, InterruptedRunError, RunFailedError
 from svdops.runs.store import DEFAULT_STORE
 from svdops.scenarios import scenario_names
+from svdops.text import markup_safe
 
 if TYPE_CHECKING:  # the bench's modules are imported when a run starts, not for --help
     from svdops.bench.multi.merge import MultiOutcome
@@ -195,7 +196,7 @@ def rank_lines() -> Iterator[Any]:
     console = Console(stderr=True)
 
     def on_event(event: str, info: dict[str, Any]) -> None:
-        console.print(f"[dim]{info['text']}[/dim]", highlight=False)
+        console.print(f"[dim]{markup_safe(info['text'])}[/dim]", highlight=False)  # a rank's text, maybe remote
 
     yield on_event
 
@@ -206,7 +207,7 @@ def render_multi(outcome: MultiOutcome) -> None:
 
     console = Console() if sys.stdout.isatty() else Console(width=200)
     results = outcome.results
-    where = results.gpu or results.device
+    where = markup_safe(results.gpu or results.device, one_line=True)
     title = f"svdops bench {results.scenario} {results.workload} x{results.world_size} on {where}"
     scaling = results.scaling
     if scaling:
@@ -218,7 +219,9 @@ def render_multi(outcome: MultiOutcome) -> None:
             timing = r.get("e2e_s") or r.get("step_s") or {}
             detail["median_s"] = timing.get("median")
             text = ", ".join(f"{k} {_fmt(v)}" for k, v in detail.items())
-            table.add_row(str(r["rank"]), str(r["host"]), _fmt(r["gpu"]), str(r["status"]), text)
+            table.add_row(str(r["rank"]), markup_safe(r["host"], one_line=True),
+                          markup_safe(_fmt(r["gpu"]), one_line=True), markup_safe(r["status"], one_line=True),
+                          markup_safe(text))
         console.print(table)
         throughput = scaling.throughput
         value, unit = (throughput.value, throughput.unit) if throughput else (None, None)
@@ -244,11 +247,11 @@ def render_multi(outcome: MultiOutcome) -> None:
             )  # fmt: skip
         console.print(table)
     topology = results.topology or {}
-    console.print(f"link: {topology.get('link_type') or 'unknown'}; "
+    console.print(f"link: {markup_safe(topology.get('link_type') or 'unknown')}; "
                   f"expected busbw {_fmt(topology.get('expected_busbw_gbps'), 0)} GB/s")  # fmt: skip
     for note in results.notes:
-        console.print(f"note: {note}")
-    console.print(f"run: {outcome.path} ({results.status})")
+        console.print(f"note: {markup_safe(note)}")
+    console.print(f"run: {markup_safe(outcome.path)} ({results.status})")
 
 
 def render_optimize(console: Any, optimize: OptimizeRecord | None) -> None:
@@ -259,7 +262,7 @@ def render_optimize(console: Any, optimize: OptimizeRecord | None) -> None:
                   f"arch {optimize.arch or 'cpu'}):")  # fmt: skip
     for lever in optimize.levers:
         detail = lever.get("note") or lever.get("reason") or ""
-        console.print(f"  {lever['status']:8} {lever['name']}: {detail}", highlight=False)
+        console.print(f"  {lever['status']:8} {lever['name']}: {markup_safe(detail)}", highlight=False)
     cache = optimize.compile_cache
     if cache:
         hits, misses = cache["fxgraph_cache_hit"], cache["fxgraph_cache_miss"]
@@ -319,7 +322,8 @@ def render(outcome: BenchOutcome) -> None:
     # A pipe or a file has no width: do not squeeze the table into 80 columns there.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     results = outcome.results
-    table = Table(title=f"svdops bench {results.scenario} on {results.gpu or results.device}")
+    where = markup_safe(results.gpu or results.device, one_line=True)
+    table = Table(title=f"svdops bench {results.scenario} on {where}")
     for column in ("point", "status", "config", "e2e s", "UNet s/step", "decode s", "videos/h", "TFLOP/s", "MFU",
                    "peak alloc GiB", "J/video", "throttled"):  # fmt: skip
         table.add_column(column)
@@ -333,12 +337,12 @@ def render(outcome: BenchOutcome) -> None:
             _fmt(s.throttled),
         )  # fmt: skip
     console.print(table)
-    console.print(f"weights: {results.weights.description if results.weights else '-'}")
+    console.print(f"weights: {markup_safe(results.weights.description) if results.weights else '-'}")
     render_optimize(console, results.optimize)
     if results.largest_fitting:
         fit = results.largest_fitting.config
         console.print(f"largest configuration that fits: point {results.largest_fitting.point} "
                       f"({', '.join(f'{k}={v}' for k, v in fit['sweep'].items())})")  # fmt: skip
     for note in results.notes:
-        console.print(f"note: {note}")
-    console.print(f"run: {outcome.path}")
+        console.print(f"note: {markup_safe(note)}")  # notes quote exceptions and host output
+    console.print(f"run: {markup_safe(outcome.path)}")

@@ -82,11 +82,11 @@ def facts(from_dir: Path | None, bundle: Path | None, as_json: bool, output: Pat
     if as_json:
         write_output(snapshot.to_json() + "\n", output)
         return
-    from svdops.cli.render import facts_table, make_console
+    from svdops.cli.render import facts_table, file_console, make_console
 
     if output:
         buffer = io.StringIO()
-        facts_table(snapshot, Console(file=buffer, width=120, no_color=True))
+        facts_table(snapshot, file_console(buffer, 120))
         write_output(buffer.getvalue(), output)
     else:
         facts_table(snapshot, make_console())
@@ -143,7 +143,7 @@ def check(profile: str | None, from_dir: Path | None, facts_file: Path | None, f
         write_output(documents.junit_text(documents.check_junit(report)), output)
     elif output:
         buffer = io.StringIO()
-        render.findings_table(report, Console(file=buffer, width=140, no_color=True), verbose=verbose)
+        render.findings_table(report, render.file_console(buffer, 140), verbose=verbose)
         write_output(buffer.getvalue(), output)
     else:
         render.findings_table(report, render.make_console(), verbose=verbose)
@@ -169,14 +169,16 @@ def list_cmd() -> None:
     from rich.table import Table
 
     from svdops.judge.profiles import list_profiles
+    from svdops.text import markup_safe
 
     table = Table(title="Profiles", title_justify="left")
     table.add_column("name", style="bold")
     table.add_column("description")
     table.add_column("file", style="dim")
-    for prof in list_profiles():
-        table.add_row(prof.name, prof.description, str(prof.source))
-    Console().print(table)
+    for prof in list_profiles():  # names, descriptions and paths are anyone's text: shown, never markup
+        table.add_row(markup_safe(prof.name, one_line=True), markup_safe(prof.description),
+                      markup_safe(prof.source, one_line=True))
+    Console(emoji=False).print(table)
 
 
 @profiles.command("show")
@@ -185,7 +187,8 @@ def list_cmd() -> None:
 def show_cmd(name: str) -> None:
     """Print a profile's file (NAME or PATH)."""
     from svdops.judge.profiles import load_profile
+    from svdops.text import printable
 
     prof = load_profile(name)
-    click.echo(f"# {prof.source}")
+    click.echo(f"# {printable(str(prof.source), one_line=True)}")  # the file itself is YAML: no raw controls
     click.echo(Path(prof.source).read_text(encoding="utf-8"), nl=False)

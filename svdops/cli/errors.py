@@ -12,6 +12,7 @@ from typing import ParamSpec, TypeVar
 import click
 
 from svdops.errors import SvdopsError
+from svdops.text import printable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -21,9 +22,10 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in svdops, not in the user's input
 
 
 def report_error(err: SvdopsError) -> None:
-    click.secho(f"error: {err}", fg="red", err=True)
+    # the message quotes paths, host names and host output: written out, never sent to the terminal raw
+    click.secho(f"error: {printable(str(err))}", fg="red", err=True)
     if err.hint:
-        click.echo(f"hint: {err.hint}", err=True)
+        click.echo(f"hint: {printable(err.hint)}", err=True)
 
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -48,7 +50,7 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:  # a bug: say so briefly, keep the traceback for --debug
             if os.environ.get("SVDOPS_DEBUG"):
                 traceback.print_exc()
-            click.secho(f"internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
+            click.secho(f"internal error: {type(exc).__name__}: {printable(str(exc))}", fg="red", err=True)
             click.echo("this is a bug in svdops; rerun with SVDOPS_DEBUG=1 for the traceback and report it", err=True)
             sys.exit(EXIT_INTERNAL)
 

@@ -3,6 +3,8 @@
 Output: per-host detail (the single-host tables), then a fleet summary (one row per host); or JSON
 (`svdops.fleet-facts/1`, `svdops.fleet-check/1`) or JUnit (one testsuite per host), both built by
 svdops.judge.documents. A progress bar runs on stderr while hosts answer (only on a terminal).
+Host labels, addresses, messages and every name a host reported go through svdops.text before rich
+sees them: one host whose GPU is called `[/]` must not cost the other hosts their tables.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from svdops.host.fleet import FleetOptions, HostResult, HostStatus
 from svdops.judge import documents
 from svdops.judge.check import CheckReport, check_profile
 from svdops.judge.fleet_check import FleetCheck, FleetFacts, check_fleet, fleet_targets, gather_fleet
+from svdops.text import markup_safe, printable
 
 _STATUS_STYLE = {HostStatus.OK: "green", HostStatus.TIMEOUT: "yellow"}
 NA = "n/a"
@@ -112,9 +115,10 @@ def run_fleet_check(
 def _say_where(footer: str, output: Path | None, bundle: Path | None, *, always: bool) -> None:
     """On stderr: the summary line (for files and machine formats, whose stdout is the document) and the bundle."""
     if output is not None or always:
-        click.echo(footer + (f"; written to {output}" if output else ""), err=True)
+        click.echo(footer + (f"; written to {printable(str(output))}" if output else ""), err=True)
     if bundle is not None:
-        click.echo(f"raw outputs kept in {bundle}/<host>/ (replay one: svdops check --from-dir {bundle}/HOST)",
+        shown = printable(str(bundle))
+        click.echo(f"raw outputs kept in {shown}/<host>/ (replay one: svdops check --from-dir {shown}/HOST)",
                    err=True)
 
 
@@ -156,21 +160,22 @@ def _progress_text(counts: dict[str, int]) -> str:
 def _write_tables(draw: Callable[[Console], None], output: Path | None) -> None:
     """To a file: plain text at 140 columns; to a terminal: printed in colour."""
     if output is None:
-        draw(Console())
+        draw(Console(emoji=False))
         return
     buffer = io.StringIO()
-    draw(Console(file=buffer, width=140, no_color=True))
+    draw(render.file_console(buffer, 140))
     render.write_output(buffer.getvalue(), output)
 
 
 def _host_rule(r: HostResult, console: Console) -> None:
-    console.rule(f"[bold]{r.target.name}[/bold]  {r.target.url}  ({r.status.value})", align="left")
+    name, url = markup_safe(r.target.name, one_line=True), markup_safe(r.target.url, one_line=True)
+    console.rule(f"[bold]{name}[/bold]  {url}  ({r.status.value})", align="left")
 
 
 def _why_not(r: HostResult, console: Console) -> None:
-    console.print(Text(f"{r.status.value}: {r.message}", style=_STATUS_STYLE.get(r.status, "bold red")))
+    console.print(Text(f"{r.status.value}: {printable(r.message)}", style=_STATUS_STYLE.get(r.status, "bold red")))
     if r.hint:
-        console.print(f"hint: {r.hint}", soft_wrap=True, highlight=False, markup=False)
+        console.print(f"hint: {printable(r.hint)}", soft_wrap=True, highlight=False, markup=False, emoji=False)
 
 
 def _check_tables(fleet: FleetCheck, console: Console, verbose: bool) -> None:
@@ -203,7 +208,7 @@ def summary_table(fleet: FleetCheck | FleetFacts) -> Table:
     checked = isinstance(fleet, FleetCheck)
     rows: list[tuple[HostResult, CheckReport | None]]
     if isinstance(fleet, FleetCheck):
-        title = f"Fleet check against profile '{fleet.profile.name}'"
+        title = f"Fleet check against profile '{markup_safe(fleet.profile.name, one_line=True)}'"
         rows = [(h.probe, h.report) for h in fleet.hosts]
     else:
         title, rows = "Fleet facts", [(r, None) for r in fleet.hosts]
@@ -220,16 +225,18 @@ def summary_table(fleet: FleetCheck | FleetFacts) -> Table:
         table.add_column("OS")
     table.add_column("time", justify="right")
     for r, rep in rows:
-        row: list[str | Text] = [r.target.name, _status_cell(r, rep)]
+        row: list[str | Text] = [markup_safe(r.target.name, one_line=True), _status_cell(r, rep)]
         if checked:
             if rep is not None:
                 s = rep.summary
                 row += [str(s.get("pass", 0)), str(s.get("warn", 0)), str(s.get("fail", 0))]
             else:
                 row += ["-", "-", "-"]
-        row += [gpu_summary(r.facts) if r.ok else "-", driver_summary(r.facts) if r.ok else "-"]
+        row += [markup_safe(gpu_summary(r.facts), one_line=True) if r.ok else "-",
+                markup_safe(driver_summary(r.facts), one_line=True) if r.ok else "-"]
         if not checked:
-            row += [_cuda(r.facts) if r.ok else "-", _os(r.facts) if r.ok else "-"]
+            row += [markup_safe(_cuda(r.facts), one_line=True) if r.ok else "-",
+                    markup_safe(_os(r.facts), one_line=True) if r.ok else "-"]
         row.append(f"{r.duration_s:.1f} s")
         table.add_row(*row)
     return table

@@ -14,6 +14,7 @@ from svdops.cli.errors import handles_errors
 from svdops.cli.render import make_console
 from svdops.errors import BadInputError
 from svdops.scenarios import scenario_names
+from svdops.text import markup_safe
 
 PLAN_SCHEMA = "svdops.plan/1"
 VALIDATE_SCHEMA = "svdops.plan.validate/1"
@@ -121,11 +122,11 @@ def _render_plan(scenario: str, label: str, count: int, predictions: list[Any], 
         fits = {"yes": "[green]yes[/]", "tight": "[yellow]tight[/]", "no": "[red]no[/]"}[p.fits]
         usd = "-" if p.usd_per_1000_videos is None else _band(p.usd_per_1000_videos, 1)
         energy = "-" if p.energy_j_per_video is None else f"{p.energy_j_per_video.value / 1000:.1f}"
-        table.add_row(str(i), p.device.name, fits, change, _band(s.unet_step_s, 3), _band(s.e2e_s, 1),
-                      f"{p.videos_per_hour.value:.0f}", usd, energy,
+        table.add_row(str(i), markup_safe(p.device.name, one_line=True), fits, change, _band(s.unet_step_s, 3),
+                      _band(s.e2e_s, 1), f"{p.videos_per_hour.value:.0f}", usd, energy,
                       f"{s.peak_allocated_gib.value:.1f}/{p.device.memory_gb:.0f}", _tier(s.unet_step_s.basis))
     console.print(table)
-    console.print(f"calibrated on: {calibrated_on}")
+    console.print(f"calibrated on: {markup_safe(calibrated_on)}")  # run folders' GPU names and hosts
     console.print("basis: measured = this GPU was measured (band ±5%); same arch = another GPU of its architecture "
                   "(±10%); other arch = efficiency carried over from another architecture (±35%, a judgement: bench "
                   "one before buying a fleet). fits: peak + CUDA context within the card; tight: only below the "
@@ -133,9 +134,9 @@ def _render_plan(scenario: str, label: str, count: int, predictions: list[Any], 
     if count > 1 and predictions:
         console.print(f"scaling: {predictions[0].scaling:.2f} ({predictions[0].scaling_basis})")
     for name in skipped:
-        console.print(f"skipped {name}: no {dtype} tensor cores (try --dtype fp16)")
+        console.print(f"skipped {markup_safe(name)}: no {dtype} tensor cores (try --dtype fp16)")
     for note in notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {markup_safe(note)}")
 
 
 def _render_validation(report: Any, notes: list[str], fmt: str) -> None:
@@ -150,7 +151,7 @@ def _render_validation(report: Any, notes: list[str], fmt: str) -> None:
         return
     console = make_console()
     if not report.possible:
-        console.print(report.message)
+        console.print(markup_safe(report.message))
         return
     table = Table(title="svdops plan --validate: each device predicted from the others", title_justify="left")
     for column in ("held out", "point", "relation", "metric", "measured", "predicted", "error", "target",
@@ -160,9 +161,10 @@ def _render_validation(report: Any, notes: list[str], fmt: str) -> None:
               "cpu": "CPU: code path only (no target)"}
     for r in report.rows:
         verdict = "" if r.passed is None else (" [green]ok[/]" if r.passed else " [red]missed[/]")
-        table.add_row(r.held_out, r.point, labels[r.relation], r.metric, f"{r.measured:.4g}", f"{r.predicted:.4g}",
-                      f"{r.error:+.1%}{verdict}", "-" if r.target is None else f"±{r.target:.0%}", r.calibrated_on)
+        table.add_row(markup_safe(r.held_out, one_line=True), markup_safe(r.point), labels[r.relation],
+                      markup_safe(r.metric), f"{r.measured:.4g}", f"{r.predicted:.4g}", f"{r.error:+.1%}{verdict}",
+                      "-" if r.target is None else f"±{r.target:.0%}", markup_safe(r.calibrated_on))
     console.print(table)
-    console.print(report.message)
+    console.print(markup_safe(report.message))
     for note in notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {markup_safe(note)}")

@@ -1,15 +1,17 @@
 """Turn facts and findings into text for people (rich tables), and put any command's text where it was asked.
 
 The JSON and JUnit files are built in the core (svdops.judge.documents); the CLI only writes them out.
+Every string that came from a host, a snapshot or a profile goes through svdops.text.markup_safe before
+rich sees it: a `[/]` in a GPU name is shown, and an escape sequence is written out, never sent.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import IO
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +20,7 @@ from svdops.files import atomic_write_text
 from svdops.findings import Status
 from svdops.host.facts import HostFacts
 from svdops.judge.check import CheckReport
+from svdops.text import markup_safe
 
 _STATUS_STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim",
                  Status.UNKNOWN: "bold magenta"}
@@ -49,13 +52,19 @@ def write_output(text: str, output: Path | None) -> None:
 
 def make_console() -> Console:
     """A console for stdout: a terminal's own width, 120 columns when piped (tables stay whole)."""
-    probe = Console()
-    return probe if probe.is_terminal else Console(width=120)
+    probe = Console(emoji=False)
+    return probe if probe.is_terminal else Console(width=120, emoji=False)
+
+
+def file_console(buffer: IO[str], width: int) -> Console:
+    """A console writing plain text (no colour, no emoji codes) into `buffer`, for `-o FILE`."""
+    return Console(file=buffer, width=width, no_color=True, emoji=False)
 
 
 def facts_table(facts: HostFacts, console: Console) -> None:
     """A one-screen summary of a snapshot; every gap says why it is a gap."""
-    host = Table(title=f"{facts.hostname} ({facts.source})", show_header=False, title_justify="left")
+    title = f"{markup_safe(facts.hostname, one_line=True)} ({markup_safe(facts.source, one_line=True)})"
+    host = Table(title=title, show_header=False, title_justify="left")
     host.add_column(style="bold")
     host.add_column()
     os_text = facts.os.pretty_name or " ".join(filter(None, [facts.os.id, facts.os.version_id])) or None
@@ -79,20 +88,21 @@ def facts_table(facts: HostFacts, console: Console) -> None:
     ]
     for label, value, subject in rows:
         note = facts.note_for(subject) if NA in value else None
-        host.add_row(label, value + (f"  [dim]({note})[/dim]" if note else ""))
+        host.add_row(label, markup_safe(value) + (f"  [dim]({markup_safe(note)})[/dim]" if note else ""))
     console.print(host)
 
     if facts.gpus:
         gpus = Table(title="GPUs", title_justify="left")
         gpus.add_column("#", min_width=1, no_wrap=True)
-        gpus.add_column("name", no_wrap=True)
+        gpus.add_column("name", max_width=48, overflow="fold")  # a long (or lying) name must not squeeze the rest
         for col in ("memory", "cc", "PCIe", "power cap", "persist", "ECC", "MIG"):
             gpus.add_column(col, no_wrap=True)
         for gpu in facts.gpus:
             pcie = (f"gen{gpu.pcie_gen_current} x{gpu.pcie_width_current}"
                     if gpu.pcie_gen_current and gpu.pcie_width_current else NA)
             gpus.add_row(
-                str(gpu.index), gpu.name, _gib(gpu.memory_total_mib), shown(gpu.compute_capability), pcie,
+                str(gpu.index), markup_safe(gpu.name, one_line=True), _gib(gpu.memory_total_mib),
+                markup_safe(shown(gpu.compute_capability)), pcie,
                 shown(None if gpu.power_limit_w is None else f"{gpu.power_limit_w:.0f}", " W"),
                 _bool(gpu.persistence_mode, "on", "off"), _bool(gpu.ecc_enabled, "on", "off"),
                 _bool(gpu.mig_enabled, "on", "off"),
@@ -101,7 +111,7 @@ def facts_table(facts: HostFacts, console: Console) -> None:
         if len(facts.gpus) > 1 and facts.topology.links:
             console.print(topology_table(facts))
     else:
-        console.print(f"GPUs: none ({facts.note_for('gpus') or 'no NVIDIA GPU found'})")
+        console.print(f"GPUs: none ({markup_safe(facts.note_for('gpus') or 'no NVIDIA GPU found')})")
 
     disks = [d for d in facts.storage.block_devices if d.type == "disk" and d.size_bytes > 0]
     if disks:
@@ -110,12 +120,14 @@ def facts_table(facts: HostFacts, console: Console) -> None:
             table.add_column(col)
         for disk in disks:
             kind = "NVMe" if disk.is_nvme else ("HDD" if disk.rotational else "SSD")
-            table.add_row(disk.name, _size(disk.size_bytes), kind, shown(disk.model), shown(disk.mountpoint))
+            table.add_row(markup_safe(disk.name), _size(disk.size_bytes), kind, markup_safe(shown(disk.model)),
+                          markup_safe(shown(disk.mountpoint)))
         console.print(table)
     for md in facts.storage.md_arrays:
         state = "DEGRADED" if md.degraded else md.state
         failed = f", failed: {', '.join(md.failed_members)}" if md.failed_members else ""
-        console.print(f"md array {md.name}: {md.level or '?'} over {len(md.members)} members, {state}{failed}")
+        console.print(markup_safe(f"md array {md.name}: {md.level or '?'} over {len(md.members)} members, "
+                                  f"{state}{failed}"))
 
 
 def _size(num_bytes: int) -> str:
@@ -135,7 +147,7 @@ def topology_table(facts: HostFacts) -> Table:
         cells = []
         for b in range(n):
             link = facts.topology.link(a, b)
-            cells.append("X" if a == b else (link.kind if link else "?"))
+            cells.append("X" if a == b else (markup_safe(link.kind, one_line=True) if link else "?"))
         table.add_row(f"GPU{a}", *cells)
     return table
 
@@ -172,7 +184,8 @@ def _torch_text(facts: HostFacts) -> str:
 
 
 def findings_table(report: CheckReport, console: Console, *, verbose: bool = False) -> None:
-    title = f"svdops check: {report.facts.hostname} against profile '{report.profile.name}'"
+    title = (f"svdops check: {markup_safe(report.facts.hostname, one_line=True)} "
+             f"against profile '{markup_safe(report.profile.name, one_line=True)}'")
     table = Table(title=title, title_justify="left", show_lines=False)
     table.add_column("status")
     table.add_column("check")
@@ -182,15 +195,16 @@ def findings_table(report: CheckReport, console: Console, *, verbose: bool = Fal
         if f.status is Status.PASS and not verbose:
             continue
         status = Text(f.status.value.upper(), style=_STATUS_STYLE[f.status])
-        table.add_row(status, f"{f.title}\n[dim]{escape(f.key)}[/dim]", escape(f.expected), escape(f.actual))
+        table.add_row(status, f"{markup_safe(f.title)}\n[dim]{markup_safe(f.key)}[/dim]", markup_safe(f.expected),
+                      markup_safe(f.actual))
     if table.row_count:
         console.print(table)
     hinted = [f for f in report.findings if f.hint and f.status in (Status.FAIL, Status.WARN)]
     if hinted:
         console.print("[bold]How to fix[/bold]")
         for f in hinted:
-            console.print(f"  [{_STATUS_STYLE[f.status]}]{escape(f.key)}[/]: {escape(f.hint)}", soft_wrap=True,
-                          highlight=False)
+            console.print(f"  [{_STATUS_STYLE[f.status]}]{markup_safe(f.key)}[/]: {markup_safe(f.hint)}",
+                          soft_wrap=True, highlight=False)
     s = report.summary
     console.print(
         f"{s.get('pass', 0)} passed, {s.get('warn', 0)} warnings, {s.get('fail', 0)} failed, "

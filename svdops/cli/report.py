@@ -10,6 +10,7 @@ from svdops.cli.errors import handles_errors
 from svdops.errors import MissingDependencyError
 from svdops.extras import install_hint
 from svdops.runs.store import DEFAULT_STORE
+from svdops.text import printable
 
 RANK_CHOICES = ("videos_per_hour", "cost", "energy")  # svdops.report.RANK_METRICS, without importing pandas
 
@@ -111,8 +112,9 @@ def report(
         telemetry_runs=telemetry_runs,
     )
     result = write_report(runs or (DEFAULT_STORE,), output, options, export=export)
-    click.echo(f"report: {result.runs} run(s) from {result.hosts} host(s), {result.points} point(s) -> {result.output}")
+    click.echo(f"report: {result.runs} run(s) from {result.hosts} host(s), {result.points} point(s) -> "
+               f"{printable(str(result.output))}")
     if result.export:
-        click.echo(f"table: {result.points} row(s) -> {result.export}")
-    for why in result.skipped:
-        click.echo(f"skipped: {why}", err=True)
+        click.echo(f"table: {result.points} row(s) -> {printable(str(result.export))}")
+    for why in result.skipped:  # names the run folders, whose names came with the runs
+        click.echo(f"skipped: {printable(why)}", err=True)

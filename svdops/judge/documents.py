@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 
 from svdops.findings import Finding, Status
+from svdops.text import printable
 
 if TYPE_CHECKING:  # the report imports the schema names without loading the host and rules layers
     from svdops.host.fleet import HostResult
@@ -95,19 +95,14 @@ def json_text(document: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- JUnit
 
 # XML 1.0 has no escape for most control characters: one ESC from a host's nvidia-smi or pip output in
-# a finding would make the whole file unreadable to CI. They are written as \xNN instead.
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
+# a finding would make the whole file unreadable to CI. svdops.text writes them (and C1 controls, which
+# XML allows but a terminal obeys when someone cats the file) as visible escapes such as \x1b instead.
 def _xml_safe(tree: ET.Element) -> ET.Element:
-    def clean(text: str) -> str:
-        return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
     for elem in tree.iter():
         for key, value in elem.attrib.items():
-            elem.set(key, clean(value))
+            elem.set(key, printable(value))
         if elem.text:
-            elem.text = clean(elem.text)
+            elem.text = printable(elem.text)
     return tree
 
 

@@ -28,6 +28,7 @@ from svdops.report.scaling import nccl_frame, scaling_frame
 from svdops.report.selection import Prices, RunFilter, find_runs
 from svdops.report.telemetry_series import pick_telemetry_runs, read_telemetry
 from svdops.runs.store import Run
+from svdops.text import printable
 
 RANK_TITLES = {
     "videos_per_hour": "videos per hour (higher is better)",
@@ -516,4 +517,6 @@ def render_html(data: ReportData) -> str:
         "skipped": data.skipped,
         "MAX_BARS": MAX_BARS_PER_SCENARIO,
     }
-    return _environment().get_template("report.html.j2").render(**context)
+    # autoescape keeps markup out; control characters from host names, notes and check files (ESC, NUL, C1,
+    # bidi overrides) pass it untouched. Our template and charts write none, so the whole page is cleaned.
+    return printable(_environment().get_template("report.html.j2").render(**context))

@@ -1,5 +1,6 @@
 """What `svdops check|facts --host/--inventory` shows people: the fleet summary, its footer, the progress bar.
 
+One host that lies in its names (tests/support/hostile.py) must not cost the others their tables.
 The fleets are recorded hosts behind the fleet runner (tests/unit/test_fleet_check.py has the core);
 the full command over real sshd servers is in tests/integration/test_fleet_ssh.py.
 """
@@ -7,18 +8,31 @@ the full command over real sshd servers is in tests/integration/test_fleet_ssh.p
 from __future__ import annotations
 
 import io
+import json
+import re
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from svdops.cli.fleet_cmds import fleet_footer, fleet_progress, host_progress, summary_table
+from svdops.cli.fleet_cmds import (
+    _check_tables,
+    _facts_tables,
+    fleet_footer,
+    fleet_progress,
+    host_progress,
+    summary_table,
+)
 from svdops.host.fleet import FleetOptions
 from svdops.host.inventory import Target
 from svdops.host.shell import RecordedShell, Shell
 from svdops.host.ssh import SshAuthError
+from svdops.judge import documents
 from svdops.judge.check import check_profile
 from svdops.judge.fleet_check import FleetCheck, FleetFacts, check_fleet, gather_fleet
+from tests.support.hostile import hostile_host, raw_controls_in
 from tests.support.paths import HOSTS
 from tests.support.profiles import GPU_ONLY
 
@@ -100,3 +114,72 @@ def test_progress_bar_counts_hosts() -> None:
 def test_no_progress_bar_off_a_terminal() -> None:
     with host_progress(3) as on_result:  # pytest captures stderr: not a terminal
         assert on_result is None
+
+
+# --- one lying host among honest ones --------------------------------------------------------------------
+
+
+EVIL_LABEL = "evil[/]\x1b]0;pwned\x07"  # an inventory label is text someone else wrote
+
+
+@pytest.fixture(scope="module")
+def lying_fleet(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
+    folder = hostile_host(tmp_path_factory.mktemp("hostile") / "evil")
+    return {"a100": FLEET["a100"], EVIL_LABEL: str(folder), "rtx": FLEET["rtx"], "locked": None}
+
+
+def lying_connector(hosts: dict[str, str | None]) -> Callable[[Target], Shell]:
+    def connect(t: Target) -> Shell:
+        folder = hosts[t.name]
+        if folder is None:  # what a server's banner or a proxy could put in the error
+            raise SshAuthError("authentication failed: [/]\x1b[2J\x9b", where=t.name, hint="[bold]\x1b]0;x\x07")
+        return RecordedShell(HOSTS / folder, name=t.name)
+
+    return connect
+
+
+def terminal_text(draw: Callable[[Console], None]) -> str:
+    """What a colour terminal would receive."""
+    buffer = io.StringIO()
+    draw(Console(file=buffer, width=200, force_terminal=True, color_system="truecolor", emoji=False))
+    return buffer.getvalue()
+
+
+def without_styles(text: str) -> str:
+    """Terminal text less rich's own SGR colour codes (ESC [ ... m), the only escapes it may send."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def test_one_lying_host_does_not_cost_the_others_their_check_tables(
+        lying_fleet: dict[str, str | None], tmp_path: Path) -> None:
+    profile = tmp_path / "gpu-only.yaml"
+    profile.write_text(GPU_ONLY)
+    fleet = check_fleet(targets(lying_fleet), FleetOptions(), check_profile(str(profile)),
+                        connect=lying_connector(lying_fleet))
+    out = without_styles(terminal_text(lambda console: _check_tables(fleet, console, verbose=True)))  # raised before
+    assert raw_controls_in(out) == []
+    assert "evil[/]\\x1b]0;pwned\\x07" in out and "[/][bold]x" in out
+    assert "authentication failed: [/]\\x1b[2J\\x9b" in out and "hint: [bold]\\x1b]0;x\\x07" in out
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in ln.split("│")[1:-1]] for ln in text_of(
+        summary_table(fleet)).splitlines() if ln.startswith("│"))}
+    assert rows["a100"][:6] == ["ok (warnings)", "12", "1", "0", "2x NVIDIA A100-SXM4-40GB", "470.199.02"]
+    assert rows["rtx"][4:6] == ["2x NVIDIA GeForce RTX 4090", "570.133.07"]
+    assert rows["evil[/]\\x1b]0;pwned\\x07"][0].startswith("ok")
+    assert rows["locked"][0] == "auth failed"
+    junit = documents.junit_text(documents.fleet_junit(fleet))
+    assert raw_controls_in(junit) == []
+    suites = ET.fromstring(junit).findall("testsuite")
+    assert [s.get("name", "").split(" (")[0] for s in suites] == [
+        "svdops check a100", "svdops check evil[/]\\x1b]0;pwned\\x07", "svdops check rtx", "svdops check locked"]
+    doc = json.loads(documents.json_text(documents.fleet_check_document(fleet)))
+    assert [h["name"] for h in doc["hosts"]] == list(lying_fleet)  # the data itself stays as reported
+
+
+def test_one_lying_host_does_not_cost_the_others_their_facts_tables(lying_fleet: dict[str, str | None]) -> None:
+    fleet = gather_fleet(targets(lying_fleet), FleetOptions(), connect=lying_connector(lying_fleet))
+    out = without_styles(terminal_text(lambda console: _facts_tables(fleet, console)))  # raised before
+    assert raw_controls_in(out) == []
+    for honest in ("NVIDIA A100-SXM4-40GB", "NVIDIA GeForce RTX 4090", "470.199.02", "570.133.07"):
+        assert honest in out
+    assert "Ubuntu [/][bold]x[link=https://evil.example]y[/link]\\x1b]0;pwned" in out  # the OS column
+    assert fleet_footer(fleet) == "4 hosts: 3 probed, 1 not probed (1 auth failed)"

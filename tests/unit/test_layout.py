@@ -16,7 +16,7 @@ import svdops
 PACKAGE = Path(svdops.__file__).resolve().parent
 STAGES = (
     ("ground", ("svdops", "svdops.errors", "svdops.versions", "svdops.findings", "svdops.scenarios", "svdops.nvml",
-                "svdops.telemetry", "svdops.files", "svdops.paths", "svdops.extras")),
+                "svdops.telemetry", "svdops.files", "svdops.paths", "svdops.extras", "svdops.text")),
     ("host", ("svdops.host",)),
     ("judge", ("svdops.judge",)),
     ("provision", ("svdops.provision",)),
