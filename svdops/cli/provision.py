@@ -33,8 +33,10 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--limit", metavar="PATTERN", help="Only inventory hosts/groups matching PATTERN (Ansible syntax).")
 @click.option("--allow-reboot", is_flag=True,
               help="Reboot hosts whose loaded driver differs from the installed one (never the local machine).")
-@click.option("--wipe", multiple=True, metavar="DISK",
-              help="Let the storage role destroy what DISK holds (partitions, signatures). Repeatable.")
+@click.option("--wipe", multiple=True, metavar="HOST=DISK",
+              help="Let the storage role destroy what DISK holds on HOST (partitions, signatures). DISK is a "
+                   "/dev/disk/by-id/ path written exactly as in HOST's allowlist; HOST= may be left out when the "
+                   "run has one host. Repeatable. Exit 2 before anything runs when it names nothing.")
 @click.option("-e", "--extra-vars", "extra", multiple=True, metavar="KEY=VALUE|@FILE",
               help="Playbook variables (mirrors, disk allowlists...). See docs/provision.md.")
 @click.option("--driver-branch", type=int, metavar="N",
@@ -61,7 +63,7 @@ def provision(profile_name: str, inventory: Path | None, hosts: tuple[str, ...],
     \b
     svdops provision -p h100-sxm-x8-nvlink --inventory hosts.ini --check
     svdops provision -p h100-sxm-x8-nvlink --inventory hosts.ini --limit gpu01 --allow-reboot
-    svdops provision --host root@10.0.0.5 --tags storage --wipe /dev/disk/by-id/nvme-SAMSUNG_X
+    svdops provision --inventory hosts.ini --tags storage --wipe gpu01=/dev/disk/by-id/nvme-SAMSUNG_X
     """
     from svdops.judge.profiles import load_profile
     from svdops.provision import plan as provision_plan

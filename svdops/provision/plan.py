@@ -5,12 +5,16 @@
 2. validate_plan(plan) -> findings: whether that combination can work (the driver runs the toolkit and
    the torch wheel, the GPU runs what they were built for, the open modules suit the GPU...), with the
    same kind of hints `svdops check` gives. Any fail stops the run before Ansible starts (exit 2).
+3. wipes_by_host(--wipe items, hosts) and check_storage_vars(variables): which disks a run may destroy
+   on which host, and the storage variables (array names, mount points, disk allowlists) checked
+   before they reach mdadm, mkfs or mount. The storage role asserts the same rules for people who run
+   the playbooks directly.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -372,3 +376,114 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 def plan_summary(plan: Plan) -> dict[str, Any]:
     """The plan as plain data (what the CLI prints and request.json records)."""
     return plan_document(plan)
+
+
+# --- storage: what may be destroyed, and where arrays go ----------------------------------------------
+
+# udev's by-id names: letters, digits and . _ : + - (it turns spaces into _); no '/', so no '..'
+BY_ID = re.compile(r"/dev/disk/by-id/[A-Za-z0-9][A-Za-z0-9._:+-]*")
+# /dev/md/NAME and mdadm --name=NAME: a plain name, md's 32-byte limit
+ARRAY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+# absolute, each part starting with a letter, digit or _ (so no '.', '..' or hidden parts), no spaces
+# or shell characters, no trailing '/'
+MOUNT_POINT = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+")
+# mounting over these hides the system: refused as they are, and (first group) anything below them
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
+                "/sys", "/usr")
+SYSTEM_DIRS = ("/", "/home", "/opt", "/root", "/srv", "/tmp", "/var", "/var/lib", "/var/log", "/mnt", "/media")
+STORAGE_ARRAYS = ("scratch", "data")
+
+
+def by_id_problem(path: object) -> str | None:
+    """Why `path` is not a disk svdops may name (None when it is one)."""
+    if not isinstance(path, str):
+        return f"expected a /dev/disk/by-id/ path, got {type(path).__name__} {path!r}"
+    if not path.startswith("/dev/disk/by-id/"):
+        return (f"{path!r} is not a /dev/disk/by-id/ path (kernel names such as /dev/nvme0n1 change order "
+                f"between boots, and a bare name matches nothing)")
+    if not BY_ID.fullmatch(path):
+        return f"{path!r} has characters udev never puts in a by-id name (only letters, digits and . _ : + -)"
+    return None
+
+
+def mount_point_problem(path: object) -> str | None:
+    """Why `path` is no place to mount an array (None when it is one)."""
+    if isinstance(path, str) and (path in SYSTEM_DIRS or any(path == t or path.startswith(t + "/")
+                                                             for t in SYSTEM_TREES)):
+        return f"{path!r} holds the system: mounting an array there would hide it"
+    if not isinstance(path, str) or not MOUNT_POINT.fullmatch(path):
+        return (f"{path!r} is not a plain absolute path (each part starts with a letter, digit or _; "
+                f"no '..', spaces or shell characters; no trailing '/')")
+    return None
+
+
+def array_name_problem(name: object) -> str | None:
+    if not isinstance(name, str) or not ARRAY_NAME.fullmatch(name):
+        return (f"{name!r} is not an md array name (1-32 letters, digits, _ or -, starting with a letter or "
+                f"digit: the array becomes /dev/md/NAME)")
+    return None
+
+
+def check_storage_vars(variables: Mapping[str, object], *, where: str) -> None:
+    """The storage role's svdops_storage_* variables that reach mdadm, mkfs, mount and wipefs (array
+    names, mount points, disk allowlists, svdops_storage_wipe) as given; BadInputError (exit 2) names
+    the first bad one. Unset variables keep the role's defaults, which are valid."""
+    problems: list[str] = []
+    for array in STORAGE_ARRAYS:
+        key = f"svdops_storage_{array}_name"
+        if key in variables and (why := array_name_problem(variables[key])):
+            problems.append(f"{key}: {why}")
+        key = f"svdops_storage_{array}_mount"
+        if key in variables and (why := mount_point_problem(variables[key])):
+            problems.append(f"{key}: {why}")
+    for key in (*(f"svdops_storage_{a}_devices" for a in STORAGE_ARRAYS), "svdops_storage_wipe"):
+        value = variables.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, list | tuple):
+            problems.append(f"{key}: expected a list of /dev/disk/by-id/ paths, got {value!r}")
+            continue
+        problems += [f"{key}: {why}" for item in value if (why := by_id_problem(item))]
+    names = [variables.get(f"svdops_storage_{a}_name", a) for a in STORAGE_ARRAYS]
+    mounts = [variables.get(f"svdops_storage_{a}_mount", f"/{a}") for a in STORAGE_ARRAYS]
+    if not problems and names[0] == names[1]:
+        problems.append(f"svdops_storage_scratch_name and svdops_storage_data_name are both {names[0]!r}")
+    if not problems and mounts[0] == mounts[1]:
+        problems.append(f"svdops_storage_scratch_mount and svdops_storage_data_mount are both {mounts[0]!r}")
+    if problems:
+        raise BadInputError("; ".join(problems), where=where,
+                            hint="array names like scratch; mount points like /scratch or /mnt/data; disks as "
+                                 "/dev/disk/by-id/... (ls -l /dev/disk/by-id/ on the host)")
+
+
+def wipes_by_host(items: Sequence[str], hosts: Mapping[str, Mapping[str, object]]) -> dict[str, tuple[str, ...]]:
+    """--wipe HOST=/dev/disk/by-id/... (or a bare path when the run has one host) -> host -> disks.
+
+    `hosts`: every host of the run -> its storage variables (checked). A disk must be a by-id path
+    written exactly as that host's allowlist (svdops_storage_*_devices) writes it: the storage role
+    compares the strings, so nothing else unlocks a disk. BadInputError (exit 2) otherwise."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        where = f"--wipe {item}"
+        host, sep, path = item.partition("=")
+        if not sep:
+            if len(hosts) != 1:
+                raise BadInputError("this run has several hosts: say which one the disk is on", where=where,
+                                    hint=f"--wipe HOST={item} with HOST one of {', '.join(sorted(hosts))}")
+            host, path = next(iter(hosts)), item
+        if host not in hosts:
+            raise BadInputError(f"{host!r} is not a host of this run", where=where,
+                                hint=f"hosts here: {', '.join(sorted(hosts)) or 'none'} (after --limit)")
+        if why := by_id_problem(path):
+            raise BadInputError(why, where=where, hint="ls -l /dev/disk/by-id/ on the host, and name the disk "
+                                                       "exactly as the inventory's allowlist does")
+        listed = [d for a in STORAGE_ARRAYS
+                  if isinstance(devices := hosts[host].get(f"svdops_storage_{a}_devices"), list | tuple)
+                  for d in devices]
+        if path not in listed:
+            raise BadInputError(f"{path} is in no disk allowlist of {host}", where=where,
+                                hint="--wipe unlocks only disks listed in svdops_storage_scratch_devices or "
+                                     "svdops_storage_data_devices for that host")
+        if path not in out.setdefault(host, []):
+            out[host].append(path)
+    return {h: tuple(d) for h, d in out.items()}

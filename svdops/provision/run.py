@@ -3,11 +3,19 @@ module that imports ansible_runner.
 
 run_provision(request) -> ProvisionResult: one fresh run folder, ansible-runner on site.yml, live
 progress from runner events, and a per-host recap.
+
+Secrets (a become password given with -e, a token in the caller's environment) stay out of the run
+folder: the folder is private to its owner from its creation (0700, files 0600); extra vars reach
+ansible-playbook through a 0600 file that is removed when the run ends, never through its command
+line; ansible-playbook gets only the environment Ansible needs; request.json records secret-looking
+variables as "<redacted>"; and when the run ends every file under the folder is scrubbed of each
+secret value svdops knows (ansible-runner's `command`, `stdout`, `job_events/`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shlex
@@ -25,15 +33,17 @@ from svdops.errors import BadInputError, InterruptedRunError, MissingDependencyE
 from svdops.extras import install_hint
 from svdops.files import atomic_write_json
 from svdops.findings import Finding
-from svdops.host.inventory import parse_host_arg, select_targets
+from svdops.host.inventory import load_inventory, parse_host_arg, select_targets
 from svdops.judge import knowledge as kb
 from svdops.judge.profiles import Profile
 from svdops.provision.plan import (
     Plan,
     PlanOptions,
     check_plan,
+    check_storage_vars,
     plan_document,
     plan_for,
+    wipes_by_host,
 )
 
 PLAYBOOKS_ENV = paths.PLAYBOOKS_ENV
@@ -51,8 +61,131 @@ VALIDATED_VARS = {
     "svdops_cudnn_version": "cuda.cudnn in the profile", "svdops_nccl_version": "cuda.nccl in the profile",
     "svdops_torch_variant": "python.torch_cuda in the profile", "svdops_python_version": "python.version",
     "svdops_pip_packages": "python.packages in the profile", "svdops_allow_reboot": "--allow-reboot",
-    "svdops_storage_wipe": "--wipe",
+    "svdops_storage_wipe": "--wipe HOST=DISK (or svdops_storage_wipe as a host var in the inventory)",
+    "svdops_storage_wipe_by_host": "--wipe HOST=DISK",
 }
+
+REDACTED = "<redacted>"
+# a secret shorter than this is redacted where svdops records it by name, but not searched for in
+# every byte of the run folder: replacing "42" everywhere would mangle the artifacts
+MIN_SCRUBBED_LEN = 4
+# the same for a secret-looking variable of the caller's environment, which svdops did not ask for
+# (PASS=true): only values long enough to be secrets, not words
+MIN_ENV_SECRET_LEN = 8
+# words (not substrings: `keyring`, `monkey`, `tokenizer` are not secrets) that make a name secret
+_SECRET_WORDS = frozenset({"password", "passwd", "passphrase", "pass", "secret", "secrets", "token", "key", "keys",
+                           "credential", "credentials", "creds", "vault"})
+# ... and glued compounds: dbpassword, apitoken, apikey, privatekey
+_SECRET_ENDINGS = ("password", "passwd", "passphrase", "secret", "token", "credential", "credentials")
+_KEY_COMPOUNDS = frozenset({"apikey", "privatekey", "secretkey", "accesskey", "sshkey", "authkey", "signingkey",
+                            "masterkey", "encryptionkey", "sessionkey"})
+# a secret word counts at the end of the name, or before one of these: `AWS_ACCESS_KEY_ID`, `vault_id`,
+# `token_value`; not `ANSIBLE_HOST_KEY_CHECKING`, `token_url`, `secret_name` or `ansible_ssh_private_key_file`
+# and `ANSIBLE_VAULT_PASSWORD_FILE` (where a secret is kept, not the secret)
+_VALUE_WORDS = frozenset({"id", "data", "value", "values", "material", "pem", "b64", "base64", "hash", "plain",
+                          "raw", "text", "string", "str"})
+# values of a secret-looking variable that are not worth searching every byte for (PASS=true)
+_NOT_SECRETS = frozenset({"true", "false", "yes", "no", "none", "null", "on", "off"})
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<password>[^@/\s]+)(?=@)")
+# what ansible-playbook keeps of the caller's environment, besides ANSIBLE_* (its own settings) and
+# what ansible-runner and svdops set: who and where the user is, how ssh authenticates, proxies
+_KEPT_ENV = frozenset({"HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TZ", "TERM", "SSH_AUTH_SOCK", "KRB5CCNAME",
+                       "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"})
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a variable named `name` holds a secret: password, passwd, passphrase, pass, secret(s),
+    token, key(s), credential(s), creds or vault as a word of the name (split at `_`, `-`, `.` and
+    camelCase) or glued onto one (dbpassword, apitoken, apikey), as its last word or followed only by
+    words such as id, data or value. Words, not substrings: `keyring` is no key, `tokenizer` no token."""
+    words = [w.lower() for w in _WORD.findall(str(name))]
+    while words and words[-1] in _VALUE_WORDS:
+        words.pop()
+    if not words:
+        return False
+    last = words[-1]
+    return last in _SECRET_WORDS or last in _KEY_COMPOUNDS or last.endswith(_SECRET_ENDINGS)
+
+
+def redact(value: Any, secrets: set[str], name: str = "") -> Any:
+    """`value` with every secret-looking variable (at any depth) replaced by "<redacted>", and the
+    password of any URL (scheme://user:password@host) too; what was taken out is added to `secrets`."""
+    if name and is_secret_name(name):
+        _collect(value, secrets)
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {k: redact(v, secrets, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, secrets) for v in value]
+    if isinstance(value, str):
+        def hide(match: re.Match[str]) -> str:
+            secrets.add(match["password"])
+            return match["head"] + REDACTED
+        return _URL_PASSWORD.sub(hide, value)
+    return value
+
+
+def _collected(variables: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+    redact(variables, found)
+    return found
+
+
+def _collect(value: Any, secrets: set[str]) -> None:
+    if isinstance(value, Mapping):
+        for v in value.values():
+            _collect(v, secrets)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _collect(v, secrets)
+    elif value is not None and not isinstance(value, bool):
+        secrets.add(str(value))
+
+
+def mask(text: str, secrets: set[str]) -> str:
+    """`text` with every secret svdops knows replaced (longest first, so one inside another goes too)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _secret_forms(secrets: set[str]) -> list[bytes]:
+    """Each secret as it can appear in a file: as is, JSON-escaped, shell-quoted; longest first."""
+    forms: set[bytes] = set()
+    for secret in secrets:
+        if len(secret) < MIN_SCRUBBED_LEN or secret.lower() in _NOT_SECRETS:
+            continue
+        for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+                     shlex.quote(secret)):
+            forms.add(form.encode("utf-8"))
+    return sorted(forms, key=len, reverse=True)
+
+
+def scrub_run_folder(run_dir: Path, secrets: set[str]) -> list[Path]:
+    """Replace every copy of every secret in every file under `run_dir` (bytes, recursively), and make
+    what ansible-runner and Ansible created there private (0700/0600). The files changed."""
+    forms = _secret_forms(secrets)
+    changed: list[Path] = []
+    for folder, dirs, files in os.walk(run_dir):
+        for name in dirs:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(0o700)
+        for name in files:
+            path = Path(folder) / name
+            if path.is_symlink() or not path.is_file():
+                continue  # a FIFO (ansible-runner's ssh_key_data) would block a read
+            path.chmod(0o600)
+            data = path.read_bytes()
+            cleaned = data
+            for form in forms:
+                cleaned = cleaned.replace(form, REDACTED.encode())
+            if cleaned != data:
+                path.write_bytes(cleaned)
+                changed.append(path)
+    return changed
 
 
 @dataclass(frozen=True)
@@ -128,10 +261,15 @@ def new_run_dir(profile: str, base: Path | None = None, now: dt.datetime | None 
     base = base or Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", profile)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create the runs folder: {exc.strerror}", where=str(base)) from exc
     for n in range(1, 1000):
         candidate = base / (f"{stamp}-{safe}" if n == 1 else f"{stamp}-{safe}-{n}")
         try:
-            candidate.mkdir(parents=True, exist_ok=False)
+            # private from the start: request.json and ansible-runner's artifacts are written into it
+            candidate.mkdir(mode=0o700, exist_ok=False)
             return candidate
         except FileExistsError:
             continue
@@ -140,8 +278,10 @@ def new_run_dir(profile: str, base: Path | None = None, now: dt.datetime | None 
     raise BadInputError("too many runs in one second", where=str(base))
 
 
-def extra_vars(plan: Plan, request: ProvisionRequest) -> dict[str, Any]:
-    """The profile, through the plan, as the playbooks' svdops_* variables; -e values on top."""
+def extra_vars(plan: Plan, request: ProvisionRequest,
+               wipe: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+    """The profile, through the plan, as the playbooks' svdops_* variables; -e values on top. `wipe`:
+    host -> the by-id disks --wipe unlocks on it (plan.wipes_by_host)."""
     profile = request.profile
     bad = sorted(set(request.extra_vars) & set(VALIDATED_VARS))
     if bad:
@@ -162,7 +302,7 @@ def extra_vars(plan: Plan, request: ProvisionRequest) -> dict[str, Any]:
         "svdops_pip_packages": list(plan.pip_packages),
         "svdops_package_spec": f"svdops=={svdops.__version__}",
         "svdops_allow_reboot": request.allow_reboot,
-        "svdops_storage_wipe": list(request.wipe),
+        "svdops_storage_wipe_by_host": {host: list(disks) for host, disks in (wipe or {}).items()},
     }
     if profile.os.releases:
         out["svdops_supported_releases"] = list(profile.os.releases)
@@ -216,7 +356,14 @@ def _write_host_inventory(path: Path, hosts: Sequence[str], identity: Path | Non
         if target.identity:
             parts.append(f"ansible_ssh_private_key_file={shlex.quote(str(target.identity))}")
         lines.append(" ".join(parts))
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_private(path, "\n".join(lines) + "\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """A new file only its owner can read, private from its creation (not chmod'ed once written)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def _runner_env(run_dir: Path) -> dict[str, str]:
@@ -240,11 +387,35 @@ def _runner_env(run_dir: Path) -> dict[str, str]:
     return env
 
 
+def _only_what_ansible_needs(ours: Mapping[str, str]) -> Callable[..., None]:
+    """An ansible-runner status handler: on 'starting', before ansible-runner writes
+    artifacts/<ident>/command and starts ansible-playbook, it cuts the environment ansible-runner copied
+    from this process down to what Ansible needs: what svdops set (`ours`), what ansible-runner set,
+    ANSIBLE_* settings, and _KEPT_ENV. A token in the caller's environment never reaches the play."""
+
+    def handler(status: Mapping[str, Any], runner_config: Any = None) -> None:
+        if status.get("status") != "starting" or runner_config is None:
+            return
+        env = runner_config.env
+        keep = {}
+        for name, value in env.items():
+            inherited = name in os.environ and os.environ[name] == value and name not in ours
+            if (not inherited or name in _KEPT_ENV
+                    or (name.startswith("ANSIBLE_") and not is_secret_name(name))):
+                keep[name] = value
+        env.clear()
+        env.update(keep)
+
+    return handler
+
+
 class _EventSink:
     """Turns ansible-runner events into ProgressEvents and keeps what the recap needs."""
 
-    def __init__(self, on_progress: Callable[[ProgressEvent], None] | None) -> None:
+    def __init__(self, on_progress: Callable[[ProgressEvent], None] | None,
+                 secrets: set[str] | None = None) -> None:
         self.on_progress = on_progress
+        self.secrets = secrets or set()
         self.failures: list[ProgressEvent] = []
         self.stats: dict[str, Any] = {}
         self.artifact_data: dict[str, Any] = {}
@@ -252,6 +423,9 @@ class _EventSink:
     def _emit(self, event: ProgressEvent) -> None:
         if self.on_progress is not None:
             self.on_progress(event)
+
+    def _message(self, res: Mapping[str, Any]) -> str:
+        return mask(_message(res), self.secrets)
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         name = event.get("event", "")
@@ -267,16 +441,16 @@ class _EventSink:
         elif name == "runner_on_ok":
             res = data.get("res") or {}
             changed = bool(res.get("changed"))
-            message = _message(res)
+            message = self._message(res)
             self._emit(ProgressEvent("changed" if changed else "ok", host, label, message))
             if message and res.get("msg") is not None and data.get("task_action", "").endswith("debug"):
                 self._emit(ProgressEvent("message", host, label, message))
         elif name in ("runner_on_failed", "runner_item_on_failed") and not data.get("ignore_errors"):
-            failure = ProgressEvent("failed", host, label, _message(data.get("res") or {}))
+            failure = ProgressEvent("failed", host, label, self._message(data.get("res") or {}))
             self.failures.append(failure)
             self._emit(failure)
         elif name == "runner_on_unreachable":
-            failure = ProgressEvent("unreachable", host, label, _message(data.get("res") or {}))
+            failure = ProgressEvent("unreachable", host, label, self._message(data.get("res") or {}))
             self.failures.append(failure)
             self._emit(failure)
         elif name == "runner_on_skipped":
@@ -335,7 +509,9 @@ def run_provision(request: ProvisionRequest,
                              identity=request.identity)
     if not targets:
         raise BadInputError("no hosts to provision", hint="check --limit against the inventory's groups")
-    variables = extra_vars(plan, request)
+    host_vars = _storage_host_vars(request, [t.name for t in targets])
+    wipe = wipes_by_host(request.wipe, host_vars)
+    variables = extra_vars(plan, request, wipe)
     runner = _import_runner()
     playbooks = playbooks_dir(request.playbooks)
 
@@ -343,8 +519,8 @@ def run_provision(request: ProvisionRequest,
     # there as a list of host names (a relative ./svdops-runs would make the hosts.ini path the "host")
     run_dir = new_run_dir(request.profile.name, request.runs_dir).absolute()
     private = run_dir / "runner"
-    private.mkdir()
-    (run_dir / "tmp").mkdir()
+    private.mkdir(mode=0o700)
+    (run_dir / "tmp").mkdir(mode=0o700)
     if request.inventory is not None:
         inventory = str(request.inventory.resolve())
     else:
@@ -352,45 +528,63 @@ def run_provision(request: ProvisionRequest,
         _write_host_inventory(host_inventory, request.hosts, request.identity)
         inventory = str(host_inventory)
 
-    cmdline = ["--check", "--diff"] if request.check else []
+    secrets: set[str] = set()
+    recorded_vars = redact(variables, secrets)
+    # the caller's own secrets: ansible-playbook does not get them (_only_what_ansible_needs), and if
+    # anything still echoes one (a lookup('env') in an inventory) the scrub below finds it
+    secrets |= {v for v in _collected(dict(os.environ)) if len(v) >= MIN_ENV_SECRET_LEN}
+    # extra vars through a private file, not ansible-playbook's command line (ps, artifacts/command)
+    vars_file = private / "extravars.json"
+    _write_private(vars_file, json.dumps(variables, default=str))
+    cmdline = ["-e", f"@{vars_file}"]
+    if request.check:
+        cmdline += ["--check", "--diff"]
     if request.skip_tags:
         cmdline += ["--skip-tags", ",".join(request.skip_tags)]
     started = dt.datetime.now(dt.UTC)
     _write_json(run_dir / "request.json", {
         "profile": request.profile.name, "profile_file": str(request.profile.source), "check": request.check,
         "tags": list(request.tags), "skip_tags": list(request.skip_tags), "limit": request.limit,
-        "inventory": inventory, "allow_reboot": request.allow_reboot, "wipe": list(request.wipe),
-        "extra_vars": variables, "plan": plan_document(plan), "findings": [asdict(f) for f in findings],
+        "inventory": inventory, "allow_reboot": request.allow_reboot, "wipe": wipe,
+        "extra_vars": recorded_vars, "plan": plan_document(plan), "findings": [asdict(f) for f in findings],
         "started": started.isoformat(), "svdops": svdops.__version__,
     })
-    sink = _EventSink(on_progress)
-    result = runner.run(
-        private_data_dir=str(private),
-        project_dir=str(playbooks),
-        playbook=str(playbooks / "site.yml"),
-        inventory=inventory,
-        extravars=variables,
-        tags=",".join(request.tags) or None,
-        limit=request.limit,
-        cmdline=shlex.join(cmdline) if cmdline else None,
-        envvars=_runner_env(run_dir),
-        forks=request.forks,
-        ident="run",
-        event_handler=sink,
-        quiet=True,
-    )
+    sink = _EventSink(on_progress, secrets)
+    runner_env = _runner_env(run_dir)
+    try:
+        result = runner.run(
+            private_data_dir=str(private),
+            project_dir=str(playbooks),
+            playbook=str(playbooks / "site.yml"),
+            inventory=inventory,
+            tags=",".join(request.tags) or None,
+            limit=request.limit,
+            cmdline=shlex.join(cmdline),
+            envvars=runner_env,
+            # no env/envvars, env/extravars... in clear beside the artifacts
+            suppress_env_files=True,
+            status_handler=_only_what_ansible_needs(runner_env),
+            forks=request.forks,
+            ident="run",
+            event_handler=sink,
+            quiet=True,
+        )
+    finally:
+        vars_file.unlink(missing_ok=True)
+        _redact_command_file(private / "artifacts" / "run" / "command", secrets)
+        scrub_run_folder(run_dir, secrets)
     status, rc = str(result.status), int(result.rc if result.rc is not None else -1)
     if not sink.stats and status == "canceled":
         raise InterruptedRunError("interrupted: the play did not finish", where=str(run_dir),
                                   hint=f"what ran is in {private / 'artifacts' / 'run' / 'stdout'}; rerun to finish")
     if not sink.stats:
-        tail = _stdout_tail(private / "artifacts" / "run" / "stdout")
+        tail = mask(_stdout_tail(private / "artifacts" / "run" / "stdout"), secrets)
         raise RunFailedError(f"ansible-playbook stopped before the play ran (status {status}, rc {rc}): {tail}",
                              where=str(run_dir), hint=f"see {private / 'artifacts' / 'run' / 'stdout'}")
     recap = _recap(sink.stats)
     outcome = ProvisionResult(
         run_dir=run_dir, status=status, rc=rc, check=request.check, recap=recap, failures=sink.failures,
-        plan=dict(sink.artifact_data.get("svdops_plan") or {}),
+        plan=redact(dict(sink.artifact_data.get("svdops_plan") or {}), secrets),
         reboot_required={h: bool(v) for h, v in (sink.artifact_data.get("svdops_reboot_required") or {}).items()},
         findings=findings,
     )
@@ -402,6 +596,38 @@ def run_provision(request: ProvisionRequest,
         "reboot_required": outcome.reboot_required, "artifacts": str(private / "artifacts" / "run"),
     })
     return outcome
+
+
+def _storage_host_vars(request: ProvisionRequest, hosts: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each host's storage variables as the play will see them (inventory host vars, -e on top),
+    validated (plan.check_storage_vars) before anything starts."""
+    inventory = load_inventory(request.inventory) if request.inventory is not None else None
+    out: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        found: dict[str, Any] = {}
+        where = f"-e (host {host})"
+        if inventory is not None and host in inventory.hosts:
+            found = {k: v for k, v in inventory.variables(host).items() if k.startswith("svdops_storage_")}
+            where = f"{inventory.source}: host {host}"
+        extra = {k: v for k, v in request.extra_vars.items() if k.startswith("svdops_storage_")}
+        if extra:
+            where += " and -e" if inventory is not None else ""
+        merged = {**found, **extra}
+        check_storage_vars(merged, where=where)
+        out[host] = merged
+    return out
+
+
+def _redact_command_file(path: Path, secrets: set[str]) -> None:
+    """ansible-runner's artifacts/<ident>/command records the environment ansible-playbook got: keep
+    its names and non-secret values (what ran, and how), not the secrets."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if isinstance(document, dict):
+        document = redact(document, secrets)
+        path.write_text(json.dumps(document, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def _stdout_tail(path: Path, lines: int = 5) -> str:

@@ -12,8 +12,10 @@
 
 A run is written into `<store>/.tmp-<name>-<pid>/` and renamed into place when complete, so a
 reader never sees half a run: a writer killed mid-way leaves only a hidden `.tmp-` folder, which
-readers skip. Plain JSON and CSV on purpose: `pandas.read_csv(run / "iterations.csv")` is all a
-reader needs.
+readers skip. `unfinished_runs(store)` lists those folders (whose writer is gone, how old they are) and
+`sweep_unfinished(store)` removes the ones older than STALE_AFTER_S whose writer is gone; every new
+RunWriter sweeps its store, so a store does not fill up with the remains of killed runs. Plain JSON
+and CSV on purpose: `pandas.read_csv(run / "iterations.csv")` is all a reader needs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +50,81 @@ RUN_FILES = (
     "versions.json",
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# an unfinished run is removed only when its writer is gone and it is this old: a bench run on a shared
+# (NFS) store may be alive on another host, where its PID means nothing here
+STALE_AFTER_S = 24 * 3600
+_TMP_PID = re.compile(r"-(\d+)$")
+
+
+@dataclass(frozen=True)
+class UnfinishedRun:
+    """A `.tmp-` folder: a run whose writer has not committed it (still writing, or killed)."""
+
+    path: Path
+    pid: int | None  # the writer's, from the folder name
+    age_s: float  # since the folder last changed
+    writer_alive: bool  # a process with that PID runs here, and started before the folder last changed
+
+
+def _writer_alive(pid: int | None, changed_at: float) -> bool:
+    if pid is None:
+        return True  # cannot tell: keep it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, someone else's
+    # a PID reused by a process started after the folder last changed cannot be its writer
+    started = _process_start(pid)
+    return started is None or started <= changed_at + 1.0
+
+
+def _process_start(pid: int) -> float | None:
+    """When process `pid` started (UNIX time), from /proc; None where that cannot be read."""
+    try:
+        stat_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(stat_fields[19])  # field 22: starttime, in clock ticks since boot
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def unfinished_runs(store: str | os.PathLike[str], now: float | None = None) -> list[UnfinishedRun]:
+    """Every `.tmp-` folder in the store, oldest first."""
+    root = Path(store)
+    if not root.is_dir():
+        return []
+    now = time.time() if now is None else now
+    found = []
+    for child in root.iterdir():
+        if not child.name.startswith(TMP_PREFIX) or child.is_symlink() or not child.is_dir():
+            continue
+        try:
+            changed_at = child.stat().st_mtime
+        except OSError:
+            continue  # gone meanwhile
+        match = _TMP_PID.search(child.name)
+        pid = int(match.group(1)) if match else None
+        found.append(UnfinishedRun(child, pid, max(0.0, now - changed_at), _writer_alive(pid, changed_at)))
+    return sorted(found, key=lambda u: -u.age_s)
+
+
+def sweep_unfinished(
+    store: str | os.PathLike[str], older_than_s: float = STALE_AFTER_S, now: float | None = None
+) -> tuple[list[UnfinishedRun], list[UnfinishedRun]]:
+    """Remove the unfinished runs whose writer is gone and that are older than `older_than_s`.
+    Returns (removed, kept): what a caller reports."""
+    removed, kept = [], []
+    for run in unfinished_runs(store, now):
+        if not run.writer_alive and run.age_s >= older_than_s:
+            shutil.rmtree(run.path, ignore_errors=True)
+            removed.append(run)
+        else:
+            kept.append(run)
+    return removed, kept
 
 
 def run_name(host: str, scenario: str, when: datetime | None = None) -> str:
@@ -76,6 +154,8 @@ class RunWriter:
                 where=str(self.store),
                 hint="pass a writable folder with --store DIR",
             ) from exc
+        # the remains of killed runs: removed when stale, the rest kept for the caller to report
+        self.swept, self.unfinished = sweep_unfinished(self.store)
         self.tmp = self.store / f"{TMP_PREFIX}{name}-{os.getpid()}"
         if self.tmp.exists():
             shutil.rmtree(self.tmp)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import re
+import shlex
+import stat
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from svdops.cli.main import cli
@@ -135,7 +141,7 @@ def test_extra_vars_carry_the_profile(tmp_path: Path) -> None:
     prof = load_profile("seed-2023")
     request = provision_run.ProvisionRequest(profile=prof, hosts=("h",), allow_reboot=True,
                                     wipe=("/dev/disk/by-id/nvme-X",), extra_vars={"svdops_check_mirrors": False})
-    out = provision_run.extra_vars(provision_plan.plan_for(prof), request)
+    out = provision_run.extra_vars(provision_plan.plan_for(prof), request, {"h": ("/dev/disk/by-id/nvme-X",)})
     assert out["svdops_driver_branch"] == "580" and out["svdops_driver_flavor"] == "proprietary"
     assert out["svdops_cuda_version"] == "11.3" and out["svdops_cudnn_version"] == "8"
     assert out["svdops_torch_variant"] == "cu124"
@@ -143,7 +149,9 @@ def test_extra_vars_carry_the_profile(tmp_path: Path) -> None:
     assert out["svdops_supported_releases"] == ["20.04"]
     assert out["svdops_storage_scratch_level"] == "raid0" and out["svdops_storage_scratch_min_devices"] == 2
     assert out["svdops_storage_data_level"] == "raid6" and out["svdops_storage_data_min_devices"] == 3
-    assert out["svdops_allow_reboot"] is True and out["svdops_storage_wipe"] == ["/dev/disk/by-id/nvme-X"]
+    assert out["svdops_allow_reboot"] is True
+    assert out["svdops_storage_wipe_by_host"] == {"h": ["/dev/disk/by-id/nvme-X"]}
+    assert "svdops_storage_wipe" not in out  # a host var of the inventory: -e would beat it for every host
     assert out["svdops_profile_name"] == "seed-2023"
     assert out["svdops_profile_files"] == [str(prof.source.resolve())]
     assert out["svdops_check_mirrors"] is False
@@ -233,4 +241,171 @@ def test_cli_usage_errors_exit_2_before_anything_runs(tmp_path: Path, args: list
     result = CliRunner(env={"SVDOPS_RUNS_DIR": str(tmp_path / "runs")}).invoke(cli, ["provision", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+# --- secrets -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [
+    "ansible_become_password", "ansible_become_pass", "ansible_ssh_pass", "ansible_password", "MY_API_TOKEN",
+    "HF_TOKEN", "GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "apiKey", "APIKey", "db_passwd", "dbPassword",
+    "vault_id", "vault", "registry_credentials", "smtp-credential", "ssh.key", "gpg_keys", "AWS_ACCESS_KEY_ID",
+    "svdops_mirror_apitoken", "wifi_passphrase", "client_secret", "token_value", "svdops_secrets",
+])
+def test_secret_looking_names(name: str) -> None:
+    assert provision_run.is_secret_name(name)
+
+
+@pytest.mark.parametrize("name", [
+    # keyring, keyboard, monkey, tokenizer: "key" and "token" are words of a name, not substrings
+    "svdops_cuda_keyring_version", "keyboard_layout", "monkey_patch", "svdops_tokenizer_cache",
+    # where a secret is kept, not the secret
+    "ansible_ssh_private_key_file", "ANSIBLE_VAULT_PASSWORD_FILE", "ssh_key_path", "SSH_AUTH_SOCK",
+    "svdops_check_mirrors", "svdops_pip_index_url", "PWD", "bypass_proxy", "compass_heading", "",
+    # a secret word inside a name about something else
+    "ANSIBLE_HOST_KEY_CHECKING", "ansible_host_key_checking", "token_url", "secret_name", "vault_addr",
+    "password_min_length",
+])
+def test_names_that_are_not_secrets(name: str) -> None:
+    assert not provision_run.is_secret_name(name)
+
+
+def test_redaction_reaches_nested_values_and_url_passwords() -> None:
+    secrets: set[str] = set()
+    out = provision_run.redact({
+        "ansible_become_password": "S3cr3t", "db": {"password": 1234, "host": "db1"},
+        "svdops_pip_index_url": "https://ci:p%40ss-w0rd@mirror.example/simple", "tokens_seen": ["a"],
+        "apikeys": {"x": "k-1"}, "mirrors": [{"name": "m", "token": ["t1", "t2"]}], "flag": True,
+    }, secrets)
+    assert out == {
+        "ansible_become_password": "<redacted>", "db": {"password": "<redacted>", "host": "db1"},
+        "svdops_pip_index_url": "https://ci:<redacted>@mirror.example/simple", "tokens_seen": ["a"],
+        "apikeys": {"x": "k-1"}, "mirrors": [{"name": "m", "token": "<redacted>"}], "flag": True,
+    }
+    assert secrets == {"S3cr3t", "1234", "p%40ss-w0rd", "t1", "t2"}
+    assert provision_run.mask("failed: S3cr3t and t1", secrets) == "failed: <redacted> and <redacted>"
+
+
+def test_the_scrub_finds_secrets_in_any_file_and_any_form(tmp_path: Path) -> None:
+    secret = 'pa"ss word\\1'
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "event.json").write_text(json.dumps({"cmd": f"echo {secret}"}))
+    (tmp_path / "stdout").write_bytes(f"x {secret} y".encode() + b"\xff")
+    (tmp_path / "cmd").write_text(shlex.quote(secret))
+    (tmp_path / "short").write_text("42 is not searched for, nor True")
+    changed = provision_run.scrub_run_folder(tmp_path, {secret, "42", "True"})
+    assert sorted(p.name for p in changed) == ["cmd", "event.json", "stdout"]
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"ss word" not in path.read_bytes(), path
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        else:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    assert (tmp_path / "short").read_text() == "42 is not searched for, nor True"
+
+
+def test_run_folders_are_private_from_creation(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        run = provision_run.new_run_dir("p", tmp_path / "runs")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(run.stat().st_mode) == 0o700
+
+
+# --- storage: wipes and names --------------------------------------------------------------------------
+
+DISK_A = "/dev/disk/by-id/nvme-SAMSUNG_MZQL23T8HCLS-00A07_S64HNE0T500123"
+DISK_B = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
+HOSTS = {"gpu01": {"svdops_storage_scratch_devices": [DISK_A]},
+         "gpu02": {"svdops_storage_scratch_devices": [DISK_A], "svdops_storage_data_devices": [DISK_B]}}
+
+
+def test_wipes_are_per_host_and_exact() -> None:
+    assert provision_plan.wipes_by_host([f"gpu02={DISK_B}", f"gpu02={DISK_A}", f"gpu02={DISK_B}"], HOSTS) == \
+        {"gpu02": (DISK_B, DISK_A)}
+    # one host: the host may be left out
+    assert provision_plan.wipes_by_host([DISK_A], {"gpu01": HOSTS["gpu01"]}) == {"gpu01": (DISK_A,)}
+    assert provision_plan.wipes_by_host([], HOSTS) == {}
+
+
+@pytest.mark.parametrize(("item", "message"), [
+    (DISK_A, "several hosts: say which one"),  # one bare path no longer unlocks a disk on every host
+    ("gpu01=vdz", "not a /dev/disk/by-id/ path"),
+    ("gpu01=/dev/nvme0n1", "not a /dev/disk/by-id/ path"),
+    ("gpu01=/dev/disk/by-id/../../nvme0n1", "characters udev never puts"),
+    ("gpu01=/dev/disk/by-id/nvme-X;reboot", "characters udev never puts"),
+    ("gpu01=/dev/disk/by-id/nvme X", "characters udev never puts"),
+    (f"gpu03={DISK_A}", "'gpu03' is not a host of this run"),
+    (f"gpu01={DISK_B}", "in no disk allowlist of gpu01"),
+    (f"gpu01={DISK_A}-part1", "in no disk allowlist of gpu01"),
+])
+def test_wipes_that_name_nothing_exactly_are_refused(item: str, message: str) -> None:
+    with pytest.raises(BadInputError, match=re.escape(message)) as raised:
+        provision_plan.wipes_by_host([item], HOSTS)
+    assert raised.value.exit_code == 2 and raised.value.where == f"--wipe {item}"
+
+
+@pytest.mark.parametrize("variables", [
+    {}, {"svdops_storage_scratch_name": "md0", "svdops_storage_scratch_mount": "/mnt/scratch"},
+    {"svdops_storage_data_name": "bulk_01", "svdops_storage_data_mount": "/var/lib/docker",
+     "svdops_storage_data_devices": [DISK_A, DISK_B], "svdops_storage_wipe": [DISK_B]},
+])
+def test_storage_variables_that_are_fine(variables: dict) -> None:  # type: ignore[type-arg]
+    provision_plan.check_storage_vars(variables, where="x")
+
+
+@pytest.mark.parametrize(("variables", "message"), [
+    ({"svdops_storage_scratch_name": "/dev/md/scratch"}, "svdops_storage_scratch_name: '/dev/md/scratch'"),
+    ({"svdops_storage_scratch_name": "s p"}, "not an md array name"),
+    ({"svdops_storage_scratch_name": "$(reboot)"}, "not an md array name"),
+    ({"svdops_storage_scratch_name": ".."}, "not an md array name"),
+    ({"svdops_storage_data_name": "x" * 33}, "not an md array name"),
+    ({"svdops_storage_scratch_mount": "/"}, "holds the system"),
+    ({"svdops_storage_scratch_mount": "/boot"}, "holds the system"),
+    ({"svdops_storage_scratch_mount": "/usr/local"}, "holds the system"),
+    ({"svdops_storage_data_mount": "/var"}, "holds the system"),
+    ({"svdops_storage_data_mount": "/data/../etc"}, "not a plain absolute path"),
+    ({"svdops_storage_data_mount": "data"}, "not a plain absolute path"),
+    ({"svdops_storage_data_mount": "/mnt/a b"}, "not a plain absolute path"),
+    ({"svdops_storage_data_mount": "/mnt/x;rm -rf /"}, "not a plain absolute path"),
+    ({"svdops_storage_data_mount": "/scratch\n"}, "not a plain absolute path"),
+    ({"svdops_storage_data_mount": "/data/"}, "not a plain absolute path"),
+    ({"svdops_storage_data_mount": 5}, "not a plain absolute path"),
+    ({"svdops_storage_data_mount": "/scratch"}, "both '/scratch'"),
+    ({"svdops_storage_scratch_name": "data"}, "both 'data'"),
+    ({"svdops_storage_scratch_devices": ["/dev/nvme0n1"]}, "svdops_storage_scratch_devices: '/dev/nvme0n1'"),
+    ({"svdops_storage_scratch_devices": "/dev/disk/by-id/x"}, "expected a list"),
+    ({"svdops_storage_wipe": ["vdz"]}, "svdops_storage_wipe: 'vdz' is not a /dev/disk/by-id/ path"),
+])
+def test_storage_variables_are_checked_before_ansible(variables: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(BadInputError, match=re.escape(message)) as raised:
+        provision_plan.check_storage_vars(variables, where="hosts.ini: host gpu01")
+    assert raised.value.exit_code == 2 and raised.value.where == "hosts.ini: host gpu01"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--host", "h1", "--host", "h2", "--wipe", DISK_A], "several hosts: say which one the disk is on"),
+    (["--host", "h1", "--wipe", "vdz"], "not a /dev/disk/by-id/ path"),
+    (["--host", "h1", "--wipe", "h9=" + DISK_A], "'h9' is not a host of this run"),
+    (["--host", "h1", "-e", "svdops_storage_scratch_mount=/"], "holds the system"),
+])
+def test_cli_storage_errors_exit_2_before_anything_runs(tmp_path: Path, args: list[str], message: str) -> None:
+    result = CliRunner(env={"SVDOPS_RUNS_DIR": str(tmp_path / "runs")}).invoke(
+        cli, ["provision", "-e", f"svdops_storage_scratch_devices=[{DISK_A}]", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_inventory_host_vars_are_checked_before_ansible(tmp_path: Path) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {
+        "gpu01": {"svdops_storage_scratch_devices": [DISK_A]},
+        "gpu02": {"svdops_storage_scratch_devices": [DISK_A], "svdops_storage_scratch_mount": "/mnt/$(reboot)"},
+    }}}))
+    result = CliRunner(env={"SVDOPS_RUNS_DIR": str(tmp_path / "runs")}).invoke(
+        cli, ["provision", "--inventory", str(inventory), "--wipe", f"gpu01={DISK_A}"])
+    assert result.exit_code == 2, result.output
+    assert "host gpu02" in result.output and "svdops_storage_scratch_mount" in result.output
     assert not (tmp_path / "runs").exists()

@@ -35,3 +35,13 @@ def disks() -> ModuleType:
 def test_mdadm_conf_line_ignores_fields_that_change_by_themselves(disks: ModuleType, brief: str,
                                                                    expected: str) -> None:
     assert disks.stable_brief(brief) == expected
+
+
+def test_only_the_exact_by_id_path_unlocks_a_disk(disks: ModuleType) -> None:
+    listed = "/dev/disk/by-id/nvme-QEMU_NVMe_Ctrl_svd0001"
+    # before: a base name, a kernel name or a resolved path unlocked whatever disk had that name today
+    for loose in ("nvme0n1", "/dev/nvme0n1", "vdz", "nvme-QEMU_NVMe_Ctrl_svd0001", listed + "-part1",
+                  listed.replace("by-id", "by-path"), listed + "/"):
+        assert not disks.may_wipe(listed, disks.wipe_set([loose])), loose
+    assert disks.may_wipe(listed, disks.wipe_set([listed]))
+    assert disks.wipe_set(["/dev/nvme0n1", listed, 5]) == {listed}

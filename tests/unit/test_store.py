@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from svdops.errors import BadInputError
-from svdops.runs.store import RunWriter, list_runs, load_run, run_name
+from svdops.runs.store import RunWriter, list_runs, load_run, run_name, sweep_unfinished, unfinished_runs
 
 WHEN = datetime(2026, 11, 26, 10, 15, 0, tzinfo=UTC)
 
@@ -111,3 +112,70 @@ def test_bad_paths_are_clear_errors(tmp_path):
         RunWriter(blocker / "store", "x")
     assert err.value.hint and "--store" in err.value.hint
     assert list_runs(tmp_path / "nowhere") == []
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from svdops.runs.store import RunWriter
+    run = RunWriter(sys.argv[1], sys.argv[2])
+    run.write_json("config.json", {"scenario": "tiny"})
+    print("written", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def _start_writer(store: Path, name: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(store), name], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
+    return proc
+
+
+def test_unfinished_runs_of_killed_writers_are_reported_then_swept(tmp_path):
+    killed, alive = _start_writer(tmp_path, "killed"), _start_writer(tmp_path, "alive")
+    try:
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        found = {u.path.name: u for u in unfinished_runs(tmp_path)}
+        assert set(found) == {f".tmp-killed-{killed.pid}", f".tmp-alive-{alive.pid}"}
+        assert found[f".tmp-killed-{killed.pid}"].writer_alive is False
+        assert found[f".tmp-killed-{killed.pid}"].pid == killed.pid
+        assert found[f".tmp-alive-{alive.pid}"].writer_alive is True
+        # recent: kept (a writer on another host of a shared store has a PID that means nothing here)
+        removed, kept = sweep_unfinished(tmp_path)
+        assert removed == [] and len(kept) == 2
+        # a day later: the killed writer's folder goes, the live writer's stays however old it is
+        removed, kept = sweep_unfinished(tmp_path, now=time.time() + 2 * 24 * 3600)
+        assert [u.path.name for u in removed] == [f".tmp-killed-{killed.pid}"]
+        assert [u.path.name for u in kept] == [f".tmp-alive-{alive.pid}"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f".tmp-alive-{alive.pid}"]
+    finally:
+        for proc in (killed, alive):
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_a_new_writer_sweeps_stale_remains_and_reports_the_rest(tmp_path):
+    proc = _start_writer(tmp_path, "old")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    stale = tmp_path / f".tmp-old-{proc.pid}"
+    week_ago = time.time() - 7 * 24 * 3600
+    os.utime(stale, (week_ago, week_ago))
+    fresh = tmp_path / ".tmp-fresh-999999999"  # no such PID: its writer is gone, but it is recent
+    fresh.mkdir()
+    with RunWriter(tmp_path, "new") as run:
+        assert [u.path for u in run.swept] == [stale]
+        assert [u.path for u in run.unfinished] == [fresh]
+    assert not stale.exists() and fresh.exists()
+
+
+def test_a_reused_pid_is_not_taken_for_the_writer(tmp_path):
+    # a live PID (this test) counts as the writer only if it started before the folder last changed
+    folder = tmp_path / f".tmp-run-{os.getpid()}"
+    folder.mkdir()
+    assert unfinished_runs(tmp_path)[0].writer_alive is True
+    os.utime(folder, (0, 0))  # changed in 1970: a process running now cannot have written it
+    assert unfinished_runs(tmp_path)[0].writer_alive is False

@@ -17,7 +17,9 @@ options:
     elements: dict
     required: true
   wipe:
-    description: Disks the user allowed to be wiped, by any of their names.
+    description: >-
+      Disks the user allowed to be wiped, written exactly as in C(arrays) (/dev/disk/by-id paths). Only
+      the same string unlocks a disk: not its kernel name, its resolved path or its base name.
     type: list
     elements: str
     default: []
@@ -157,6 +159,18 @@ def device_state(module, path, mounts):
     return {"exists": True, "resolved": resolved, "holds": holds, "mountpoints": mountpoints, "holders": holders}
 
 
+def wipe_set(items):
+    """The disks named for wiping, as written: only by-id paths count (a kernel name such as
+    /dev/nvme0n1 or a bare `vdz` names nothing; the role refuses them before this module runs)."""
+    return {item for item in items if isinstance(item, str) and item.startswith("/dev/disk/by-id/")}
+
+
+def may_wipe(path, wipe_names):
+    """Whether the allowlisted `path` was named for wiping: the same string, nothing looser (a
+    resolved path or base name would let `--wipe nvme0n1` unlock whatever disk has that name today)."""
+    return path in wipe_names
+
+
 def main():
     module = AnsibleModule(
         argument_spec={"arrays": {"type": "list", "elements": "dict", "required": True},
@@ -164,9 +178,7 @@ def main():
                        "devices": {"type": "bool", "default": True}},
         supports_check_mode=True,
     )
-    wipe_names = set()
-    for item in module.params["wipe"]:
-        wipe_names.update({item, os.path.realpath(item), os.path.basename(os.path.realpath(item))})
+    wipe_names = wipe_set(module.params["wipe"])
     mounts = _mounted_sources()
     arrays, devices = {}, {}
     for spec in module.params["arrays"]:
@@ -183,7 +195,7 @@ def main():
             dev["array"] = name
             # a member of the array it is meant for holds that array's data: it is in place, not in the way
             dev["in_array"] = bool(dev["exists"] and dev["resolved"] in state["members"])
-            named = bool({path, dev["resolved"], os.path.basename(dev["resolved"] or "")} & wipe_names)
+            named = may_wipe(path, wipe_names)
             dirty = bool(dev["exists"] and dev["holds"] and not dev["in_array"])
             dev["wipe"] = dirty and named
             dev["refused"] = dirty and not named
