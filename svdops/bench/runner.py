@@ -45,7 +45,7 @@ from svdops.bench.records import (
 )
 from svdops.bench.timing import StageClock, inspect_frames
 from svdops.errors import BadInputError
-from svdops.runs.store import RunWriter, run_name
+from svdops.runs.store import RunWriter, run_name, unfinished_notes
 from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySampler, energy_joules, samples_between
 
 Progress = Callable[[str, dict[str, Any]], None]
@@ -215,6 +215,7 @@ def run_bench(
     bench = _Bench(torch, emit, sampler)
     run = RunState(started=started, notes=notes)
     with RunWriter(request.store, run_name(host, request.scenario, started)) as writer, sigterm_as_interrupt():
+        notes.extend(unfinished_notes(writer))
         if use_telemetry:
             sampler.start()
             if not sampler.available:

@@ -135,6 +135,20 @@ def run_name(host: str, scenario: str, when: datetime | None = None) -> str:
     return f"{stamp}-{host_part}-{scenario_part}"
 
 
+def unfinished_notes(writer: RunWriter) -> list[str]:
+    """What a new run found of killed ones in its store, in words for the run's notes."""
+    notes = []
+    if writer.swept:
+        names = ", ".join(u.path.name for u in writer.swept[:5]) + (" ..." if len(writer.swept) > 5 else "")
+        notes.append(f"removed {len(writer.swept)} unfinished run folder(s) left by killed runs: {names}")
+    gone = [u for u in writer.unfinished if not u.writer_alive]
+    if gone:
+        names = ", ".join(u.path.name for u in gone[:5]) + (" ..." if len(gone) > 5 else "")
+        notes.append(f"{len(gone)} unfinished run folder(s) whose writer is gone, kept for "
+                     f"{STALE_AFTER_S / 3600:.0f} h in case they belong to another host: {names}")
+    return notes
+
+
 class RunWriter:
     """Collects one run's files in a hidden folder; `commit()` makes the run appear whole.
 

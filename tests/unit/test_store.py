@@ -16,7 +16,15 @@ import pandas as pd
 import pytest
 
 from svdops.errors import BadInputError
-from svdops.runs.store import RunWriter, list_runs, load_run, run_name, sweep_unfinished, unfinished_runs
+from svdops.runs.store import (
+    RunWriter,
+    list_runs,
+    load_run,
+    run_name,
+    sweep_unfinished,
+    unfinished_notes,
+    unfinished_runs,
+)
 
 WHEN = datetime(2026, 11, 26, 10, 15, 0, tzinfo=UTC)
 
@@ -169,7 +177,13 @@ def test_a_new_writer_sweeps_stale_remains_and_reports_the_rest(tmp_path):
     with RunWriter(tmp_path, "new") as run:
         assert [u.path for u in run.swept] == [stale]
         assert [u.path for u in run.unfinished] == [fresh]
+        # the bench puts both into the run's notes (results.json, the summary it prints, the report)
+        swept_note, kept_note = unfinished_notes(run)
+        assert swept_note.startswith("removed 1 unfinished run folder(s)") and stale.name in swept_note
+        assert kept_note.startswith("1 unfinished run folder(s) whose writer is gone") and fresh.name in kept_note
     assert not stale.exists() and fresh.exists()
+    with RunWriter(tmp_path, "quiet") as run:
+        assert [u.path for u in run.unfinished] == [fresh] and len(unfinished_notes(run)) == 1
 
 
 def test_a_reused_pid_is_not_taken_for_the_writer(tmp_path):
