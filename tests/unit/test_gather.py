@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -254,16 +253,9 @@ def test_python_commands_use_the_target_interpreter(host_dir):
     assert "torch-env.txt" not in {c.key for c in commands_for(LocalShell())}
 
 
-def test_replay_is_fast(host_dir):
-    start = time.perf_counter()
-    gather(host_dir("h100-x8-nvlink"))
-    assert time.perf_counter() - start < 0.5
-
-
+# how fast (replay < 0.5 s, local < 1.5 s) is measured by benchmarks/check_speed.py, not timed here
 def test_this_machine_without_a_gpu():
-    start = time.perf_counter()
     facts = gather_facts(LocalShell())
-    elapsed = time.perf_counter() - start
     assert facts.source == "local"
     assert facts.hostname
     assert facts.os.kernel_release
@@ -271,4 +263,3 @@ def test_this_machine_without_a_gpu():
     if not Path("/proc/driver/nvidia/version").exists():
         assert facts.gpus == ()
         assert facts.note_for("gpus")
-    assert elapsed < 1.5
