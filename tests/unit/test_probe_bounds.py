@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from svdops.host.probe.driver import driver_unreachable, has_library_mismatch, nvml_library_version
 from svdops.host.probe.gather import gather_facts
 from svdops.host.probe.storage import MAX_MOUNTS, parse_df, parse_proc_mounts
 from svdops.host.shell import RecordedShell
@@ -37,3 +38,12 @@ def test_a_recorded_df_with_too_many_mounts_is_cut_with_a_note(tmp_path: Path) -
     assert facts.note_for("storage.mounts") == (
         f"`df -PT` listed more than {MAX_MOUNTS} mounts; only the first {MAX_MOUNTS} are kept"
     )
+
+
+def test_nvidia_smi_messages_are_looked_for_where_nvidia_smi_prints_them() -> None:
+    message = "Failed to initialize NVML: Driver/library version mismatch\nNVML library version: 580.95\n"
+    assert has_library_mismatch(message) and nvml_library_version(message) == "580.95"
+    assert driver_unreachable("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
+    # 64 MiB of junk is not searched end to end (case-blind, that took 1.8 s): only its first 64 KiB
+    junk = "\0" * 70_000 + message + "No devices were found"
+    assert not has_library_mismatch(junk) and nvml_library_version(junk) is None and not driver_unreachable(junk)
