@@ -34,9 +34,24 @@ def test_concurrent_writers_of_one_output_leave_one_whole_file(tmp_path: Path, f
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     hosts = ["h100-sxm-ubuntu2404", "seed-2023-ubuntu2004-a100x2", "no-gpu"]  # different content per writer
     procs = [
-        subprocess.Popen([sys.executable, "-m", "svdops", "check", "--from-dir", str(recorded_host(h)),
-                          "--format", fmt, "-o", str(target)], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "svdops",
+                "check",
+                "--from-dir",
+                str(recorded_host(h)),
+                "--format",
+                fmt,
+                "-o",
+                str(target),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for h in hosts[:WRITERS]
     ]
     for proc in procs:

@@ -19,8 +19,9 @@ SECRET = "root:$6$svdops-test-not-a-hash$fake-shadow-line:19000:0:99999:7:::"
 def svdops(*args: str) -> subprocess.CompletedProcess[str]:
     """A real process: a FIFO that blocks must fail the test by timeout, not hang the suite."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "svdops", *args], capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "svdops", *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
 
 
 @pytest.fixture

@@ -84,13 +84,13 @@ def tarpit() -> Iterator[Tarpit]:
 
 def _svdops(args: list[str], home: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(home), "SVDOPS_KNOWN_HOSTS": str(home / "kh")}
-    return subprocess.Popen([sys.executable, "-m", "svdops", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "svdops", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 @pytest.mark.parametrize("fmt", ["json", "table"])
-def test_ctrl_c_while_hosts_hold_back_their_banner_exits_130_at_once(tarpit: Tarpit, tmp_path: Path,
-                                                                        fmt: str) -> None:
+def test_ctrl_c_while_hosts_hold_back_their_banner_exits_130_at_once(tarpit: Tarpit, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / "fleet.out"
     hosts = [a for port in tarpit.ports for a in ("--host", f"127.0.0.1:{port}")]
     proc = _svdops(["check", *hosts, "--connect-timeout", "30", "--format", fmt, "-o", str(out)], tmp_path)
