@@ -24,6 +24,8 @@ from svdops.host.fleet import FleetOptions, probe_fleet, ssh_connector
 from svdops.host.inventory import Target
 from tests.support.paths import REPO
 
+from sshd_fleet import SSHD, running_fleet  # isort: skip  (tests/integration is on sys.path)
+
 HOSTS = 4
 
 
@@ -82,8 +84,9 @@ def tarpit() -> Iterator[Tarpit]:
         conn.close()
 
 
-def _svdops(args: list[str], home: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(home), "SVDOPS_KNOWN_HOSTS": str(home / "kh")}
+def _svdops(args: list[str], home: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**(env or os.environ), "PYTHONPATH": str(REPO), "HOME": str(home)}
+    env.setdefault("SVDOPS_KNOWN_HOSTS", str(home / "kh"))
     return subprocess.Popen(
         [sys.executable, "-m", "svdops", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -122,3 +125,52 @@ def test_interrupting_probe_fleet_closes_every_socket_before_it_returns(tarpit: 
         probe_fleet(targets, options, connect=ssh_connector(options))
     assert time.monotonic() - start < 2.5
     assert tarpit.wait_for("closed", HOSTS, 1.0), f"{len(tarpit.closed)} of {HOSTS} connections closed"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SSHD.exists(), reason=f"{SSHD} is absent (apt-get install openssh-server)")
+def test_ctrl_c_after_some_hosts_answered_writes_nothing_and_says_where_their_outputs_are(
+    tarpit: Tarpit, tmp_path: Path
+) -> None:
+    """One real sshd host answers, the tarpits never do: -o is not written (a document of some hosts would
+    read as the whole fleet), stderr says so and counts the answer, and --bundle keeps that host's outputs."""
+    out, bundle = tmp_path / "fleet.json", tmp_path / "bundle"
+    with running_fleet(tmp_path / "rig", 1) as rig:
+        host = rig.hosts[0]
+        pits = [a for port in tarpit.ports[:2] for a in ("--host", f"127.0.0.1:{port}")]
+        args = [
+            "check",
+            "--host",
+            f"{rig.user}@127.0.0.1:{host.port}",
+            "-i",
+            str(rig.client_key),
+            *pits,
+            "--connect-timeout",
+            "30",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+            "--bundle",
+            str(bundle),
+        ]
+        proc = _svdops(args, rig.home, rig.client_env())
+        try:
+            assert tarpit.wait_for("accepted", 2, 20), "svdops never connected"
+            answered = bundle / f"127.0.0.1_{host.port}" / "nvidia-smi-q.xml"
+            deadline = time.monotonic() + 30
+            while not answered.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(2.0)  # the last outputs of that host are written, its result is in
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert not out.exists()
+    assert (
+        f"interrupted after 1 of 3 hosts answered: nothing written to {out}; "
+        f"the raw outputs of those that answered are in {bundle}/"
+    ) in stderr
+    assert answered.stat().st_size > 0
+    assert tarpit.wait_for("closed", 2, 2)
