@@ -72,9 +72,10 @@ def measure(folder: Path, runs: int) -> tuple[float, float, int, int]:
     # -o a file beside the folder, never os.devnull: `-o` replaces its target atomically, and as root
     # that replaced /dev/null itself with a regular file (reported in issue 13)
     times, peaks, code = [], [], 0
+    report = folder.parent / "check.json"
     for _ in range(runs):
         proc = subprocess.run(
-            [sys.executable, "-c", MEASURE, "check", "--from-dir", str(folder), "--format", "json", "-o", str(folder.parent / "check.json")],
+            [sys.executable, "-c", MEASURE, "check", "--from-dir", str(folder), "--format", "json", "-o", str(report)],
             capture_output=True,
             text=True,
             check=True,
