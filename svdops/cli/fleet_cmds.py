@@ -13,6 +13,7 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from rich.console import Console
@@ -31,6 +32,7 @@ from svdops.text import markup_safe, printable
 
 _STATUS_STYLE = {HostStatus.OK: "green", HostStatus.TIMEOUT: "yellow"}
 NA = "n/a"
+T = TypeVar("T")
 
 
 def _refuse_from_dir(from_dir: Path | None) -> None:
@@ -65,8 +67,8 @@ def run_fleet_facts(
     _refuse_from_dir(from_dir)
     targets = fleet_targets(hosts=hosts, inventory=inventory, limit=limit, identity=identity)
     options = _options(bundle, python, forks, connect_timeout, command_timeout, accept_new_host_keys)
-    with host_progress(len(targets)) as on_result:
-        fleet = gather_fleet(targets, options, on_result=on_result)
+    fleet = _until_interrupted(lambda on_result: gather_fleet(targets, options, on_result=on_result),
+                               len(targets), output, bundle)
     if as_json:
         render.write_output(documents.json_text(documents.fleet_facts_document(fleet)), output)
     else:
@@ -100,8 +102,10 @@ def run_fleet_check(
     # a bad profile is exit 2 before we open a hundred connections, not a hundred errors after
     judged_against = check_profile(profile)
     options = _options(bundle, python, forks, connect_timeout, command_timeout, accept_new_host_keys)
-    with host_progress(len(targets)) as on_result:
-        fleet = check_fleet(targets, options, judged_against, on_result=on_result, allow_unknown=allow_unknown)
+    fleet = _until_interrupted(
+        lambda on_result: check_fleet(targets, options, judged_against, on_result=on_result,
+                                      allow_unknown=allow_unknown),
+        len(targets), output, bundle)
     if fmt == "json":
         render.write_output(documents.json_text(documents.fleet_check_document(fleet)), output)
     elif fmt == "junit":
@@ -110,6 +114,33 @@ def run_fleet_check(
         _write_tables(lambda console: _check_tables(fleet, console, verbose), output)
     _say_where(fleet_footer(fleet), output, bundle, always=fmt != "table")
     return fleet.exit_code
+
+
+def _until_interrupted(run: Callable[[Callable[[HostResult], None]], T], total: int, output: Path | None,
+                       bundle: Path | None) -> T:
+    """`run` with the progress bar; on Ctrl-C, say on stderr what became of the answers, then re-raise (exit 130).
+
+    Nothing is written on Ctrl-C: a document of some hosts would read as the whole fleet. The hosts that
+    answered are counted, and their raw outputs stay in --bundle where one was given."""
+    answered = 0
+    with host_progress(total) as progress:
+
+        def on_result(result: HostResult) -> None:
+            nonlocal answered
+            answered += 1
+            if progress is not None:
+                progress(result)
+
+        try:
+            return run(on_result)
+        except KeyboardInterrupt:
+            when = f"after {answered} of {total} hosts answered" if answered else \
+                f"before any of the {total} hosts answered"
+            text = f"interrupted {when}: " + (f"nothing written to {output}" if output else "no report printed")
+            if bundle is not None and answered:
+                text += f"; the raw outputs of those that answered are in {bundle}/"
+            click.echo(text, err=True)
+            raise
 
 
 def _say_where(footer: str, output: Path | None, bundle: Path | None, *, always: bool) -> None:

@@ -205,6 +205,10 @@ def findings_table(report: CheckReport, console: Console, *, verbose: bool = Fal
         for f in hinted:
             console.print(f"  [{_STATUS_STYLE[f.status]}]{markup_safe(f.key)}[/]: {markup_safe(f.hint)}",
                           soft_wrap=True, highlight=False)
+    # a recorded folder svdops would not read all of (a symlink out of it, a FIFO, a file over the cap)
+    for note in report.facts.notes:
+        if note.subject.startswith("recorded."):
+            console.print(f"[yellow]note[/yellow]: {markup_safe(note.reason)}", soft_wrap=True, highlight=False)
     s = report.summary
     console.print(
         f"{s.get('pass', 0)} passed, {s.get('warn', 0)} warnings, {s.get('fail', 0)} failed, "

@@ -10,11 +10,11 @@ host finishes (progress bars).
 
 from __future__ import annotations
 
+import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -69,22 +69,35 @@ class HostResult:
         return self.status is HostStatus.OK
 
 
-def ssh_connector(options: FleetOptions) -> Callable[[Target], Shell]:
-    """Connections over SSH with the run's timeouts and host key policy; ~/.ssh/config read once."""
-    from svdops.host.ssh import SshOptions, SshShell, default_known_hosts, load_ssh_config
+class SshConnector:
+    """Connections over SSH with the run's timeouts and host key policy; ~/.ssh/config read once.
 
-    ssh_options = SshOptions(
-        connect_timeout_s=options.connect_timeout_s,
-        command_timeout_s=options.command_timeout_s,
-        accept_new_host_keys=options.accept_new_host_keys,
-        known_hosts=options.known_hosts or default_known_hosts(),
-        ssh_config=load_ssh_config(),
-    )
+    `abort()` closes every socket its connections hold, those still waiting for a host's banner
+    included: probe_fleet calls it on Ctrl-C so no worker sits out its connect timeout.
+    """
 
-    def connect(target: Target) -> Shell:
-        return SshShell(target, ssh_options).connect()
+    def __init__(self, options: FleetOptions) -> None:
+        from svdops.host.ssh import SshOptions, default_known_hosts, load_ssh_config
 
-    return connect
+        self.ssh_options = SshOptions(
+            connect_timeout_s=options.connect_timeout_s,
+            command_timeout_s=options.command_timeout_s,
+            accept_new_host_keys=options.accept_new_host_keys,
+            known_hosts=options.known_hosts or default_known_hosts(),
+            ssh_config=load_ssh_config(),
+        )
+
+    def __call__(self, target: Target) -> Shell:
+        from svdops.host.ssh import SshShell
+
+        return SshShell(target, self.ssh_options).connect()
+
+    def abort(self) -> None:
+        self.ssh_options.sockets.close_all()
+
+
+def ssh_connector(options: FleetOptions) -> SshConnector:
+    return SshConnector(options)
 
 
 def bundle_folder_name(name: str) -> str:
@@ -196,29 +209,47 @@ def probe_fleet(
     def task(index: int) -> HostResult:
         return probe_host(targets[index], options, connect, bundle=bundles[index], opened=track)
 
+    # daemon threads, not a ThreadPoolExecutor: the interpreter joins a pool's workers at exit, so Ctrl-C
+    # would still wait for a worker stuck where no close reaches (a slow DNS lookup)
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(targets)):
+        todo.put(index)
+    answered: queue.Queue[tuple[int, HostResult]] = queue.Queue()  # Queue.get is interruptible by Ctrl-C
+    stopping = threading.Event()
+
+    def worker() -> None:
+        while not stopping.is_set():
+            try:
+                index = todo.get_nowait()
+            except queue.Empty:
+                return
+            answered.put((index, task(index)))
+
+    workers = [threading.Thread(target=worker, name=f"svdops-fleet-{n}", daemon=True)
+               for n in range(max(1, min(options.forks, len(targets))))]
     results: dict[int, HostResult] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, min(options.forks, len(targets))),
-                              thread_name_prefix="svdops-fleet")
-    futures: dict[Future[HostResult], int] = {pool.submit(task, i): i for i in range(len(targets))}
     try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                host_result = future.result()
-                results[futures[future]] = host_result
-                if on_result is not None:
-                    on_result(host_result)
+        for thread in workers:
+            thread.start()
+        while len(results) < len(targets):
+            index, host_result = answered.get()
+            results[index] = host_result
+            if on_result is not None:
+                on_result(host_result)
     except BaseException:
-        # Ctrl-C: stop queued hosts and close live connections so their workers return at once
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Ctrl-C: start no more hosts, close every socket (connecting ones too) so workers return at once
+        stopping.set()
+        abort = getattr(connect, "abort", None)
+        if callable(abort):
+            abort()
         with lock:
             for shell in shells.values():
                 close = getattr(shell, "close", None)
                 if callable(close):
                     close()
         raise
-    pool.shutdown(wait=True)
+    for thread in workers:
+        thread.join()
     return [results[i] for i in range(len(targets))]
 
 

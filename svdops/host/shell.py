@@ -10,9 +10,11 @@ A Shell never raises for a command that is missing, fails or hangs: that is a Co
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
+import stat
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -22,7 +24,11 @@ from typing import Protocol
 from svdops.errors import FactsError
 
 DEFAULT_TIMEOUT_S = 20.0
+# a recorded output larger than this is cut (with a note): no real probe prints a tenth of it
+MAX_RECORDED_BYTES = 64 * 1024 * 1024
+_READ_CHUNK = 1 << 20
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RC = re.compile(r"-?\d{1,6}")
 
 
 @dataclass(frozen=True)
@@ -45,15 +51,19 @@ class CommandResult:
     duration_s: float = 0.0
     missing: bool = False  # the program does not exist on the host
     timed_out: bool = False
+    refused: str = ""  # a recorded answer svdops would not read, and why (a symlink out of the folder, a FIFO)
+    cut: str = ""  # why stdout/stderr are partial (a recorded file over MAX_RECORDED_BYTES)
 
     @property
     def ok(self) -> bool:
-        return self.rc == 0 and not self.missing and not self.timed_out
+        return self.rc == 0 and not self.missing and not self.timed_out and not self.refused
 
     @property
     def reason(self) -> str:
         """Why this command gave no usable output, in words fit for a 'not available' note."""
         cmd = display_argv(self.argv) or self.key
+        if self.refused:
+            return f"recorded output of `{cmd}` refused: {self.refused}"
         if self.missing:
             return f"`{cmd}` not found on the host"
         if self.timed_out:
@@ -140,6 +150,10 @@ class RecordedShell:
 
     Layout (shared with `svdops facts --bundle`): `KEY` is stdout, `KEY.rc` the exit status where
     not 0, `KEY.err` stderr where not empty. An exit status of 127 is read as 'command missing'.
+
+    The folder may come from anyone (a support bundle), so only regular files inside it are read, each
+    up to MAX_RECORDED_BYTES: a symlink that leaves the folder, a FIFO or a device makes that command's
+    answer `refused` (not ok, with the reason), never a read of /dev/zero, a hang or a copy of /etc/shadow.
     """
 
     def __init__(self, folder: str | os.PathLike[str], name: str | None = None) -> None:
@@ -150,25 +164,120 @@ class RecordedShell:
                 where=str(self.folder),
                 hint="pass a folder written by `svdops facts --bundle DIR`",
             )
-        self.name = name or _recorded_hostname(self.folder)
+        self._root = self.folder.resolve()
+        self.name = name or _recorded_hostname(self.folder, self._root)
 
     def run(self, command: Command) -> CommandResult:
-        out_path = self.folder / command.key
-        rc_path = self.folder / f"{command.key}.rc"
-        err_path = self.folder / f"{command.key}.err"
-        if not out_path.exists() and not rc_path.exists():
-            return CommandResult(command.key, command.argv, None, "")
-        stdout = _read_text(out_path)
-        stderr = _read_text(err_path)
+        key = command.key
+        out = read_recorded(self._root, key)
+        rc_file = read_recorded(self._root, f"{key}.rc", limit=64)
+        err = read_recorded(self._root, f"{key}.err")
+        refused = "; ".join(r.refused for r in (out, rc_file, err) if r.refused)
+        if refused:
+            return CommandResult(key, command.argv, 1, "", "", refused=refused)
+        if not out.present and not rc_file.present:
+            return CommandResult(key, command.argv, None, "")
+        cut = "; ".join(r.cut for r in (out, err) if r.cut)
         rc = 0
-        if rc_path.exists():
-            rc_text = _read_text(rc_path).strip()
-            try:
-                rc = int(rc_text)
-            except ValueError:
-                bad = f"unreadable exit status {rc_text!r} in {rc_path}"
-                return CommandResult(command.key, command.argv, 1, stdout, bad)
-        return CommandResult(command.key, command.argv, rc, stdout, stderr, missing=rc == 127)
+        if rc_file.present:
+            rc_text = rc_file.text.strip()
+            if not _RC.fullmatch(rc_text):
+                bad = f"unreadable exit status {rc_text[:20]!r} in {self.folder / f'{key}.rc'}"
+                return CommandResult(key, command.argv, 1, out.text, bad, cut=cut)
+            rc = int(rc_text)
+        return CommandResult(key, command.argv, rc, out.text, err.text, missing=rc == 127, cut=cut)
+
+
+@dataclass(frozen=True)
+class RecordedFile:
+    """One file of a recorded folder as read: absent, refused (and why), or its text (cut, and why)."""
+
+    text: str = ""
+    present: bool = False
+    refused: str = ""
+    cut: str = ""
+
+
+def read_recorded(root: Path, name: str, *, limit: int = MAX_RECORDED_BYTES) -> RecordedFile:
+    """The file `name` of the recorded folder `root` (resolved), read safely.
+
+    Opened with O_NOFOLLOW|O_NONBLOCK and judged by fstat of the opened descriptor, so what is checked is
+    what is read. A symlink is followed only when it resolves to a file inside `root`; then the target is
+    opened the same way and its real path (from /proc/self/fd) must still be inside `root`.
+    """
+    path = root / name
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return RecordedFile()
+    except OSError as exc:
+        return RecordedFile(refused=f"{name}: {exc.strerror}")
+    if stat.S_ISLNK(st.st_mode):
+        target = Path(os.path.realpath(path))
+        if not _inside(root, target):
+            return RecordedFile(refused=f"{name} is a symlink that leaves the folder")
+        path = target
+    elif not stat.S_ISREG(st.st_mode):
+        return RecordedFile(refused=f"{name} is {_kind(st.st_mode)}, not a regular file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        return RecordedFile(refused=f"{name} is a symlink to a file that does not exist")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return RecordedFile(refused=f"{name} is a symlink loop, or was swapped for a symlink while being read")
+        return RecordedFile(refused=f"{name}: {exc.strerror}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return RecordedFile(refused=f"{name} is {_kind(st.st_mode)}, not a regular file")
+        real = _fd_path(fd)
+        if real is not None and not _inside(root, real):
+            return RecordedFile(refused=f"{name} resolves outside the folder")
+        data = bytearray()  # one buffer, decoded in place: a 50 MB file costs 50 MB here, not 100
+        while len(data) <= limit:
+            chunk = os.read(fd, min(_READ_CHUNK, limit + 1 - len(data)))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        return RecordedFile(refused=f"{name}: {exc.strerror}")
+    finally:
+        os.close(fd)
+    cut = ""
+    if len(data) > limit:
+        del data[limit:]
+        cut = f"recorded {name} cut at its first {_size(limit)} (the file holds {_size(max(st.st_size, limit + 1))})"
+    return RecordedFile(data.decode("utf-8", errors="replace"), present=True, cut=cut)
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _fd_path(fd: int) -> Path | None:
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:  # no /proc (macOS): the realpath check before opening stands alone
+        return None
+
+
+def _kind(mode: int) -> str:
+    for test, words in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def _size(n: int) -> str:
+    return f"{n / (1024 * 1024):.0f} MiB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
 class RecordingShell:
@@ -205,18 +314,8 @@ def _write_recording(folder: Path, result: CommandResult) -> None:
         err_path.unlink()
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
-    except OSError as exc:
-        raise FactsError(f"cannot read recorded output: {exc.strerror}", where=str(path)) from exc
-
-
-def _recorded_hostname(folder: Path) -> str:
-    for key in ("hostname.txt",):
-        text = _read_text(folder / key).strip()
-        if text:
-            return text.splitlines()[0][:253]
-    return folder.resolve().name
+def _recorded_hostname(folder: Path, root: Path) -> str:
+    text = read_recorded(root, "hostname.txt", limit=4096).text.strip()
+    if text:
+        return text.splitlines()[0][:253]
+    return root.name

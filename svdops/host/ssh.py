@@ -102,6 +102,42 @@ def load_ssh_config() -> Any:
                             hint="fix the line it names; `ssh -G HOST` shows how OpenSSH reads it") from exc
 
 
+class SocketRegistry:
+    """Every socket a run's connections hold, so an interrupt can close them all from the main thread.
+
+    A worker blocked in paramiko's banner read (a host that accepts TCP and never speaks) does not see
+    KeyboardInterrupt and would sit out the whole connect timeout; shutting its socket down wakes it at
+    once. After `close_all` no new socket may be opened: a worker that was about to dial fails instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self.closed = False
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            if not self.closed:
+                self._sockets.add(sock)
+                return
+        sock.close()
+        raise ConnectionAbortedError("the run was interrupted")
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def close_all(self) -> None:
+        with self._lock:
+            self.closed = True
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            # shutdown, not only close: close() does not wake a thread blocked in recv() on the same socket
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
 @dataclass
 class SshOptions:
     """Settings shared by every connection of a run."""
@@ -114,6 +150,7 @@ class SshOptions:
     ssh_config: Any = None  # a fabric Config; None loads one per connection
     # one lock for all connections: parallel hosts appending to one known_hosts must not interleave lines
     known_hosts_lock: threading.Lock = field(default_factory=threading.Lock)
+    sockets: SocketRegistry = field(default_factory=SocketRegistry)  # every live connection's socket
 
 
 def remote_command_line(argv: tuple[str, ...], env: tuple[tuple[str, str], ...] = ()) -> str:
@@ -198,7 +235,7 @@ class SshShell:
         where = f"{self.name} ({conn.user}@{known_hosts_name(conn.host, port)})"
         try:
             if not conn.gateway:
-                conn.connect_kwargs["sock"] = _dial(conn.host, port, timeout)
+                conn.connect_kwargs["sock"] = _dial(conn.host, port, timeout, opts.sockets)
             conn.open()
         except paramiko.BadHostKeyException as exc:
             self.close()
@@ -278,6 +315,7 @@ class SshShell:
                 self._conn.client.close()
             sock = self._conn.connect_kwargs.get("sock")
             if isinstance(sock, socket.socket):
+                self.options.sockets.discard(sock)
                 sock.close()
         self._transport = None
 
@@ -456,12 +494,26 @@ class SshShell:
                              missing=rc == 127)
 
 
-def _dial(host: str, port: int, timeout: float) -> socket.socket:
+def _dial(host: str, port: int, timeout: float, registry: SocketRegistry) -> socket.socket:
     """The TCP connection paramiko would open, with Nagle off: each command is a few small request
-    packets, and with Nagle on every one waits out the server's delayed ACK (~40 ms per command)."""
-    sock = socket.create_connection((host, port), timeout=timeout)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
+    packets, and with Nagle on every one waits out the server's delayed ACK (~40 ms per command).
+
+    socket.create_connection's loop, with each socket in `registry` before it connects, so an interrupt
+    can close a connect that hangs (a host dropping SYNs) as well as a banner that never comes."""
+    error: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        registry.add(sock)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        except OSError as exc:
+            registry.discard(sock)
+            sock.close()
+            error = exc
+    raise error or OSError(f"no address for {host}")
 
 
 def _text(data: bytearray) -> str:

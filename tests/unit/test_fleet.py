@@ -7,6 +7,8 @@ SSH itself is tested against real sshd servers in tests/integration/test_fleet_s
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -26,7 +28,7 @@ from svdops.host.fleet import (
 from svdops.host.inventory import Target
 from svdops.host.probe.gather import gather_facts
 from svdops.host.shell import RecordedShell, Shell
-from svdops.host.ssh import SshAuthError, SshUnreachableError, remote_command_line
+from svdops.host.ssh import SocketRegistry, SshAuthError, SshUnreachableError, remote_command_line
 from tests.support.paths import recorded_host
 
 H100 = recorded_host("h100-sxm-ubuntu2404")
@@ -166,3 +168,56 @@ def test_exit_code_precedence_unreachable_over_failed_over_ok() -> None:
     assert fleet_exit_code([ok], any_failed=True) == 1
     assert fleet_exit_code([ok, down], any_failed=True) == 3
     assert fleet_exit_code([ok, timeout], any_failed=False) == 3
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+
+class _Stuck:
+    """A connector whose hosts never answer until `abort()` (as SshConnector closes their sockets)."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.started = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, t: Target) -> Shell:
+        with self.lock:
+            self.started += 1
+        self.released.wait(30)
+        raise SshUnreachableError("SSH connection failed: the run was interrupted", where=t.name)
+
+    def abort(self) -> None:
+        self.released.set()
+
+
+def test_ctrl_c_aborts_the_connector_and_starts_no_more_hosts() -> None:
+    stuck = _Stuck()
+    main = threading.main_thread().ident or 0
+    timer = threading.Timer(0.5, signal.pthread_kill, args=(main, signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        probe_fleet([target(f"h{i}") for i in range(6)], FleetOptions(forks=2), connect=stuck)
+    assert time.monotonic() - start < 2.0
+    assert stuck.released.is_set()
+    time.sleep(0.2)  # the two released workers must not pick up the four queued hosts
+    assert stuck.started == 2
+
+
+def test_socket_registry_closes_live_sockets_and_refuses_new_ones() -> None:
+    registry = SocketRegistry()
+    left, right = socket.socketpair()
+    registry.add(left)
+    woke: list[bytes] = []
+    reader = threading.Thread(target=lambda: woke.append(left.recv(1)))  # blocked as paramiko's banner read is
+    reader.start()
+    time.sleep(0.1)
+    registry.close_all()
+    reader.join(2)
+    assert woke == [b""] and not reader.is_alive()  # woken by the shutdown, not by the peer
+    late = socket.socket()
+    with pytest.raises(ConnectionAbortedError):
+        registry.add(late)
+    assert late.fileno() == -1
+    right.close()

@@ -226,10 +226,10 @@ def test_an_unreadable_recording_becomes_a_note(host_dir, tmp_path):
     folder = tmp_path / "host"
     shutil.copytree(host_dir("h100-sxm-ubuntu2404"), folder)
     (folder / "lscpu.json").unlink()
-    (folder / "lscpu.json").mkdir()  # RecordedShell raises FactsError reading it
+    (folder / "lscpu.json").mkdir()  # RecordedShell refuses it: not a regular file
     facts = gather(folder)
     assert facts.cpu.logical_cpus is None
-    assert "cannot read" in (facts.note_for("cpu") or "")
+    assert "lscpu.json is a folder, not a regular file" in (facts.note_for("cpu") or "")
     assert len(facts.gpus) == 1
 
 

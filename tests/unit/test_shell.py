@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from svdops.errors import FactsError
+from svdops.host.probe.gather import gather_facts
 from svdops.host.shell import Command, LocalShell, RecordedShell, RecordingShell
 
 
@@ -79,3 +84,101 @@ def test_recording_then_replay_is_identical(tmp_path: Path) -> None:
         assert (after.ok, after.stdout, after.missing) == (before.ok, before.stdout, before.missing)
         if before.rc not in (None, 0):
             assert after.rc == before.rc and after.stderr == before.stderr
+
+
+# -- a recorded folder may come from anyone: only regular files inside it are read, each capped
+
+
+@pytest.fixture
+def deadline() -> Iterator[None]:
+    """Fail (instead of hanging the suite) if a read blocks: a FIFO read on today's code never returns."""
+
+    def expired(_signum: int, _frame: object) -> None:
+        raise TimeoutError("a recorded read blocked for 10 s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(10)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_recorded_symlink_to_dev_zero_is_refused(tmp_path: Path, deadline: None) -> None:
+    (tmp_path / "df.txt").symlink_to("/dev/zero")
+    result = RecordedShell(tmp_path).run(Command("df.txt", ("df", "-PT")))
+    assert not result.ok and result.stdout == ""
+    assert result.reason == "recorded output of `df -PT` refused: df.txt is a symlink that leaves the folder"
+
+
+def test_recorded_symlink_out_of_the_folder_is_never_read(tmp_path: Path) -> None:
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$not-a-real-hash-but-a-secret:19000:0:99999:7:::\n")
+    folder = tmp_path / "host"
+    folder.mkdir()
+    (folder / "torch-env.txt").write_text("torch 2.5\n")
+    (folder / "torch-env.txt.err").symlink_to(secret)
+    (folder / "torch-env.txt.rc").write_text("1\n")
+    result = RecordedShell(folder).run(Command("torch-env.txt", ("python3", "-c", "...")))
+    assert not result.ok and result.refused == "torch-env.txt.err is a symlink that leaves the folder"
+    assert "not-a-real-hash" not in result.stdout + result.stderr + result.reason
+    # the same through `..` inside the folder: resolved before it is judged
+    (folder / "sub").mkdir()
+    (folder / "lscpu.json").symlink_to(Path("sub") / ".." / ".." / "shadow")
+    assert RecordedShell(folder).run(Command("lscpu.json", ("lscpu", "-J"))).refused.endswith("leaves the folder")
+
+
+def test_recorded_hostname_symlink_out_of_the_folder_is_not_the_name(tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("root:secret-line\n")
+    folder = tmp_path / "host-a"
+    folder.mkdir()
+    (folder / "hostname.txt").symlink_to(tmp_path / "secret")
+    assert RecordedShell(folder).name == "host-a"
+
+
+def test_recorded_symlink_inside_the_folder_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "df.txt").write_text("Filesystem Type 1024-blocks Used Available Capacity Mounted on\n")
+    (tmp_path / "df.txt").symlink_to(Path("real") / "df.txt")
+    result = RecordedShell(tmp_path).run(Command("df.txt", ("df", "-PT")))
+    assert result.ok and result.stdout.startswith("Filesystem Type")
+
+
+def test_recorded_fifo_is_refused_without_blocking(tmp_path: Path, deadline: None) -> None:
+    os.mkfifo(tmp_path / "nvidia-smi-q.xml")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "lspci.txt").symlink_to("fifo")  # inside the folder, but still not a regular file
+    shell = RecordedShell(tmp_path)
+    start = time.monotonic()
+    xml = shell.run(Command("nvidia-smi-q.xml", ("nvidia-smi", "-q", "-x")))
+    lspci = shell.run(Command("lspci.txt", ("lspci",)))
+    assert time.monotonic() - start < 2
+    assert xml.refused == "nvidia-smi-q.xml is a FIFO, not a regular file" and not xml.ok
+    assert lspci.refused == "lspci.txt is a FIFO, not a regular file"
+
+
+def test_recorded_folder_in_place_of_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mdstat.txt").mkdir()
+    result = RecordedShell(tmp_path).run(Command("mdstat.txt", ("cat", "/proc/mdstat")))
+    assert result.refused == "mdstat.txt is a folder, not a regular file"
+
+
+def test_recorded_file_over_the_cap_is_cut_with_a_note(tmp_path: Path) -> None:
+    with (tmp_path / "pip-list.txt").open("wb") as fh:
+        fh.write(b"torch 2.5.1\n")
+        fh.truncate(70 * 1024 * 1024)  # sparse: 70 MiB on paper, nothing on disk
+    result = RecordedShell(tmp_path).run(Command("pip-list.txt", ("pip", "list")))
+    assert result.ok and result.stdout.startswith("torch 2.5.1\n")
+    assert len(result.stdout) == 64 * 1024 * 1024
+    assert result.cut == "recorded pip-list.txt cut at its first 64 MiB (the file holds 70 MiB)"
+
+
+def test_gather_notes_a_refused_recording(tmp_path: Path, deadline: None) -> None:
+    (tmp_path / "df.txt").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "meminfo.txt")
+    facts = gather_facts(RecordedShell(tmp_path))
+    notes = {n.subject: n.reason for n in facts.notes}
+    assert notes["recorded.df.txt"] == "recorded output of `df -PT` refused: df.txt is a symlink that leaves the folder"
+    assert "meminfo.txt is a FIFO" in notes["recorded.meminfo.txt"]
+    assert "df.txt is a symlink that leaves the folder" in notes["storage.mounts"]

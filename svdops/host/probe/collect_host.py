@@ -5,7 +5,14 @@ from __future__ import annotations
 from svdops.host.facts import CpuFacts, MemoryFacts, OsFacts, StorageFacts
 from svdops.host.probe import commands as cmd
 from svdops.host.probe.outputs import Notes, Outputs, parse_or_note
-from svdops.host.probe.storage import merge_mounts, parse_df, parse_lsblk_json, parse_mdstat, parse_proc_mounts
+from svdops.host.probe.storage import (
+    MAX_MOUNTS,
+    merge_mounts,
+    parse_df,
+    parse_lsblk_json,
+    parse_mdstat,
+    parse_proc_mounts,
+)
 from svdops.host.probe.system import parse_hostname, parse_lscpu_json, parse_meminfo, parse_os_release, parse_uname
 
 
@@ -52,6 +59,10 @@ def collect_storage(out: Outputs, notes: Notes) -> StorageFacts:
 
     df_text = out.text(cmd.DF)
     df = parse_df(df_text) if df_text else None
+    if df is not None and len(df) > MAX_MOUNTS:
+        notes.add("storage.mounts",
+                  f"`df -PT` listed more than {MAX_MOUNTS} mounts; only the first {MAX_MOUNTS} are kept")
+        df = df[:MAX_MOUNTS]
     mounts_text = out.text(cmd.PROC_MOUNTS)
     options = parse_proc_mounts(mounts_text) if mounts_text else {}
     if df is None:

@@ -49,8 +49,12 @@ def gather_facts(
 ) -> HostFacts:
     """Everything svdops knows about the host behind `shell`. Never raises for a missing or
     failing command: the value is None and `notes` says why."""
-    out = Outputs(run_commands(shell, commands_for(shell, python)))
+    results = run_commands(shell, commands_for(shell, python))
+    out = Outputs(results)
     notes = Notes()
+    for key, result in results.items():  # a refused or cut recorded file is said even where no probe asks why
+        if result.refused or result.cut:
+            notes.add(f"recorded.{key}", result.reason if result.refused else result.cut)
 
     os_facts = collect_os(out, notes, shell.name)
     report, topology = collect_gpus(out, notes)
