@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,9 +55,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     For writers that want a file name rather than bytes (pandas' to_csv, to_parquet). The block must
     close what it opened; the file is fsynced here before the rename. On an exception the temporary
-    file is removed and `path` is left as it was.
+    file is removed and `path` is left as it was. A target that exists and is not a regular file (a
+    device such as /dev/null, a FIFO) is written directly: it is never replaced.
     """
     target = Path(path)
+    if _is_special(target):
+        # /dev/null, /dev/stdout, a FIFO: write into it. Renaming over it would replace the device itself
+        # (as root, `-o /dev/null` turned /dev/null into a regular file for every process on the machine)
+        yield target
+        return
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
@@ -66,6 +73,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _is_special(target: Path) -> bool:
+    """An existing target that is not a regular file (followed through symlinks): a device, a FIFO, a socket."""
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
