@@ -154,6 +154,9 @@ def probe_host(
         watch = _Watch(_one_round_trip(shell, options.python))
         probed: Shell = RecordingShell(watch, bundle) if bundle is not None else watch
         facts = gather_facts(probed, python=options.python, use_nvml=False, source=_source(target))
+    except SvdopsError as exc:  # e.g. a bundle folder svdops will not write into: this host's error, said plainly
+        return result(HostStatus.ERROR, message=f"{exc.message}: {exc.where}" if exc.where else exc.message,
+                      hint=exc.hint or "")
     except Exception as exc:
         return result(HostStatus.ERROR, message=f"{type(exc).__name__}: {exc}",
                       hint="this is a bug in svdops; rerun with SVDOPS_DEBUG=1 and report it")

@@ -288,7 +288,15 @@ class RecordingShell:
         self.name = inner.name
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "hostname.txt").write_text(self.name + "\n")
+        # a bundle folder someone else could write to (/tmp) may hold planted links: never write through one
+        for entry in self.folder.iterdir():
+            if entry.is_symlink() or not (entry.is_file() or entry.is_dir()):
+                raise FactsError(
+                    "the bundle folder holds a link or a special file: svdops will not write through it",
+                    where=str(entry),
+                    hint="write the bundle into a new or empty folder",
+                )
+        _write_file(self.folder / "hostname.txt", self.name + "\n")
 
     def run(self, command: Command) -> CommandResult:
         result = self.inner.run(command)
@@ -296,20 +304,34 @@ class RecordingShell:
         return result
 
 
+def _write_file(path: Path, text: str) -> None:
+    """Create or truncate a regular file, never following a link or opening a FIFO or device in its place."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise FactsError(f"cannot write the recording: {exc.strerror}", where=str(path),
+                         hint="write the bundle into a new or empty folder") from exc
+    with os.fdopen(fd, "wb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FactsError("not a regular file: svdops will not write a recording into it", where=str(path))
+        fh.write(text.encode("utf-8", errors="surrogateescape"))
+
+
 def _write_recording(folder: Path, result: CommandResult) -> None:
     if result.rc is None and not result.missing and not result.timed_out:
         return
-    (folder / result.key).write_text(result.stdout)
+    _write_file(folder / result.key, result.stdout)
     rc = 127 if result.missing else (124 if result.timed_out else result.rc)
     rc_path = folder / f"{result.key}.rc"
     if rc:
-        rc_path.write_text(f"{rc}\n")
+        _write_file(rc_path, f"{rc}\n")
     elif rc_path.exists():
         rc_path.unlink()
     err_path = folder / f"{result.key}.err"
     stderr = result.stderr or (result.reason if (result.missing or result.timed_out) else "")
     if stderr:
-        err_path.write_text(stderr)
+        _write_file(err_path, stderr)
     elif err_path.exists():
         err_path.unlink()
 

@@ -86,6 +86,30 @@ def test_recording_then_replay_is_identical(tmp_path: Path) -> None:
             assert after.rc == before.rc and after.stderr == before.stderr
 
 
+def test_a_bundle_folder_with_a_planted_link_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "echo.txt").symlink_to(victim)
+    with pytest.raises(FactsError, match="link or a special file") as caught:
+        RecordingShell(LocalShell("box"), bundle)
+    assert caught.value.where == str(bundle / "echo.txt")
+    assert victim.read_text() == "keep me\n" and not (bundle / "hostname.txt").exists()
+
+
+def test_a_link_planted_after_the_bundle_opened_is_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    bundle = tmp_path / "bundle"
+    recorder = RecordingShell(LocalShell("box"), bundle)
+    (bundle / "echo.txt").symlink_to(victim)  # the race: between the folder's scan and the write
+    os.mkfifo(bundle / "echo.txt.err")
+    with pytest.raises(FactsError, match="cannot write the recording"):
+        recorder.run(Command("echo.txt", ("echo", "overwritten")))
+    assert victim.read_text() == "keep me\n"
+
+
 # -- a recorded folder may come from anyone: only regular files inside it are read, each capped
 
 
