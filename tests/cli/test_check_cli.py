@@ -512,7 +512,8 @@ def test_md_array_line_counts_working_spare_and_failed_devices() -> None:
 
     assert md_lines("check_raid__mdstat-failed") == [
         "md array md0: raid5 [3/2], 2 working, 0 spare, 1 failed (sdc1), DEGRADED"]
-    assert md_lines("check_raid__issue43_reshape") == ["md array md0: raid6 [6/4], 4 working, 2 spare, 0 failed, DEGRADED"]
+    assert md_lines("check_raid__issue43_reshape") == [
+        "md array md0: raid6 [6/4], 4 working, 2 spare, 0 failed, DEGRADED"]
     # recovering two disks: mdstat lists six, four are in sync
     assert md_lines("check_raid__issue43_recovery") == [
         "md array md0: raid6 [6/4], 4 working, 2 rebuilding, 0 spare, 0 failed, DEGRADED"]

@@ -381,3 +381,14 @@ def test_compatibility_is_judged_on_the_loaded_module():
     assert driver_version_of(same) == Version.parse("535.54.03")
     compat = _one(rules.evaluate(replace(nvcc, driver=same.driver), _prof()), "driver.cuda-toolkit-compat")
     assert compat.status is Status.PASS
+
+
+def test_mig_on_without_mig_devices_gives_no_process_a_gpu():
+    # netdata's A100-40GB in MIG mode with its two slices taken away (constructed): CUDA sees no device
+    facts = _gpu_host("netdata__a100-sxm4-mig.xml")
+    facts = replace(facts, gpus=tuple(replace(g, mig_devices=()) for g in facts.gpus))
+    findings = rules.evaluate(facts, load_profile("svd-host"))
+    count = _one(findings, "gpu.count")
+    assert count.status is Status.FAIL and count.actual.startswith("0 ") and "-mig 0" in count.hint
+    vram = _one(findings, "svd.vram")
+    assert vram.status is Status.FAIL and "no MIG device" in vram.actual
