@@ -235,7 +235,7 @@ def _facts_tables(fleet: FleetFacts, console: Console) -> None:
 
 
 def summary_table(fleet: FleetCheck | FleetFacts) -> Table:
-    """One row per host: its status and, for a check, its pass/warn/fail counts."""
+    """One row per host: its status and, for a check, its pass/warn/fail/unknown counts."""
     checked = isinstance(fleet, FleetCheck)
     rows: list[tuple[HostResult, CheckReport | None]]
     if isinstance(fleet, FleetCheck):
@@ -247,7 +247,7 @@ def summary_table(fleet: FleetCheck | FleetFacts) -> Table:
     table.add_column("host", style="bold")
     table.add_column("status")
     if checked:
-        for col in ("pass", "warn", "fail"):
+        for col in ("pass", "warn", "fail", "unknown"):
             table.add_column(col, justify="right")
     table.add_column("GPUs")
     table.add_column("driver")
@@ -260,9 +260,9 @@ def summary_table(fleet: FleetCheck | FleetFacts) -> Table:
         if checked:
             if rep is not None:
                 s = rep.summary
-                row += [str(s.get("pass", 0)), str(s.get("warn", 0)), str(s.get("fail", 0))]
+                row += [str(s.get("pass", 0)), str(s.get("warn", 0)), str(s.get("fail", 0)), str(s.get("unknown", 0))]
             else:
-                row += ["-", "-", "-"]
+                row += ["-", "-", "-", "-"]
         row += [markup_safe(gpu_summary(r.facts), one_line=True) if r.ok else "-",
                 markup_safe(driver_summary(r.facts), one_line=True) if r.ok else "-"]
         if not checked:
@@ -276,8 +276,12 @@ def summary_table(fleet: FleetCheck | FleetFacts) -> Table:
 def _status_cell(r: HostResult, rep: CheckReport | None) -> Text:
     if not r.ok:
         return Text(r.status.value, style=_STATUS_STYLE.get(r.status, "bold red"))
-    if rep is not None and rep.failed:
+    if rep is not None and rep.summary.get("fail", 0):
         return Text("failed checks", style="bold red")
+    if rep is not None and rep.unknown:
+        # required checks that could not look: they fail the host unless unknowns are allowed
+        return Text(f"{rep.unknown} unknown", style="bold red") if rep.failed else \
+            Text(f"ok ({rep.unknown} unknown, allowed)", style="yellow")
     if rep is not None and rep.summary.get("warn", 0):
         return Text("ok (warnings)", style="yellow")
     return Text("ok", style="green")
@@ -324,7 +328,10 @@ def fleet_footer(fleet: FleetCheck | FleetFacts) -> str:
     done = "checked" if checking else "probed"
     text = f"{len(fleet.hosts)} hosts: {tally.by_status[HostStatus.OK.value]} {done}"
     if isinstance(fleet, FleetCheck):
-        text += f" ({fleet.failed} with failed checks)"
+        with_fail = sum(1 for h in fleet.hosts if h.report is not None and h.report.summary.get("fail", 0))
+        only_unknown = fleet.failed - with_fail  # failed only on required checks that could not look
+        text += f" ({with_fail} with failed checks" + (
+            f", {only_unknown} with checks that could not look)" if only_unknown else ")")
     if tally.not_checked:
         parts = [f"{n} {s}" for s, n in tally.by_status.items() if n and s != HostStatus.OK.value]
         text += f", {tally.not_checked} not {done} ({', '.join(parts)})"

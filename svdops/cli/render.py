@@ -125,9 +125,14 @@ def facts_table(facts: HostFacts, console: Console) -> None:
         console.print(table)
     for md in facts.storage.md_arrays:
         state = "DEGRADED" if md.degraded else md.state
-        failed = f", failed: {', '.join(md.failed_members)}" if md.failed_members else ""
-        console.print(markup_safe(f"md array {md.name}: {md.level or '?'} over {len(md.members)} members, "
-                                  f"{state}{failed}"))
+        known = md.devices_total is not None and md.devices_up is not None
+        counts = f" [{md.devices_total}/{md.devices_up}]" if known else ""
+        # mdstat still lists a disk being rebuilt among the working set: [n/m]'s m says how many are in sync
+        working = min(len(md.members), md.devices_up) if md.devices_up is not None else len(md.members)
+        rebuilding = f", {len(md.members) - working} rebuilding" if working < len(md.members) else ""
+        failed = f" ({', '.join(md.failed_members)})" if md.failed_members else ""
+        console.print(markup_safe(f"md array {md.name}: {md.level or '?'}{counts}, {working} working{rebuilding}, "
+                                  f"{len(md.spare_members)} spare, {len(md.failed_members)} failed{failed}, {state}"))
 
 
 def _size(num_bytes: int) -> str:

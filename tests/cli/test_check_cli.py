@@ -112,7 +112,9 @@ SVD_HOST_VERDICTS: dict[str, Verdict] = {
     "degraded-raid6-nvme-raid0": (1, {"python.package[diffusers]", "storage.md-health[md1]"}, set(), set()),
     "driver-535-cuda-12-8-wheel": (1, {"python.package[diffusers]"}, {"driver.branch", "driver.torch-cuda-compat"},
                                    {"python.transformers-compat", "svd.pipeline-stack"}),
-    "kernel-module-mismatch": (1, {"python.package[diffusers]", "driver.reboot-required", "gpu.count"}, set(),
+    # the loaded 570 module is what runs: it cannot run CUDA 13.0 (nvcc, torch cu130); the fix is the reboot
+    "kernel-module-mismatch": (1, {"python.package[diffusers]", "driver.reboot-required", "gpu.count",
+                                   "driver.cuda-toolkit-compat", "driver.torch-cuda-compat"}, set(),
                                {"driver.nouveau", "driver.secure-boot", "svd.vram[svd-xt-25f]"}),
     "no-gpu": (1, {"python.package[diffusers]", "driver.present", "gpu.count", "torch.cuda-build"}, set(),
                {"driver.nouveau", "driver.secure-boot", "svd.vram[svd-xt-25f]"}),
@@ -135,8 +137,8 @@ GPU_ONLY_VERDICTS: dict[str, Verdict] = {
     "driver-535-cuda-12-8-wheel": (0, set(),
                                    {"driver.branch", "driver.torch-cuda-compat", "python.transformers-compat"}, set()),
     "degraded-raid6-nvme-raid0": (1, {"storage.md-health[md1]"}, set(), set()),
-    "kernel-module-mismatch": (1, {"driver.reboot-required", "gpu.count"}, set(),
-                               {"driver.nouveau", "driver.secure-boot"}),
+    "kernel-module-mismatch": (1, {"driver.reboot-required", "gpu.count", "driver.cuda-toolkit-compat",
+                                   "driver.torch-cuda-compat"}, set(), {"driver.nouveau", "driver.secure-boot"}),
     "no-gpu": (1, {"driver.present", "gpu.count", "torch.cuda-build"}, set(), {"driver.nouveau", "driver.secure-boot"}),
     "secure-boot-nouveau": (1, {"driver.nouveau", "driver.secure-boot", "gpu.count"}, {"python.transformers-compat"},
                             {"driver.reboot-required"}),
@@ -486,3 +488,32 @@ def test_an_unknown_optional_id_is_bad_input(tmp_path: Path) -> None:
     profile.write_text(GPU_ONLY + "optional: [python.verison]\n")
     code, _, err = run("check", "--from-dir", str(H100), "-p", str(profile))
     _bad_input(code, err, "typo.yaml: optional[0]", "python.verison", "did you mean 'python.version'")
+
+
+def test_md_array_line_counts_working_spare_and_failed_devices() -> None:
+    # real mdstat outputs (tests/fixtures/corpus/mdstat): raid5 [3/2] with sdc1 failed; raid6 [6/4] being
+    # reshaped with two spares; raid5 with one spare (pr185_1)
+    import io
+
+    from rich.console import Console
+
+    from svdops.cli.render import facts_table
+    from svdops.host.facts import StorageFacts
+    from svdops.host.probe.storage import parse_mdstat
+
+    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "corpus" / "mdstat"
+
+    def md_lines(name: str) -> list[str]:
+        facts = HostFacts("corpus", "2026-06-01T00:00:00Z", "recorded:corpus",
+                          storage=StorageFacts(md_arrays=parse_mdstat((corpus / name).read_text())))
+        buffer = io.StringIO()
+        facts_table(facts, Console(file=buffer, width=200, no_color=True))
+        return [ln for ln in buffer.getvalue().splitlines() if ln.startswith("md array")]
+
+    assert md_lines("check_raid__mdstat-failed") == [
+        "md array md0: raid5 [3/2], 2 working, 0 spare, 1 failed (sdc1), DEGRADED"]
+    assert md_lines("check_raid__issue43_reshape") == [
+        "md array md0: raid6 [6/4], 4 working, 2 spare, 0 failed, DEGRADED"]
+    # recovering two disks: mdstat lists six, four are in sync
+    assert md_lines("check_raid__issue43_recovery") == [
+        "md array md0: raid6 [6/4], 4 working, 2 rebuilding, 0 spare, 0 failed, DEGRADED"]

@@ -70,16 +70,18 @@ def test_check_summary_has_a_row_per_host_with_its_counts(checked: FleetCheck) -
     lines = text_of(summary_table(checked)).splitlines()
     assert lines[0].startswith("Fleet check against profile 'gpu-only'")
     header = next(ln for ln in lines if "host" in ln and "status" in ln)
-    assert [c.strip() for c in header.split("┃")[1:-1]] == ["host", "status", "pass", "warn", "fail", "GPUs",
-                                                            "driver", "time"]
+    assert [c.strip() for c in header.split("┃")[1:-1]] == ["host", "status", "pass", "warn", "fail", "unknown",
+                                                            "GPUs", "driver", "time"]
     rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in ln.split("│")[1:-1]] for ln in lines
                                               if ln.startswith("│"))}
     # R470 is past NVIDIA's end of life: driver.branch warns
-    assert rows["a100"][:6] == ["ok (warnings)", "12", "1", "0", "2x NVIDIA A100-SXM4-40GB", "470.199.02"]
-    assert rows["rtx"][0] == "ok (warnings)" and rows["rtx"][3:6] == ["0", "2x NVIDIA GeForce RTX 4090", "570.133.07"]
+    assert rows["a100"][:7] == ["ok (warnings)", "12", "1", "0", "0", "2x NVIDIA A100-SXM4-40GB", "470.199.02"]
+    assert rows["rtx"][0] == "ok (warnings)" and rows["rtx"][3:7] == ["0", "0", "2x NVIDIA GeForce RTX 4090",
+                                                                      "570.133.07"]
     assert int(rows["rtx"][2]) > 0  # persistence mode is off on both GPUs
-    assert rows["cpu"][:6] == ["failed checks", "2", "0", "3", "none", "n/a"]
-    assert rows["locked"][:6] == ["auth failed", "-", "-", "-", "-", "-"]
+    # no driver: it fails, and whether nouveau or Secure Boot holds the GPU could not be looked at
+    assert rows["cpu"][:7] == ["failed checks", "2", "0", "3", "2", "none", "n/a"]
+    assert rows["locked"][:7] == ["auth failed", "-", "-", "-", "-", "-", "-"]
 
 
 def test_check_footer_counts_checked_failed_and_unreachable(checked: FleetCheck) -> None:
@@ -162,8 +164,8 @@ def test_one_lying_host_does_not_cost_the_others_their_check_tables(
     assert "authentication failed: [/]\\x1b[2J\\x9b" in out and "hint: [bold]\\x1b]0;x\\x07" in out
     rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in ln.split("│")[1:-1]] for ln in text_of(
         summary_table(fleet)).splitlines() if ln.startswith("│"))}
-    assert rows["a100"][:6] == ["ok (warnings)", "12", "1", "0", "2x NVIDIA A100-SXM4-40GB", "470.199.02"]
-    assert rows["rtx"][4:6] == ["2x NVIDIA GeForce RTX 4090", "570.133.07"]
+    assert rows["a100"][:7] == ["ok (warnings)", "12", "1", "0", "0", "2x NVIDIA A100-SXM4-40GB", "470.199.02"]
+    assert rows["rtx"][5:7] == ["2x NVIDIA GeForce RTX 4090", "570.133.07"]
     assert rows["evil[/]\\x1b]0;pwned\\x07"][0].startswith("ok")
     assert rows["locked"][0] == "auth failed"
     junit = documents.junit_text(documents.fleet_junit(fleet))
@@ -183,3 +185,47 @@ def test_one_lying_host_does_not_cost_the_others_their_facts_tables(lying_fleet:
         assert honest in out
     assert "Ubuntu [/][bold]x[link=https://evil.example]y[/link]\\x1b]0;pwned" in out  # the OS column
     assert fleet_footer(fleet) == "4 hosts: 3 probed, 1 not probed (1 auth failed)"
+
+
+# a GPU profile that asks for today's SVD pipeline but pins no package: the cu128-wheel recording lacks its
+# Python version, so whether the pipeline runs there could not be looked at: unknown, not a failed check
+SVD_NO_PINS = """\
+description: "a GPU and today's SVD pipeline; no package pinned"
+gpu:
+  min_count: 1
+svd:
+  scenario: svd-xt-25f
+"""
+
+
+def _checked_with(tmp_path: Path, hosts: dict[str, str | None], *, allow_unknown: bool = False) -> FleetCheck:
+    profile = tmp_path / "svd-no-pins.yaml"
+    profile.write_text(SVD_NO_PINS)
+    return check_fleet(targets(hosts), FleetOptions(), check_profile(str(profile)), connect=connector(hosts),
+                       allow_unknown=allow_unknown)
+
+
+def _rows(fleet: FleetCheck) -> tuple[list[str], dict[str, list[str]]]:
+    lines = text_of(summary_table(fleet)).splitlines()
+    header = next(ln for ln in lines if "host" in ln and "status" in ln)
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in ln.split("│")[1:-1]] for ln in lines
+                                              if ln.startswith("│"))}
+    return [c.strip() for c in header.split("┃")[1:-1]], rows
+
+
+def test_a_host_failing_only_on_unknown_checks_says_unknown(tmp_path: Path) -> None:
+    fleet = _checked_with(tmp_path, {"wheel": "driver-535-cuda-12-8-wheel", "cpu": "no-gpu"})
+    header, rows = _rows(fleet)
+    assert header[:6] == ["host", "status", "pass", "warn", "fail", "unknown"]
+    wheel = next(h for h in fleet.hosts if h.probe.target.name == "wheel").report
+    assert wheel is not None and wheel.summary["fail"] == 0 and wheel.unknown >= 1 and wheel.failed
+    assert rows["wheel"][0] == f"{wheel.unknown} unknown"
+    assert rows["wheel"][3:5] == ["0", str(wheel.unknown)]
+    assert rows["cpu"][0] == "failed checks" and int(rows["cpu"][3]) > 0
+    assert fleet_footer(fleet) == "2 hosts: 2 checked (1 with failed checks, 1 with checks that could not look)"
+
+
+def test_allowed_unknowns_do_not_fail_the_row(tmp_path: Path) -> None:
+    fleet = _checked_with(tmp_path, {"wheel": "driver-535-cuda-12-8-wheel"}, allow_unknown=True)
+    _header, rows = _rows(fleet)
+    assert rows["wheel"][0].startswith("ok (") and "unknown" in rows["wheel"][0]

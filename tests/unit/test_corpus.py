@@ -6,14 +6,29 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from svdops.findings import Finding, Status
+from svdops.host.facts import BlockDevice, CudaFacts, DriverFacts, HostFacts, StorageFacts
 from svdops.host.probe.driver import loaded_driver_version, module_behind_userspace
 from svdops.host.probe.gpu import parse_nvidia_smi_xml
 from svdops.host.probe.storage import parse_mdstat
 from svdops.host.probe.topology import parse_topo_matrix
+from svdops.judge import rules
+from svdops.judge.profiles import (
+    DataArrayRequirements,
+    DriverRequirements,
+    GpuRequirements,
+    Profile,
+    ScratchRequirements,
+    StorageRequirements,
+    VersionSpec,
+    load_profile,
+)
+from svdops.judge.rules.common import driver_version_of
 from svdops.versions import Version
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "corpus"
@@ -193,3 +208,187 @@ def test_loaded_module_older_than_userspace_is_what_runs():
     assert loaded_driver_version(userspace, older) == older
     assert loaded_driver_version(userspace, None) == userspace
     assert not module_behind_userspace(userspace, userspace)
+
+
+# --- the rules on these real outputs (issue 12 §4) ----------------------------------------------
+
+def _gpu_host(name: str, *, module: Version | None = None, flavor: str = "proprietary") -> HostFacts:
+    """A host whose GPUs and driver are what the real `nvidia-smi -q -x` output says (the loaded module is the
+    same version unless `module` says otherwise)."""
+    report = parse_nvidia_smi_xml(_xml(name))
+    return HostFacts("corpus", "2026-06-01T00:00:00Z", f"recorded:{name}", gpus=report.gpus,
+                     driver=DriverFacts(userspace_version=report.driver_version,
+                                        kernel_module_version=module or report.driver_version,
+                                        kernel_module_flavor=flavor))
+
+
+def _md_host(name: str) -> HostFacts:
+    return HostFacts("corpus", "2026-06-01T00:00:00Z", f"recorded:{name}",
+                     storage=StorageFacts(md_arrays=tuple(_md(name).values())))
+
+
+def _prof(**requirements: object) -> Profile:
+    return Profile(name="corpus", description="", source=CORPUS, **requirements)  # type: ignore[arg-type]
+
+
+def _one(findings: list[Finding], rule_id: str, subject: str | None = None) -> Finding:
+    (found,) = [f for f in findings if f.id == rule_id and (subject is None or f.subject == subject)]
+    return found
+
+
+@pytest.mark.parametrize(("name", "cc"), [("telegraf__gt-1030.xml", "6.1"), ("it-novum__tesla-m10-390.94.xml", "5.0")])
+def test_old_driver_gpus_are_judged_by_the_gpu_table(name, cc):
+    # R470/R390 do not report the compute capability; the knowledge's GPU table names it (NVIDIA's CUDA GPUs page)
+    facts = _gpu_host(name)
+    profile = _prof(gpu=GpuRequirements(min_compute_capability=Version.parse("7.0")),
+                      driver=DriverRequirements(flavor="open"))
+    findings = rules.evaluate(facts, profile)
+    cap = _one(findings, "gpu.compute-capability")
+    assert cap.status is Status.FAIL and f"cc {cc}" in cap.actual
+    flavour = _one(findings, "driver.flavor")  # pre-Turing: the profile's `open` cannot be had
+    assert flavour.status is Status.PASS and flavour.expected.startswith("proprietary")
+    for finding in findings:
+        assert "-open" not in finding.hint, finding
+
+
+def test_a_gpu_of_unknown_capability_gets_no_open_module_advice():
+    # telegraf's GTX 1660 Ti on R418 calls itself "Graphics Device": no capability reported, no name to look up
+    facts = _gpu_host("telegraf__gtx-1660-ti.xml")
+    assert facts.gpus[0].name == "Graphics Device" and facts.gpus[0].compute_capability is None
+    findings = rules.evaluate(facts, _prof(driver=DriverRequirements(flavor="open"),
+                                             gpu=GpuRequirements(min_compute_capability=Version.parse("7.0"))))
+    for finding in findings:
+        assert "-open" not in finding.hint, finding
+    flavour = _one(findings, "driver.flavor")
+    assert flavour.status is not Status.PASS and "compute capability unknown" in flavour.actual
+    assert "https://developer.nvidia.com/cuda-gpus" in flavour.hint
+    assert _one(findings, "gpu.compute-capability").status is Status.UNKNOWN
+
+
+def test_mig_slices_are_what_the_vram_rules_judge():
+    # telegraf: an A100-SXM4-80GB split into four 19968 MiB slices; a CUDA process gets one slice: 19.5 GiB
+    facts = _gpu_host("telegraf__a100-sxm4-v12.xml")
+    needs_24 = _prof(gpu=GpuRequirements(min_count=1, min_vram_gib=24))
+    vram = _one(rules.evaluate(facts, needs_24), "gpu.vram")
+    assert vram.status is Status.FAIL and "19.5 GiB" in vram.actual and "MIG" in vram.actual
+    needs_15 = _prof(gpu=GpuRequirements(min_count=1, min_vram_gib=15.6))
+    vram = _one(rules.evaluate(facts, needs_15), "gpu.vram")
+    assert vram.status is Status.PASS and "19.5 GiB" in vram.actual and "MIG" in vram.actual
+    svd = _one(rules.evaluate(facts, load_profile("svd-host")), "svd.vram")  # svd-xt-25f: 15.6 GiB
+    assert svd.status is Status.PASS and "19.5 GiB" in svd.actual and "MIG slice" in svd.actual
+    assert "80.0" not in svd.actual.split("(")[0]
+
+
+def test_mig_devices_are_what_the_gpu_count_counts():
+    facts = _gpu_host("telegraf__a100-sxm4-v12.xml")
+    count = _one(rules.evaluate(facts, _prof(gpu=GpuRequirements(min_count=1))), "gpu.count")
+    assert count.status is Status.PASS and count.actual.startswith("4 ") and "MIG" in count.actual
+    count = _one(rules.evaluate(facts, _prof(gpu=GpuRequirements(min_count=8))), "gpu.count")
+    assert count.status is Status.FAIL and count.actual.startswith("4 ")
+    # netdata: an A100-SXM4-40GB in two 3g.20gb slices
+    facts = _gpu_host("netdata__a100-sxm4-mig.xml")
+    count = _one(rules.evaluate(facts, _prof(gpu=GpuRequirements(min_count=2, max_count=2))), "gpu.count")
+    assert count.status is Status.PASS and count.actual.startswith("2 ")
+
+
+def _data_need(n: int) -> Profile:
+    return _prof(storage=StorageRequirements(data=DataArrayRequirements(levels=("raid5", "raid6"),
+                                                                                    min_devices=n)))
+
+
+def test_a_degraded_array_counts_only_its_working_devices():
+    # raid6 [6/4] recovering two disks: mdstat lists all six, four are in sync
+    facts = _md_host("check_raid__issue43_recovery")
+    data = _one(rules.evaluate(facts, _data_need(5)), "storage.data")
+    assert data.status is Status.FAIL and "4 of 6 devices up" in data.actual
+    assert _one(rules.evaluate(facts, _data_need(4)), "storage.data").status is Status.PASS
+    # a RAID6 at [4/3] (constructed from the same array: one of four out) does not meet a four-device need
+    md0 = _md("check_raid__issue43_recovery")["md0"]
+    three = replace(md0, members=md0.members[:4], devices_total=4, devices_up=3)
+    facts = replace(facts, storage=StorageFacts(md_arrays=(three,)))
+    assert _one(rules.evaluate(facts, _data_need(4)), "storage.data").status is Status.FAIL
+    scratch = _prof(storage=StorageRequirements(scratch=ScratchRequirements(level="raid6", min_devices=4,
+                                                                                        nvme=False)))
+    assert _one(rules.evaluate(facts, scratch), "storage.scratch").status is Status.FAIL
+
+
+def test_md_health_prints_counts_as_mdstat_does():
+    # raid5 [3/2] [U_U], sdc1 failed
+    health = _one(rules.evaluate(_md_host("check_raid__mdstat-failed"), _prof()), "storage.md-health")
+    assert "[3/2]" in health.actual and "2 of 3 devices up" in health.actual and "[2/3]" not in health.actual
+
+
+@pytest.mark.parametrize(("name", "status"), [("check_raid__pr28_2", Status.WARN), ("check_raid__pr77", Status.WARN)])
+def test_a_delayed_resync_is_waiting_not_running(name, status):
+    health = _one(rules.evaluate(_md_host(name), _prof()), "storage.md-health", "md1")
+    assert health.status is status
+    assert "resync waiting (DELAYED)" in health.actual and "running" not in health.actual
+
+
+@pytest.mark.parametrize(("name", "array", "failed"), [("check_raid__mdstat-failed", "md0", "sdc1"),
+                                                       ("check_raid__issue164", "md1", "sdh1")])
+def test_a_failed_disk_is_removed_and_a_new_one_added(name, array, failed):
+    health = _one(rules.evaluate(_md_host(name), _prof()), "storage.md-health", array)
+    assert health.status is Status.FAIL
+    assert f"sudo mdadm --manage /dev/{array} --remove /dev/{failed}" in health.hint
+    assert f"--add /dev/{failed}" not in health.hint
+    assert f"sudo mdadm --manage /dev/{array} --add /dev/NEW_DISK" in health.hint
+    assert "NEW_DISK" in health.hint.split("--add /dev/NEW_DISK", 1)[1]  # the placeholder said in words
+
+
+def test_a_hostile_member_name_is_quoted_in_the_fix():
+    md0 = _md("check_raid__mdstat-failed")["md0"]
+    facts = _md_host("check_raid__mdstat-failed")
+    facts = replace(facts, storage=StorageFacts(md_arrays=(replace(md0, failed_members=("sdc1;reboot",)),)))
+    health = _one(rules.evaluate(facts, _prof()), "storage.md-health")
+    assert "--remove '/dev/sdc1;reboot'" in health.hint
+
+
+def test_a_spare_nvme_is_not_free():
+    # pr185_1: raid5 with spares; the same array on NVMe names: its spare is in the array, not free for scratch
+    arrays = _md("check_raid__pr185_1")
+    (md,) = [a for a in arrays.values() if a.spare_members][:1]
+    names = {m: f"nvme{i}n1" for i, m in enumerate(md.all_members)}
+    nvme = replace(md, members=tuple(names[m] for m in md.members),
+                   spare_members=tuple(names[m] for m in md.spare_members),
+                   failed_members=tuple(names[m] for m in md.failed_members))
+    disks = tuple(BlockDevice(n, "disk", 10**12, transport="nvme") for n in names.values())
+    facts = HostFacts("corpus", "2026-06-01T00:00:00Z", "recorded:x",
+                      storage=StorageFacts(md_arrays=(nvme,), block_devices=disks))
+    scratch = _prof(storage=StorageRequirements(scratch=ScratchRequirements(level="raid0",
+                                                                                        min_devices=1)))
+    finding = _one(rules.evaluate(facts, scratch), "storage.scratch")
+    assert "free now: none" in finding.hint
+    for spare in nvme.spare_members:
+        assert f"/dev/{spare}" not in finding.hint
+
+
+def test_compatibility_is_judged_on_the_loaded_module():
+    # the real A100 recording's userspace driver (535.54.03) with a loaded module one patch older, 535.54.02
+    # (a constructed pair: installed, not rebooted)
+    facts = _gpu_host("telegraf__a100-sxm4-v12.xml", module=Version.parse("535.54.02"))
+    assert driver_version_of(facts) == Version.parse("535.54.02")
+    version = _one(rules.evaluate(facts, _prof(driver=DriverRequirements(
+        version=VersionSpec.parse(">=535.54.03")))), "driver.version")
+    assert version.status is Status.FAIL and "535.54.02" in version.actual and "reboot" in version.hint
+    # CUDA 12.2 wants 535.54.03 (its GA driver): the loaded 535.54.02 runs it only under minor-version
+    # compatibility, and the fix is the reboot that loads the installed driver, not another install
+    nvcc = replace(facts, cuda=CudaFacts(toolkit_version=Version.parse("12.2.91")))
+    compat = _one(rules.evaluate(nvcc, _prof(gpu=GpuRequirements(min_count=1))), "driver.cuda-toolkit-compat")
+    assert compat.status is Status.WARN and "driver 535.54.02" in compat.actual
+    assert compat.hint.startswith("sudo reboot") and "apt-get" not in compat.hint
+    same = _gpu_host("telegraf__a100-sxm4-v12.xml")
+    assert driver_version_of(same) == Version.parse("535.54.03")
+    compat = _one(rules.evaluate(replace(nvcc, driver=same.driver), _prof()), "driver.cuda-toolkit-compat")
+    assert compat.status is Status.PASS
+
+
+def test_mig_on_without_mig_devices_gives_no_process_a_gpu():
+    # netdata's A100-40GB in MIG mode with its two slices taken away (constructed): CUDA sees no device
+    facts = _gpu_host("netdata__a100-sxm4-mig.xml")
+    facts = replace(facts, gpus=tuple(replace(g, mig_devices=()) for g in facts.gpus))
+    findings = rules.evaluate(facts, load_profile("svd-host"))
+    count = _one(findings, "gpu.count")
+    assert count.status is Status.FAIL and count.actual.startswith("0 ") and "-mig 0" in count.hint
+    vram = _one(findings, "svd.vram")
+    assert vram.status is Status.FAIL and "no MIG device" in vram.actual

@@ -64,7 +64,7 @@ H100 = HostFacts(
         cuda_driver_api=V("13.0"), nouveau_loaded=None, secure_boot_enabled=None, persistenced_running=None,
     ),
     gpus=(GpuFacts(index=0, name="NVIDIA H100 80GB HBM3", architecture="Hopper", compute_capability=V("9.0"),
-                   memory_total_mib=81559, persistence_mode=True, ecc_enabled=True),),
+                   memory_total_mib=81559, persistence_mode=True, ecc_enabled=True, mig_enabled=False),),
     topology=TopologyFacts(gpu_count=1),
     # nvcc says "release 13.0"; NCCL is known only by its soname libnccl.so.2, hence version 2
     cuda=CudaFacts(toolkit_version=V("13.0"), cudnn_version=V("9.14.0"), nccl_version=V("2"),
@@ -390,9 +390,9 @@ CASES: list[Case] = [
     ("md healthy", SEED, BLANK, "storage.md-health", Status.PASS, ""),
     ("md failed member",
      host(SEED, storage=replace(SEED.storage, md_arrays=(
-         MdArray("md1", "raid6", "active", ("sdb", "sdc", "sdd", "sde"), failed_members=("sdc",),
+         MdArray("md1", "raid6", "active", ("sdb", "sdd", "sde"), failed_members=("sdc",),
                  size_bytes=4 * TB, devices_total=4, devices_up=3),))),
-     BLANK, "storage.md-health", Status.FAIL, "sudo mdadm --manage /dev/md1 --add /dev/sdc"),
+     BLANK, "storage.md-health", Status.FAIL, "sudo mdadm --manage /dev/md1 --remove /dev/sdc"),
     ("md degraded", host(SEED, storage=replace(SEED.storage, md_arrays=(
         MdArray("md1", "raid6", "active", ("sdb", "sdd", "sde"), size_bytes=4 * TB, devices_total=4,
                 devices_up=3),))), BLANK, "storage.md-health", Status.FAIL, "--add"),
@@ -460,7 +460,8 @@ def test_newer_than_knowledge_findings_say_so_and_how_to_refresh() -> None:
         (host(python=py(torch_version=V("2.15.0"))), "torch.cuda-build", "torch 2.15"),
         (host(python=py(diffusers_version=V("0.43.0"))), "python.diffusers-compat", "diffusers 0.43.0"),
         (host(python=py(transformers_version=V("6.0.0"))), "python.transformers-compat", "transformers 6.0.0"),
-        (host(driver=drv(userspace_version=V("630.10"))), "driver.branch", "branch R630"),
+        (host(driver=drv(userspace_version=V("630.10"), kernel_module_version=V("630.10"))), "driver.branch",
+         "branch R630"),
     ]
     for facts, rule_id, what in cases:
         finding = _find(rules.evaluate(facts, BLANK), rule_id)
@@ -752,7 +753,8 @@ UNKNOWN_CASES: list[tuple[str, HostFacts, Profile, str]] = [
     ("driver flavour", host(driver=drv(kernel_module_flavor=None)), prof(driver=DriverRequirements(flavor="open")),
      "driver.flavor"),
     ("gpu vram", host(gpus=(gpu(memory_total_mib=None),)), prof(gpu=GpuRequirements(min_vram_gib=40)), "gpu.vram"),
-    ("gpu cc", host(gpus=(gpu(compute_capability=None),)), prof(gpu=GpuRequirements(min_compute_capability=V("8.0"))),
+    # a GPU that neither reports its capability nor has a name the GPU table holds
+    ("gpu cc", host(gpus=(UNNAMED,)), prof(gpu=GpuRequirements(min_compute_capability=V("8.0"))),
      "gpu.compute-capability"),
     ("nvlink", host(eight_gpus("NV18"), topology=TopologyFacts(gpu_count=8)),
      prof(gpu=GpuRequirements(nvlink_all_pairs=True)), "gpu.nvlink"),

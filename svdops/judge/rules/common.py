@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from svdops.findings import Finding, Status
-from svdops.host.facts import GpuFacts, HostFacts
+from svdops.host.facts import GpuFacts, HostFacts, MigDevice
+from svdops.host.probe.driver import loaded_driver_version
 from svdops.judge import knowledge as kb
 from svdops.judge.profiles import Profile, VersionSpec, normalise_package
 from svdops.versions import Version, parse_version
@@ -76,7 +78,57 @@ def gpu_label(gpu: GpuFacts) -> str:
 
 
 def driver_version_of(facts: HostFacts) -> Version | None:
-    return facts.driver.userspace_version or facts.driver.kernel_module_version
+    """The driver that runs: the loaded kernel module where it is known (an upgrade installed but not yet
+    rebooted into leaves the older module running), else the userspace version."""
+    return loaded_driver_version(facts.driver.userspace_version, facts.driver.kernel_module_version)
+
+
+@dataclass(frozen=True)
+class UsableDevice:
+    """What one CUDA process can be given: a whole GPU, or one MIG slice of a GPU in MIG mode."""
+
+    gpu: GpuFacts
+    mig: MigDevice | None = None
+
+    @property
+    def memory_mib(self) -> int | None:
+        return self.mig.memory_total_mib if self.mig is not None else self.gpu.memory_total_mib
+
+    @property
+    def short(self) -> str:
+        """`GPU0`, or `GPU0 MIG device 1`."""
+        return f"GPU{self.gpu.index}" + (f" MIG device {self.mig.index}" if self.mig is not None else "")
+
+    @property
+    def label(self) -> str:
+        if self.mig is None:
+            return gpu_label(self.gpu)
+        return f"{gpu_label(self.gpu)} MIG device {self.mig.index}"
+
+
+def usable_devices(facts: HostFacts) -> list[UsableDevice]:
+    """The devices processes can use: each GPU, or with MIG on each of its MIG devices (a GPU in MIG mode
+    without MIG devices gives none)."""
+    found: list[UsableDevice] = []
+    for gpu in facts.gpus:
+        if gpu.mig_enabled:
+            found += [UsableDevice(gpu, mig) for mig in gpu.mig_devices]
+        else:
+            found.append(UsableDevice(gpu))
+    return found
+
+
+def mig_gpus(facts: HostFacts) -> list[GpuFacts]:
+    return [g for g in facts.gpus if g.mig_enabled]
+
+
+def mig_words(facts: HostFacts) -> str:
+    """`MIG slices: GPU0 in 4 MIG devices` (empty without MIG): what `actual` says where MIG changed the count."""
+    on = mig_gpus(facts)
+    if not on:
+        return ""
+    return "MIG slices: " + ", ".join(
+        f"GPU{g.index} in {len(g.mig_devices)} MIG device{'' if len(g.mig_devices) == 1 else 's'}" for g in on)
 
 
 def gpu_expected(facts: HostFacts, profile: Profile) -> bool:

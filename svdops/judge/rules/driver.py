@@ -51,6 +51,14 @@ def _nvidia_drives_gpus(facts: HostFacts) -> bool:
     return facts.driver.kernel_module_version is not None and bool(facts.gpus) and not facts.driver.needs_reboot
 
 
+def _upgrade_hint(facts: HostFacts, req: kb.DriverRequirement, install: str) -> str:
+    """A reboot where the driver this needs is installed but an older module still runs, else `install`."""
+    installed, loaded = facts.driver.userspace_version, driver_version_of(facts)
+    if installed is not None and loaded is not None and installed != loaded and req.level(installed) == "full":
+        return f"{REBOOT}  (driver {installed} is installed; the loaded module {loaded} is older)"
+    return install
+
+
 def driver_presence(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     title = "NVIDIA driver installed"
     if not gpu_expected(facts, profile):
@@ -82,6 +90,11 @@ def driver_version(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         yield Finding("driver.version", title, UNKNOWN, str(spec), not_available(facts, "driver.userspace_version"))
     elif spec.contains(driver):
         yield Finding("driver.version", title, PASS, str(spec), str(driver))
+    elif (installed := facts.driver.userspace_version) is not None and installed != driver \
+            and spec.contains(installed):
+        # the right driver is installed but an older module still runs: a reboot loads it
+        yield Finding("driver.version", title, FAIL, str(spec),
+                      f"{driver} loaded ({installed} installed, not loaded until a reboot)", hint=REBOOT)
     else:
         minimum = spec.minimum or driver
         yield Finding("driver.version", title, FAIL, str(spec), str(driver),
@@ -97,6 +110,17 @@ def driver_flavor(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
     if want is None or not facts.gpus:
         return
     have = facts.driver.kernel_module_flavor
+    unknown = [g for g in facts.gpus if gpu_capability(g) is None]
+    if want == "open" and not required_open and unknown and have is not None and have != "open":
+        # the open modules need Turing or later: for a GPU nobody can name, no open-module advice
+        names = ", ".join(gpu_label(g) for g in unknown)
+        yield Finding("driver.flavor", title, FAIL if profile.driver.flavor else WARN, "open",
+                      f"{have or 'flavour not known'}; {names}: compute capability unknown, so whether the open "
+                      "modules can drive it is unknown",
+                      hint=f"look {names} up at https://developer.nvidia.com/cuda-gpus: the open kernel modules "
+                           f"need compute capability >= {kb.open_module_min_cc()} (Turing); svdops names no open-"
+                           "module package for a GPU it cannot identify")
+        return
     why = (" (Blackwell and Grace Hopper GPUs run only on the open modules)" if required_open
            else f" ({', '.join(gpu_label(g) for g in pre_turing)} predates Turing: the open modules cannot drive it)"
            if required_proprietary else "")
@@ -248,11 +272,12 @@ def driver_toolkit_compat(facts: HostFacts, profile: Profile) -> Iterator[Findin
     elif level == "compat":
         yield Finding("driver.cuda-toolkit-compat", title, WARN, expected,
                       f"driver {driver}: CUDA {toolkit} programs run only under minor-version compatibility: "
-                      f"{MINOR_COMPAT_LIMITS}", hint=driver_install_command(req.min_driver_ga, facts))
+                      f"{MINOR_COMPAT_LIMITS}",
+                      hint=_upgrade_hint(facts, req, driver_install_command(req.min_driver_ga, facts)))
     else:
         yield Finding("driver.cuda-toolkit-compat", title, FAIL, expected,
                       f"driver {driver} is older than CUDA {req.cuda.major}.x allows (>= {req.min_driver_compat})",
-                      hint=driver_install_command(req.min_driver_ga, facts))
+                      hint=_upgrade_hint(facts, req, driver_install_command(req.min_driver_ga, facts)))
 
 
 def driver_torch_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -279,9 +304,9 @@ def driver_torch_compat(facts: HostFacts, profile: Profile) -> Iterator[Finding]
         yield Finding("driver.torch-cuda-compat", title, WARN, expected,
                       actual + f": runs only under minor-version compatibility: {MINOR_COMPAT_LIMITS} "
                                "(torch.compile/Triton kernels may be among them)",
-                      hint=driver_install_command(req.min_driver_ga, facts))
+                      hint=_upgrade_hint(facts, req, driver_install_command(req.min_driver_ga, facts)))
     else:
-        options = [driver_install_command(req.min_driver_ga, facts)]
+        options = [_upgrade_hint(facts, req, driver_install_command(req.min_driver_ga, facts))]
         if torch_v is not None:
             release = kb.find_torch_release(torch_v)
             variant = choose_cuda_variant(release, driver, compute_capabilities(facts)) if release else None

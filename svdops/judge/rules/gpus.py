@@ -16,8 +16,13 @@ from svdops.judge.rules.common import (
     compute_capabilities,
     driver_version_of,
     gib,
+    gpu_capability,
     gpu_label,
+    gpus_failing,
+    mig_gpus,
+    mig_words,
     not_available,
+    usable_devices,
 )
 
 
@@ -27,8 +32,16 @@ def gpu_count(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         return
     title = "number of GPUs"
     expected = (f"{lo}" if lo == hi else f">= {lo}" if hi is None else f"<= {hi}" if lo is None else f"{lo}-{hi}")
-    n = len(facts.gpus)
-    if n == 0 and (lo or 0) > 0:
+    # with MIG on, a CUDA process gets one MIG device: those are the devices to count
+    n = len(usable_devices(facts))
+    mig = mig_words(facts)
+    shown = f"{n} ({mig})" if mig else str(n)
+    if n == 0 and facts.gpus and mig:
+        idle = ", ".join(f"GPU{g.index}" for g in mig_gpus(facts) if not g.mig_devices)
+        yield Finding("gpu.count", title, FAIL, expected, shown,
+                      hint=f"MIG is on with no MIG device on {idle}: create them (`sudo nvidia-smi mig -cgi <profile> "
+                           "-C`) or turn MIG off (`sudo nvidia-smi -i <gpu> -mig 0`, then reset the GPU)")
+    elif n == 0 and (lo or 0) > 0:
         note = facts.note_for("gpus")
         if facts.driver.needs_reboot:
             # nvidia-smi cannot list GPUs while the loaded module and the libraries disagree
@@ -38,14 +51,16 @@ def gpu_count(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
                     "driver (driver.present)")
         yield Finding("gpu.count", title, FAIL, expected, f"0 ({note})" if note else "0", hint=hint)
     elif hi is not None and n > hi:
-        yield Finding("gpu.count", title, FAIL, expected, str(n),
+        yield Finding("gpu.count", title, FAIL, expected, shown,
                       hint=f"profile {profile.name} is for hosts with at most {hi} GPU(s): judge this host with "
                            "`svdops check --profile svd-host` (or a profile for what it has)")
     elif lo is not None and n < lo:
-        yield Finding("gpu.count", title, FAIL, expected, str(n),
-                      hint="fit the missing GPUs, or if they are fitted: `sudo dmesg | grep -i -e nvrm -e xid`")
+        yield Finding("gpu.count", title, FAIL, expected, shown,
+                      hint=("a process gets one MIG device: turn MIG off (`sudo nvidia-smi -i <gpu> -mig 0`, then "
+                            "reset the GPU) or " if mig else "")
+                      + "fit the missing GPUs, or if they are fitted: `sudo dmesg | grep -i -e nvrm -e xid`")
     else:
-        yield Finding("gpu.count", title, PASS, expected, str(n))
+        yield Finding("gpu.count", title, PASS, expected, shown)
 
 
 def gpu_model(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -69,17 +84,27 @@ def gpu_vram(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         return
     title = "memory of each GPU"
     expected = f">= {need:g} GiB per GPU"
-    unknown = [g for g in facts.gpus if g.memory_total_mib is None]
-    small = [g for g in facts.gpus if g.memory_total_mib is not None and gib(g.memory_total_mib) < need]
-    if small:
-        actual = ", ".join(f"GPU{g.index} {gib(g.memory_total_mib or 0):.1f} GiB" for g in small)
-        yield Finding("gpu.vram", title, FAIL, expected, actual, hint=f"fit GPUs with >= {need:g} GiB")
+    # with MIG on, a process gets one slice: each slice's memory is what counts, not the board's
+    devices = usable_devices(facts)
+    idle = [g for g in mig_gpus(facts) if not g.mig_devices]
+    unknown = [d for d in devices if d.memory_mib is None]
+    small = [d for d in devices if d.memory_mib is not None and gib(d.memory_mib) < need]
+    mig = f" ({mig_words(facts)})" if mig_gpus(facts) else ""
+    if small or idle:
+        actual = ", ".join([f"{d.short} {gib(d.memory_mib or 0):.1f} GiB" for d in small]
+                           + [f"GPU{g.index}: MIG on, no MIG device" for g in idle]) + mig
+        hint = f"fit GPUs with >= {need:g} GiB"
+        if mig:
+            hint = (f"turn MIG off on {', '.join(f'GPU{g.index}' for g in mig_gpus(facts))} "
+                    "(`sudo nvidia-smi -i <gpu> -mig 0`, then reset the GPU) or make MIG slices of "
+                    f">= {need:g} GiB, or " + hint)
+        yield Finding("gpu.vram", title, FAIL, expected, actual, hint=hint)
     elif unknown:
         yield Finding("gpu.vram", title, UNKNOWN, expected,
-                      f"{', '.join(f'GPU{g.index}' for g in unknown)}: {not_available(facts, 'gpus')}")
+                      f"{', '.join(d.short for d in unknown)}: {not_available(facts, 'gpus')}")
     else:
-        low = min(gib(g.memory_total_mib or 0) for g in facts.gpus)
-        yield Finding("gpu.vram", title, PASS, expected, f"smallest {low:.1f} GiB")
+        low = min(gib(d.memory_mib or 0) for d in devices)
+        yield Finding("gpu.vram", title, PASS, expected, f"smallest {low:.1f} GiB{mig}")
 
 
 def gpu_compute_capability(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -88,15 +113,17 @@ def gpu_compute_capability(facts: HostFacts, profile: Profile) -> Iterator[Findi
         return
     title = "compute capability of each GPU"
     expected = f">= {need}"
-    old = [g for g in facts.gpus if g.compute_capability is not None and g.compute_capability < need]
-    unknown = [g for g in facts.gpus if g.compute_capability is None]
+    # what the driver reports, else the GPU table's row for the name (R470 and older do not report it)
+    old, unknown = gpus_failing(facts, lambda cc: cc < need)
     if old:
         yield Finding("gpu.compute-capability", title, FAIL, expected,
-                      ", ".join(f"{gpu_label(g)} cc {g.compute_capability}" for g in old),
+                      ", ".join(f"{gpu_label(g)} cc {gpu_capability(g)}" for g in old),
                       hint=f"fit GPUs of compute capability >= {need}")
     elif unknown:
         yield Finding("gpu.compute-capability", title, UNKNOWN, expected,
-                      f"{', '.join(f'GPU{g.index}' for g in unknown)}: {not_available(facts, 'gpus')}")
+                      f"{', '.join(gpu_label(g) for g in unknown)}: not reported by the driver and a name svdops' "
+                      f"GPU table does not hold ({not_available(facts, 'gpus')})",
+                      hint="look the GPU up at https://developer.nvidia.com/cuda-gpus")
     else:
         yield Finding("gpu.compute-capability", title, PASS, expected,
                       ", ".join(f"cc {c}" for c in sorted(set(compute_capabilities(facts)))))

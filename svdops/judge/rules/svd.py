@@ -20,10 +20,10 @@ from svdops.judge.rules.common import (
     driver_install_command,
     driver_version_of,
     gib,
-    gpu_label,
     installed_version,
     not_available,
     spec_admits,
+    usable_devices,
 )
 from svdops.versions import Version
 
@@ -135,20 +135,31 @@ def svd_vram(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         yield Finding("svd.vram", title, PASS, f"{name} runs on the CPU", "no GPU needed", subject=name)
         return
     expected = f">= {scen.min_vram_gib:g} GiB on one GPU (peak allocated {scen.peak_allocated_gib:g} GiB)"
-    sized = [g for g in facts.gpus if g.memory_total_mib is not None]
+    # with MIG on, a process gets one MIG device: the largest slice is what the pipeline can have
+    sized = [d for d in usable_devices(facts) if d.memory_mib is not None]
     if not sized:
         status = FAIL if facts.gpus == () and facts.note_for("gpus") is None else UNKNOWN
         actual = "no GPU" if status is FAIL else not_available(facts, "gpus")
-        yield Finding("svd.vram", title, status, expected, actual, subject=name,
-                      hint="" if status is UNKNOWN else "a GPU is needed for this scenario; use --profile ci-cpu "
-                                                     "(scenario tiny) on CPU-only hosts")
+        hint = "" if status is UNKNOWN else ("a GPU is needed for this scenario; use --profile ci-cpu "
+                                             "(scenario tiny) on CPU-only hosts")
+        if facts.gpus and all(g.mig_enabled and not g.mig_devices for g in facts.gpus):
+            status, actual = FAIL, "MIG is on with no MIG device: no process can use a GPU"
+            hint = ("create MIG devices (`sudo nvidia-smi mig -cgi <profile> -C`) or turn MIG off "
+                    "(`sudo nvidia-smi -i <gpu> -mig 0`, then reset the GPU)")
+        yield Finding("svd.vram", title, status, expected, actual, subject=name, hint=hint)
         return
-    best = max(sized, key=lambda g: g.memory_total_mib or 0)
-    best_gib = gib(best.memory_total_mib or 0)
+    best = max(sized, key=lambda d: d.memory_mib or 0)
+    best_gib = gib(best.memory_mib or 0)
+    shown = f"{best.label}: {best_gib:.1f} GiB"
+    if best.mig is not None:
+        shown += (f" (a MIG slice: a process gets one MIG device, not the GPU's "
+                  f"{gib(best.gpu.memory_total_mib or 0):.1f} GiB)")
     if best_gib >= scen.min_vram_gib:
-        yield Finding("svd.vram", title, PASS, expected, f"{gpu_label(best)}: {best_gib:.1f} GiB", subject=name)
+        yield Finding("svd.vram", title, PASS, expected, shown, subject=name)
     else:
         lower = [s for s in kb.scenario_names() if kb.scenario(s).needs_gpu and kb.scenario(s).min_vram_gib <= best_gib]
         alt = f"set svd.scenario: {lower[0]} in the profile, or " if lower else ""
-        yield Finding("svd.vram", title, FAIL, expected, f"largest is {gpu_label(best)}: {best_gib:.1f} GiB",
-                      hint=f"{alt}fit a GPU with >= {scen.min_vram_gib:g} GiB", subject=name)
+        mig = ("turn MIG off (`sudo nvidia-smi -i <gpu> -mig 0`, then reset the GPU) or make a larger MIG slice, or "
+               if best.mig is not None else "")
+        yield Finding("svd.vram", title, FAIL, expected, f"largest is {shown}",
+                      hint=f"{alt}{mig}fit a GPU with >= {scen.min_vram_gib:g} GiB", subject=name)
