@@ -117,11 +117,12 @@ def _json_mutation(path: Path, rng: random.Random) -> str:
         return f"{path.name}: key {twin!r} twice"[:160]
     elif kind == "stringify":
         parent[where[-1]] = str(parent[where[-1]])[:200]
-    else:  # graft a section only some kinds of run carry, with an odd value or a plausible one
-        if isinstance(doc, dict):
-            key = rng.choice(["scaling", "nccl", "topology", "ranks", "failure", "telemetry", "weights", "request",
-                              "world_size", "per_rank", "optimize", "largest_fitting", "schema", "kind"])
-            doc[key] = rng.choice(
+    else:  # graft a section only some kinds of run carry (multi-GPU ones), with an odd value or a plausible one
+        key = rng.choice(["scaling", "nccl", "topology", "ranks", "failure", "telemetry", "weights", "request",
+                          "world_size", "per_rank", "optimize", "largest_fitting", "schema", "kind"])
+        target = doc if isinstance(doc, dict) else parent if isinstance(parent, dict) else None
+        if target is not None:
+            target[key] = rng.choice(
                 [
                     *_odd_values(rng),
                     {"workload": "infer-dp", "world_size": 2, "throughput": {"value": 10.0, "unit": "videos/hour"},
@@ -131,6 +132,8 @@ def _json_mutation(path: Path, rng: random.Random) -> str:
                     "svdops.bench.results/2",
                 ]
             )
+        path.write_text(_dumps(doc, rng), encoding="utf-8")
+        return f"{path.name}: graft {key}"
     path.write_text(_dumps(doc, rng), encoding="utf-8")
     return f"{path.name}: {kind} at {'/'.join(map(str, where))}"[:160]
 
@@ -218,7 +221,9 @@ def _csv_mutation(path: Path, rng: random.Random) -> str:
 
 def _file_mutation(path: Path, rng: random.Random, outside: Path) -> str:
     kind = rng.choice(["delete", "delete", "directory", "dev_zero", "outside", "fifo", "empty", "big", "dangling"])
-    if path.exists() or path.is_symlink():
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
         path.unlink()
     if kind == "delete":
         return f"{path.name}: deleted"
