@@ -92,10 +92,10 @@ Measured {dt.datetime.now(dt.UTC).isoformat(timespec="minutes")} with `benchmark
 
 | outcome | mutations | meaning |
 |---|---|---|
-| rendered | {counts['rendered']} | its run (or check file) is in the report, malformed fields as notes and empty cells |
-| skipped-with-note | {counts['skipped-with-note']} | the report was written without it, a note naming the file and why |
-| exit-2 | {counts['exit-2']} | its store had nothing usable left: `no run to report`, naming the first file and why |
-| internal | {counts['internal']} | an exception, a hang, or a note of the report's boundary saying it caught a bug |
+| rendered | {counts["rendered"]} | its run (or check file) is in the report; malformed fields are notes, empty cells |
+| skipped-with-note | {counts["skipped-with-note"]} | the report was written without it; a note names the file, why |
+| exit-2 | {counts["exit-2"]} | its store had nothing usable left: `no run to report`, naming the first file and why |
+| internal | {counts["internal"]} | an exception, a hang, or a note of the report's boundary saying it caught a bug |
 
 "Rendered" includes mutations that changed nothing the report reads (iterations.csv, steps.csv) and
 damage the reader absorbs (a torn telemetry sample is a gap in the line). The unit suite runs 1,000 of

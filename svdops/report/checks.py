@@ -45,9 +45,7 @@ def load_checks(paths: Sequence[Path]) -> CheckSet:
             skipped.append(f"{path}: too large to hold in memory")
             continue
         except Exception as exc:  # unforeseen: said plainly, and the report still written
-            skipped.append(
-                f"{path}: svdops failed reading it ({type(exc).__name__}: {str(exc)[:200]}); {BUG_NOTE}"
-            )
+            skipped.append(f"{path}: svdops failed reading it ({type(exc).__name__}: {str(exc)[:200]}); {BUG_NOTE}")
             continue
         rows += file_rows
         hosts += file_hosts

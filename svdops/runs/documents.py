@@ -673,8 +673,9 @@ def read_file_bytes(
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise BadInputError("a symbolic link; run files are read only from the run folder itself",
-                                where=where) from None
+            raise BadInputError(
+                "a symbolic link; run files are read only from the run folder itself", where=where
+            ) from None
         raise BadInputError(f"cannot open: {exc.strerror or exc}", where=where) from None
     try:
         info = os.fstat(fd)

@@ -118,15 +118,36 @@ def _json_mutation(path: Path, rng: random.Random) -> str:
     elif kind == "stringify":
         parent[where[-1]] = str(parent[where[-1]])[:200]
     else:  # graft a section only some kinds of run carry (multi-GPU ones), with an odd value or a plausible one
-        key = rng.choice(["scaling", "nccl", "topology", "ranks", "failure", "telemetry", "weights", "request",
-                          "world_size", "per_rank", "optimize", "largest_fitting", "schema", "kind"])
+        key = rng.choice(
+            [
+                "scaling",
+                "nccl",
+                "topology",
+                "ranks",
+                "failure",
+                "telemetry",
+                "weights",
+                "request",
+                "world_size",
+                "per_rank",
+                "optimize",
+                "largest_fitting",
+                "schema",
+                "kind",
+            ]
+        )
         target = doc if isinstance(doc, dict) else parent if isinstance(parent, dict) else None
         if target is not None:
             target[key] = rng.choice(
                 [
                     *_odd_values(rng),
-                    {"workload": "infer-dp", "world_size": 2, "throughput": {"value": 10.0, "unit": "videos/hour"},
-                     "baseline": {"videos_per_hour": "x"}, "speedup": None},
+                    {
+                        "workload": "infer-dp",
+                        "world_size": 2,
+                        "throughput": {"value": 10.0, "unit": "videos/hour"},
+                        "baseline": {"videos_per_hour": "x"},
+                        "speedup": None,
+                    },
                     [{"size_bytes": "1k", "busbw_gbps": 1e308}, {"size_bytes": 2**70, "algbw_gbps": -1}],
                     {"summary": {"samples": 10**20, "power_limit_w": "700"}, "per_rank": {"0": {"samples": "x"}}},
                     "svdops.bench.results/2",
@@ -176,8 +197,21 @@ def _csv_mutation(path: Path, rng: random.Random) -> str:
         lines = ["t_unix,t_mono"]
     header = lines[0].split(",")
     rows = [line.split(",") for line in lines[1:]]
-    kind = rng.choice(["cell", "cell", "cell", "column", "header", "ragged", "drop_header", "dup_column",
-                       "rank", "empty_rows", "quote"])
+    kind = rng.choice(
+        [
+            "cell",
+            "cell",
+            "cell",
+            "column",
+            "header",
+            "ragged",
+            "drop_header",
+            "dup_column",
+            "rank",
+            "empty_rows",
+            "quote",
+        ]
+    )
     if kind == "cell" and rows:
         for _ in range(rng.randint(1, 5)):
             row = rng.choice(rows)
