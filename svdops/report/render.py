@@ -23,7 +23,14 @@ from svdops.errors import BadInputError, MissingDependencyError
 from svdops.files import atomic_path, atomic_write_bytes
 from svdops.report import charts
 from svdops.report.checks import CheckSet, load_checks
-from svdops.report.frames import RANK_COLUMNS, check_tabulates, environment_frame, groups_frame, points_frame, runs_frame
+from svdops.report.frames import (
+    RANK_COLUMNS,
+    check_tabulates,
+    environment_frame,
+    groups_frame,
+    points_frame,
+    runs_frame,
+)
 from svdops.report.scaling import nccl_frame, scaling_frame
 from svdops.report.selection import Prices, RunFilter, find_runs
 from svdops.report.telemetry_series import pick_telemetry_runs, read_telemetry
