@@ -359,6 +359,17 @@ def stage_spans(marks: pd.DataFrame) -> _Marks:
     return out
 
 
+def _event_masks(samples: pd.DataFrame) -> list[int]:
+    """The clocks-event bit mask of each sample; 0 where it is absent or not a mask NVML could report."""
+    if "clocks_event_mask" not in samples:
+        return [0] * len(samples)
+    masks = []
+    for value in pd.to_numeric(samples["clocks_event_mask"], errors="coerce"):
+        ok = isinstance(value, int | float) and math.isfinite(value) and 0 <= value < 2**63
+        masks.append(int(value) if ok else 0)
+    return masks
+
+
 def telemetry_chart(series: TelemetrySeries, *, width: int = 1060, panel_px: int = 92) -> Markup:
     """Temperature, power against its cap and SM clock on one time axis, with throttling shaded and
     the benchmark's stages drawn as a strip above the panels (dotted lines at each iteration start)."""
@@ -388,7 +399,7 @@ def telemetry_chart(series: TelemetrySeries, *, width: int = 1060, panel_px: int
         )
     ]
 
-    mask = pd.to_numeric(samples.get("clocks_event_mask"), errors="coerce").fillna(0).astype("int64")
+    mask = _event_masks(samples)
     flags_cap = [bool(m & POWER_CAP_MASK) for m in mask]
     flags_hot = [bool(m & THROTTLE_MASK) for m in mask]
     cap_spans, hot_spans = _intervals(t_values, flags_cap), _intervals(t_values, flags_hot)

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from svdops.report.run_fields import (
+    as_count,
     as_dict,
     as_number,
     as_text,
@@ -42,6 +43,7 @@ from svdops.report.run_fields import (
     run_scenario,
     run_started,
 )
+from svdops.report.scaling import nccl_rows, scaling_rows
 from svdops.report.selection import Prices
 from svdops.report.telemetry_series import telemetry_samples
 from svdops.runs.documents import PointDoc, TelemetrySummary
@@ -80,39 +82,48 @@ RUN_COLUMNS = [
 
 
 def runs_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    rows = []
-    for run in runs:
-        started, finished = run_started(run), run_finished(run)
-        gpu = run_gpu(run)
-        capacity, capacity_source = gpu_capacity_gib(run, gpu)
-        points = run.results.points
-        errors = [p.error for p in points if p.error]
-        rows.append(
-            {
-                "run": run.name,
-                "path": str(run.path),
-                "host": run_host(run),
-                "scenario": run_scenario(run),
-                "status": run.status,
-                "started_at": started,
-                "duration_s": (finished - started).total_seconds() if started and finished else None,
-                "device": as_text(run.results.device),
-                "gpu": gpu,
-                "gpu_memory_gib": capacity,
-                "gpu_memory_source": capacity_source,
-                "power_cap_w": power_cap_w(run),
-                "weights": weights_text(run),
-                "provenance": as_text(run.results.provenance),
-                "reference": is_reference(run),
-                "points": len(points),
-                "telemetry_samples": telemetry_samples(run),
-                "facts_recorded": run.facts is not None,
-                # What reading found malformed is shown with the run: a blank cell should have a reason.
-                "notes": [*(n for n in run.results.notes if n), *run.read_notes],
-                "errors": errors,
-            }
-        )
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return pd.DataFrame([_run_row(run) for run in runs], columns=RUN_COLUMNS)
+
+
+def _run_row(run: Run) -> dict[str, Any]:
+    started, finished = run_started(run), run_finished(run)
+    gpu = run_gpu(run)
+    capacity, capacity_source = gpu_capacity_gib(run, gpu)
+    points = run.results.points
+    errors = [p.error for p in points if p.error]
+    return {
+        "run": run.name,
+        "path": str(run.path),
+        "host": run_host(run),
+        "scenario": run_scenario(run),
+        "status": run.status,
+        "started_at": started,
+        "duration_s": (finished - started).total_seconds() if started and finished else None,
+        "device": as_text(run.results.device),
+        "gpu": gpu,
+        "gpu_memory_gib": capacity,
+        "gpu_memory_source": capacity_source,
+        "power_cap_w": power_cap_w(run),
+        "weights": weights_text(run),
+        "provenance": as_text(run.results.provenance),
+        "reference": is_reference(run),
+        "points": len(points),
+        "telemetry_samples": telemetry_samples(run),
+        "facts_recorded": run.facts is not None,
+        # What reading found malformed is shown with the run: a blank cell should have a reason.
+        "notes": [*(n for n in run.results.notes if n), *run.read_notes],
+        "errors": errors,
+    }
+
+
+def check_tabulates(run: Run, prices: Prices | None = None) -> None:
+    """Build every row this run adds to the report's frames, and drop them: the report passes this to
+    `find_runs` so that a run its rows cannot be built from is skipped with a note, on its own."""
+    _run_row(run)
+    _point_rows(run, prices or Prices())
+    _environment([run])
+    scaling_rows(run)
+    nccl_rows(run)
 
 
 def weights_text(run: Run) -> str | None:
@@ -209,26 +220,7 @@ POINT_COLUMNS = [
 def points_frame(runs: Sequence[Run], prices: Prices | None = None) -> pd.DataFrame:
     """One row per configuration point: the merged table. Missing figures are NaN, never an error."""
     prices = prices or Prices()
-    rows = []
-    for run in runs:
-        host, gpu = run_host(run), run_gpu(run)
-        capacity, _ = gpu_capacity_gib(run, gpu)
-        base = {
-            "host": host,
-            "gpu": gpu,
-            "scenario": run_scenario(run),
-            "run": run.name,
-            "started_at": run_started(run),
-            "reference": is_reference(run),
-            "device": as_text(run.results.device),
-            "gpu_memory_gib": capacity,
-            "power_cap_w": power_cap_w(run),
-            "weights": weights_text(run),
-            # a single-GPU bench point holds one GPU for its hour (multi-GPU runs have no points)
-            "price_usd_per_hour": prices.hourly(host, gpu, gpu_count=1),
-        }
-        for index, point in enumerate(run.results.points):
-            rows.append({**base, **_point_row(point, index, gpu)})
+    rows = [row for run in runs for row in _point_rows(run, prices)]
     frame = pd.DataFrame(rows, columns=POINT_COLUMNS)
     if frame.empty:
         return frame
@@ -237,8 +229,48 @@ def points_frame(runs: Sequence[Run], prices: Prices | None = None) -> pd.DataFr
     return frame
 
 
+_COUNT_KEYS = ("frames", "height", "width", "steps", "decode_chunk", "videos_per_call")
+_FLAG_KEYS = ("compile", "cpu_offload", "forward_chunking")
+MAX_LABEL_CHARS = 40
+
+
+def clean_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A point's free-form configuration reduced to the keys the report reads, each of its kind:
+    counts as ints, the dtype as short text, flags as booleans; anything else is left out, so a list
+    where a number belongs (or a string of a million digits) never reaches a label or a median."""
+    clean: dict[str, Any] = {key: as_count(config.get(key)) for key in _COUNT_KEYS}
+    dtype = as_text(config.get("dtype"))
+    clean["dtype"] = dtype[:MAX_LABEL_CHARS] if dtype else None
+    for key in _FLAG_KEYS:
+        value = config.get(key)
+        clean[key] = value if isinstance(value, bool) else None
+    return clean
+
+
+def _point_rows(run: Run, prices: Prices) -> list[dict[str, Any]]:
+    if not run.results.points:
+        return []
+    host, gpu = run_host(run), run_gpu(run)
+    capacity, _ = gpu_capacity_gib(run, gpu)
+    base = {
+        "host": host,
+        "gpu": gpu,
+        "scenario": run_scenario(run),
+        "run": run.name,
+        "started_at": run_started(run),
+        "reference": is_reference(run),
+        "device": as_text(run.results.device),
+        "gpu_memory_gib": capacity,
+        "power_cap_w": power_cap_w(run),
+        "weights": weights_text(run),
+        # a single-GPU bench point holds one GPU for its hour (multi-GPU runs have no points)
+        "price_usd_per_hour": prices.hourly(host, gpu, gpu_count=1),
+    }
+    return [{**base, **_point_row(point, index, gpu)} for index, point in enumerate(run.results.points)]
+
+
 def _point_row(point: PointDoc, index: int, gpu: str | None) -> dict[str, Any]:
-    config = point.config
+    config = clean_config(point.config)
     summary = point.summary
     telemetry = summary.telemetry or TelemetrySummary()
     stages = {name: as_number(summary.median(name)) for name in ("clip", "vae_encode", "unet", "decode")}
@@ -259,7 +291,7 @@ def _point_row(point: PointDoc, index: int, gpu: str | None) -> dict[str, Any]:
     return {
         "workload": workload_label(config),
         "config": config_label(config),
-        "point": point.point if point.point is not None else index,
+        "point": as_count(point.point) if as_count(point.point) is not None else index,
         "status": as_text(point.status) or "unknown",
         "error": as_text(point.error),
         "frames": config.get("frames"),
@@ -392,9 +424,11 @@ def _environment(runs: Sequence[Run]) -> dict[str, Any]:
 
     for run in reversed(runs):  # newest first: the value a host has now leads
         facts, versions = run.facts or {}, run.versions
-        python = as_dict(facts.get("python"))
-        cuda = as_dict(facts.get("cuda"))
-        driver = as_dict(facts.get("driver"))
+        # Facts are free-form JSON: every value read below is a scalar's text or None, never a list
+        # whose str() could be megabytes long or recurse.
+        python = _texts(facts.get("python"))
+        cuda = _texts(facts.get("cuda"))
+        driver = _texts(facts.get("driver"))
         gpus = facts_gpus(run)
         add("gpu", run_gpu(run) or (gpus[0].get("name") if gpus else None) or "none (CPU)")
         add("gpu_count", len(gpus) if run.facts is not None else None)
@@ -424,8 +458,8 @@ def _environment(runs: Sequence[Run]) -> dict[str, Any]:
         add("diffusers", versions.diffusers or python.get("diffusers_version"))
         add("transformers", versions.transformers or python.get("transformers_version"))
         add("python", versions.python or python.get("python_version"))
-        add("os", as_dict(facts.get("os")).get("pretty_name"))
-        cpu = as_dict(facts.get("cpu"))
+        add("os", _texts(facts.get("os")).get("pretty_name"))
+        cpu = _texts(facts.get("cpu"))
         add(
             "cpu",
             cpu.get("model_name")
@@ -438,6 +472,11 @@ def _environment(runs: Sequence[Run]) -> dict[str, Any]:
     row["runs"] = len(runs)
     row["reference"] = any(is_reference(r) for r in runs)
     return row
+
+
+def _texts(value: Any) -> dict[str, str]:
+    """An object of the facts with its scalar values as text (lists and objects left out)."""
+    return {str(k): text for k, v in as_dict(value).items() if (text := as_text(v)) is not None}
 
 
 def _cudnn_text(value: Any) -> str | None:

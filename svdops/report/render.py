@@ -23,7 +23,14 @@ from svdops.errors import BadInputError, MissingDependencyError
 from svdops.files import atomic_path, atomic_write_bytes
 from svdops.report import charts
 from svdops.report.checks import CheckSet, load_checks
-from svdops.report.frames import RANK_COLUMNS, environment_frame, groups_frame, points_frame, runs_frame
+from svdops.report.frames import (
+    RANK_COLUMNS,
+    check_tabulates,
+    environment_frame,
+    groups_frame,
+    points_frame,
+    runs_frame,
+)
 from svdops.report.scaling import nccl_frame, scaling_frame
 from svdops.report.selection import Prices, RunFilter, find_runs
 from svdops.report.telemetry_series import pick_telemetry_runs, read_telemetry
@@ -93,28 +100,30 @@ def build_report(run_args: Sequence[str], options: ReportOptions) -> ReportData:
             where="--rank-by",
             hint="price the GPUs (--price GPU=USD_PER_GPU_HOUR) or whole hosts (--host-price HOST=USD_PER_HOUR)",
         )
-    selection = find_runs(run_args, options.run_filter)
+    selection = find_runs(run_args, options.run_filter, usable=lambda run: check_tabulates(run, options.prices))
     if not selection.runs:
         filters = options.run_filter.describe()
         raise BadInputError(
             f"no run to report: {selection.matched_before_filter} run(s) found"
-            + (f", none matching {', '.join(filters)}" if filters else ""),
+            + (f", none matching {', '.join(filters)}" if filters else "")
+            + (f"; {len(selection.skipped)} left out, first {selection.skipped[0]}" if selection.skipped else ""),
             where=" ".join(run_args) or "RUNS",
             hint="run `svdops bench` first, or loosen --host/--scenario/--since"
             if selection.matched_before_filter == 0 or not filters
             else "loosen --host/--scenario/--since",
         )
     points = points_frame(selection.runs, options.prices)
+    checks = load_checks(options.checks)
     return ReportData(
         runs=selection.runs,
         run_table=runs_frame(selection.runs),
         points=points,
         groups=groups_frame(points, options.rank_by),
         environment=environment_frame(selection.runs),
-        checks=load_checks(options.checks),
+        checks=checks,
         scaling=scaling_frame(selection.runs),
         nccl=nccl_frame(selection.runs),
-        skipped=selection.skipped,
+        skipped=[*selection.skipped, *checks.skipped],
         options=options,
     )
 

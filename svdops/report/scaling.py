@@ -5,6 +5,7 @@ and the NCCL all-reduce sweep frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -25,38 +26,48 @@ SCALING_COLUMNS = [
 ]
 
 
+_NCCL_FIGURES = ("size_bytes", "iterations", "time_s", "algbw_gbps", "busbw_gbps", "expected_busbw_gbps")
+
+
 def scaling_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per multi-GPU run (results.json `scaling`): throughput at its world size, and the
     single-GPU baseline it is compared with. Older forms are read by ScalingEntry itself."""
-    rows = []
-    for run in runs:
-        entry = run.results.scaling
-        if entry is None:
-            continue
-        throughput = entry.throughput
-        unit = throughput.unit if throughput else None
-        rows.append(
-            {
-                "host": run_host(run),
-                "run": run.name,
-                "gpu": run_gpu(run),
-                "workload": as_text(entry.workload or run.results.workload),
-                "world_size": as_number(entry.world_size or run.results.world_size),
-                "throughput": as_number(throughput.value) if throughput else None,
-                "unit": unit,
-                "baseline": as_number(entry.baseline.figure(unit)) if entry.baseline else None,
-                "speedup": as_number(entry.speedup),
-                "efficiency": as_number(entry.efficiency),
-            }
-        )
+    rows = [row for run in runs for row in scaling_rows(run)]
     return pd.DataFrame(rows, columns=SCALING_COLUMNS)
+
+
+def scaling_rows(run: Run) -> list[dict[str, Any]]:
+    entry = run.results.scaling
+    if entry is None:
+        return []
+    throughput = entry.throughput
+    unit = as_text(throughput.unit) if throughput else None
+    return [
+        {
+            "host": run_host(run),
+            "run": run.name,
+            "gpu": run_gpu(run),
+            "workload": as_text(entry.workload or run.results.workload),
+            "world_size": as_number(entry.world_size or run.results.world_size),
+            "throughput": as_number(throughput.value) if throughput else None,
+            "unit": unit,
+            "baseline": as_number(entry.baseline.figure(unit)) if entry.baseline else None,
+            "speedup": as_number(entry.speedup),
+            "efficiency": as_number(entry.efficiency),
+        }
+    ]
 
 
 def nccl_frame(runs: Sequence[Run]) -> pd.DataFrame:
     """The all-reduce sweep rows of every run (results.json `nccl`), with host, run and world size."""
+    return pd.DataFrame([row for run in runs for row in nccl_rows(run)])
+
+
+def nccl_rows(run: Run) -> list[dict[str, Any]]:
+    world = as_number(run.results.world_size)
     rows = []
-    for run in runs:
-        world = as_number(run.results.world_size)
-        for entry in run.results.nccl or []:
-            rows.append({"host": run_host(run), "run": run.name, "world_size": world, **entry.to_json()})
-    return pd.DataFrame(rows)
+    for entry in run.results.nccl or []:
+        # Numbers as floats or None: an integer of hundreds of digits would make the column unplottable.
+        figures = {key: as_number(value) for key, value in entry.to_json().items() if key in _NCCL_FIGURES}
+        rows.append({"host": run_host(run), "run": run.name, "world_size": world, **figures})
+    return rows

@@ -7,16 +7,18 @@ from __future__ import annotations
 import fnmatch
 import glob
 import math
+import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from svdops.errors import BadInputError
 from svdops.plan.prices import gpu_price
-from svdops.report.run_fields import run_host, run_scenario, run_started
-from svdops.runs.store import TMP_PREFIX, Run, load_run
+from svdops.report.run_fields import BUG_NOTE, run_host, run_scenario, run_started
+from svdops.runs.documents import MAX_RUN_FILE_BYTES, Config, Results, Versions, read_json_file
+from svdops.runs.store import TMP_PREFIX, Run
 
 RANK_METRICS = ("videos_per_hour", "cost", "energy")
 
@@ -103,8 +105,11 @@ def price_for(host: str, prices: Mapping[str, float]) -> float | None:
 @dataclass
 class RunSelection:
     runs: list[Run]
-    skipped: list[str] = field(default_factory=list)  # why a folder was passed over, for the report's notes
+    skipped: list[str] = field(default_factory=list)  # why a folder or file was passed over, for the report's notes
     matched_before_filter: int = 0
+
+
+TABLES_READ = ("telemetry.csv", "marks.csv")  # the tables the report reads beside the JSON documents
 
 
 def _expand(arg: str) -> list[Path]:
@@ -121,22 +126,101 @@ def _expand(arg: str) -> list[Path]:
     return [path]
 
 
-def find_runs(args: Sequence[str], run_filter: RunFilter | None = None) -> RunSelection:
-    """Run folders from paths and globs; a folder without results.json is read as a store of runs."""
+def _has_results(folder: Path) -> bool:
+    # lexists: a results.json that is a folder, a FIFO or a link is a damaged run to name, not a stranger to skip
+    return os.path.lexists(folder / "results.json")
+
+
+def read_run(folder: Path) -> Run:
+    """One run folder read the way a report must read what it did not write: every document through the
+    bounded reader (regular files of at most 64 MiB, links not followed), each malformed field a note.
+    A document that cannot be read at all is a BadInputError naming the file and why."""
+    if folder.name.startswith(TMP_PREFIX):
+        raise BadInputError(
+            "this is an unfinished run (its writer stopped before committing it)",
+            where=str(folder),
+            hint="delete it; finished runs have no '.tmp-' prefix",
+        )
+    if not _has_results(folder):
+        raise BadInputError("not a run folder (no results.json)", where=str(folder))
+    results = Results.read(read_json_file(folder / "results.json"), where="results.json")
+    config = Config.read(read_json_file(folder / "config.json"), where="config.json")
+    versions = Versions.read(read_json_file(folder / "versions.json"), where="versions.json")
+    facts = read_json_file(folder / "facts.json")
+    run = Run(
+        path=folder,
+        facts=facts if isinstance(facts, dict) else None,
+        config=config,
+        results=results,
+        versions=versions,
+    )
+    if facts is not None and not isinstance(facts, dict):
+        run.results.read_notes.append(f"facts.json: expected an object, got {type(facts).__name__}; not used")
+    return run
+
+
+def _table_notes(folder: Path) -> list[str]:
+    """The tables the report reads, judged before the run is kept: one that is not a plain file of sane
+    size is left out of the report (its telemetry chart) with a note, the run itself stays."""
+    notes = []
+    for name in TABLES_READ:
+        path = folder / name
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            notes.append(f"{path}: not read: {exc.strerror or exc}")
+            continue
+        if not path.is_file() or path.is_symlink():
+            kind = "a symbolic link" if path.is_symlink() else "not a regular file"
+            notes.append(f"{path}: not read: {kind}")
+        elif info.st_size > MAX_RUN_FILE_BYTES:
+            notes.append(f"{path}: not read: {info.st_size:,} bytes, past the {MAX_RUN_FILE_BYTES // 2**20} MiB cap")
+    return notes
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def find_runs(
+    args: Sequence[str],
+    run_filter: RunFilter | None = None,
+    *,
+    usable: Callable[[Run], object] | None = None,
+) -> RunSelection:
+    """Run folders from paths and globs; a folder without results.json is read as a store of runs.
+
+    Each run is read inside its own boundary: one that cannot be read (or, with `usable`, cannot be
+    tabulated: the report passes its row builders) is skipped with a note naming the file and the
+    reason, and the report goes on with the others. A failure svdops did not foresee is skipped the
+    same way, its note saying it is a bug, rather than costing the report of the other runs.
+    """
     run_filter = run_filter or RunFilter()
     selection = RunSelection(runs=[])
     seen: set[Path] = set()
     candidates: list[Path] = []
     for arg in args:
         for path in _expand(arg):
-            if (path / "results.json").is_file() or path.name.startswith(TMP_PREFIX):
+            if _has_results(path) or path.name.startswith(TMP_PREFIX):
                 candidates.append(path)
             elif path.is_dir():
-                children = sorted(c for c in path.iterdir() if c.is_dir())
+                try:
+                    children = sorted(c for c in path.iterdir() if c.is_dir())
+                except OSError as exc:
+                    raise BadInputError(f"cannot list the store: {exc.strerror or exc}", where=str(path)) from None
                 for child in children:
                     if child.name.startswith(TMP_PREFIX):
                         selection.skipped.append(f"{child}: unfinished run (its writer stopped before committing it)")
-                    elif (child / "results.json").is_file():
+                    elif child.is_symlink() and not _inside(child, path):
+                        if _has_results(child):
+                            selection.skipped.append(f"{child}: a symbolic link out of the store; not followed")
+                    elif _has_results(child):
                         candidates.append(child)
             else:
                 raise BadInputError("not a run folder or a store", where=str(path), hint="pass a folder")
@@ -144,20 +228,44 @@ def find_runs(args: Sequence[str], run_filter: RunFilter | None = None) -> RunSe
         if path.name.startswith(TMP_PREFIX):
             selection.skipped.append(f"{path}: unfinished run (its writer stopped before committing it)")
             continue
-        resolved = path.resolve()
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError) as exc:
+            selection.skipped.append(f"{path}: not read: {exc}")
+            continue
         if resolved in seen:
             continue
         seen.add(resolved)
-        try:
-            run = load_run(path)
-        except BadInputError as exc:  # one unreadable run must not cost the report on the other 999
-            selection.skipped.append(str(exc))
+        run = _read_within_boundary(path, selection.skipped, usable)
+        if run is None:
             continue
         selection.matched_before_filter += 1
         if run_filter.keeps(run_host(run), run_scenario(run), run_started(run)):
             selection.runs.append(run)
     selection.runs.sort(key=lambda r: (run_started(r) or datetime.min.replace(tzinfo=UTC), r.name))
     return selection
+
+
+def _read_within_boundary(path: Path, skipped: list[str], usable: Callable[[Run], object] | None) -> Run | None:
+    """The run, or None with a note in `skipped`: one unreadable run must not cost the report on the other 999."""
+    try:
+        run = read_run(path)
+        if usable is not None:
+            usable(run)
+    except BadInputError as exc:
+        where = exc.where or str(path)
+        if not where.startswith(str(path)):
+            where = f"{path}/{where}"
+        skipped.append(f"{where}: {exc.message}")
+        return None
+    except MemoryError:
+        skipped.append(f"{path}: too large to hold in memory")
+        return None
+    except Exception as exc:  # unforeseen: said plainly, and the report of the others still written
+        skipped.append(f"{path}: svdops failed reading it ({type(exc).__name__}: {str(exc)[:200]}); {BUG_NOTE}")
+        return None
+    skipped.extend(_table_notes(path))
+    return run
 
 
 @dataclass(frozen=True)

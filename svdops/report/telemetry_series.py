@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 
+from svdops.errors import BadInputError
 from svdops.report.run_fields import run_gpu, run_host, run_started
-from svdops.runs.documents import TelemetrySummary
+from svdops.runs.documents import TelemetrySummary, read_file_bytes
 from svdops.runs.store import Run
 
 
@@ -30,40 +34,86 @@ def telemetry_samples(run: Run) -> int:
     return telemetry.samples() if telemetry else 0
 
 
-def read_telemetry(run: Run) -> TelemetrySeries | None:
-    """The run's NVML samples and stage marks on one time axis, or None when it has no samples."""
-    path = run.path / "telemetry.csv"
-    if not path.is_file():
+_TEXT_COLUMNS = frozenset({"label", "clocks_event_reasons", "gpu", "name", "uuid"})
+
+
+def _read_table(path: Path) -> pd.DataFrame | None:
+    """A run's CSV table through the bounded reader, every column but the text ones as numbers; None
+    when there is none or it cannot be read as a table (the run's notes say why when it is not a plain
+    file: svdops.report.selection judges those before the run is kept).
+
+    A cell that is not a number (text, `1e999`, an integer of 400 digits) becomes NaN: a sample with a
+    torn value is a gap in a line, never a reason to lose the report.
+    """
+    try:
+        data = read_file_bytes(path)
+    except BadInputError:
+        return None
+    if data is None:
         return None
     try:
-        samples = pd.read_csv(path)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
+        frame = pd.read_csv(io.BytesIO(data), encoding="utf-8", on_bad_lines="skip", low_memory=False)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OverflowError):
         return None
-    if samples.empty:
+    frame = frame.loc[:, ~frame.columns.duplicated()]  # a header naming a column twice: the first counts
+    frame.columns = [str(c) for c in frame.columns]
+    for column in frame.columns:
+        if column not in _TEXT_COLUMNS:
+            frame[column] = numeric(frame[column])
+    return frame
+
+
+def numeric(column: pd.Series) -> pd.Series:
+    """A column as finite floats, NaN wherever a cell is not one (pandas raises on a 400-digit integer)."""
+    try:
+        numbers = pd.to_numeric(column, errors="coerce")
+    except (OverflowError, TypeError, ValueError):
+        numbers = pd.Series([_finite(v) for v in column], index=column.index, dtype="float64")
+    return numbers.astype("float64").replace([math.inf, -math.inf], math.nan)
+
+
+def _finite(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (OverflowError, TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def read_telemetry(run: Run) -> TelemetrySeries | None:
+    """The run's NVML samples and stage marks on one time axis, or None when it has no usable samples."""
+    samples = _read_table(run.path / "telemetry.csv")
+    if samples is None or samples.empty:
         return None
-    note = None
-    if "rank" in samples and samples["rank"].nunique() > 1:
-        # Multi-GPU runs interleave every rank's GPU in one file; one trace per chart stays readable.
-        note = f"the GPU of rank 0 of {samples['rank'].nunique()} ranks"
-        samples = samples[samples["rank"] == samples["rank"].min()]
+    notes = []
+    if "rank" in samples:
+        samples = samples[samples["rank"].notna()]
+        if samples["rank"].nunique() > 1:
+            # Multi-GPU runs interleave every rank's GPU in one file; one trace per chart stays readable.
+            notes.append(f"the GPU of rank {samples['rank'].min():g} of {samples['rank'].nunique()} ranks")
+            samples = samples[samples["rank"] == samples["rank"].min()]
     # Marks were taken with time.monotonic() in the benchmark process, like t_mono; prefer it.
     clock = "t_mono" if "t_mono" in samples and samples["t_mono"].notna().all() else "t_unix"
     if clock not in samples:
         return None
-    samples = samples.sort_values(clock)
+    total = len(samples)
+    samples = samples[samples[clock].notna()]
+    if samples.empty:
+        return None
+    if len(samples) < total:
+        notes.append(f"{total - len(samples)} of {total} samples without a readable time left out")
+    samples = samples.sort_values(clock, kind="stable")
     t0 = float(samples[clock].iloc[0])
     samples = samples.assign(t_s=samples[clock] - t0)
     marks = pd.DataFrame(columns=["t_s", "label", "point", "iteration"])
-    marks_path = run.path / "marks.csv"
-    if marks_path.is_file():
-        try:
-            raw = pd.read_csv(marks_path)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError):
-            raw = pd.DataFrame()
-        if not raw.empty and clock in raw and "label" in raw:
-            if "rank" in raw:
-                raw = raw[raw["rank"] == raw["rank"].min()]
-            marks = raw.assign(t_s=raw[clock] - t0)
+    raw = _read_table(run.path / "marks.csv")
+    if raw is not None and not raw.empty and clock in raw and "label" in raw:
+        if "rank" in raw and raw["rank"].notna().any():
+            raw = raw[raw["rank"] == raw["rank"].min()]
+        raw = raw[raw[clock].notna()]
+        marks = raw.assign(t_s=raw[clock] - t0, label=raw["label"].astype(str))
     return TelemetrySeries(
         run=run.name,
         host=run_host(run),
@@ -71,7 +121,7 @@ def read_telemetry(run: Run) -> TelemetrySeries | None:
         samples=samples,
         marks=marks,
         summary=(run.results.telemetry.summary if run.results.telemetry else None) or TelemetrySummary(),
-        note=note,
+        note="; ".join(notes) or None,
     )
 
 

@@ -18,11 +18,16 @@ the topology) stay dicts: their shape belongs to the bench code that fills them.
 
 from __future__ import annotations
 
+import errno
+import json
 import math
+import os
 import re
+import stat
 import types
 import typing
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from svdops.errors import BadInputError
@@ -34,6 +39,10 @@ RESULTS_SCHEMA = f"{RESULTS_SCHEMA_NAME}/{RESULTS_SCHEMA_MAJOR}"
 # Point and run statuses, as written by the bench.
 POINT_STATUSES = ("ok", "oom", "failed", "interrupted", "not_run")
 RUN_STATUSES = ("ok", "partial", "oom", "failed", "interrupted")
+
+# No run document or table a bench writes comes near this; a file past it is damage or a trap, and
+# reading it whole (a 5 GB "telemetry.csv", /dev/zero behind a link) would cost the reader its memory.
+MAX_RUN_FILE_BYTES = 64 * 2**20
 
 _SCHEMA = re.compile(r"^(?P<name>[A-Za-z0-9_.-]+)/(?P<major>\d+)(?:\.\d+)*$")
 _NOTE_VALUE_CHARS = 60
@@ -225,6 +234,9 @@ def _read(hint: Any, value: object, where: str, notes: list[str]) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
                 return None  # the store writes NaN as null, so a NaN is an absent value, not a malformed one
+            if isinstance(value, int) and not _fits_float(value):
+                notes.append(f"{where}: {len(str(abs(value)))}-digit integer: too large to be a measurement")
+                return _BAD
             return value
         return _mistyped(float, value, where, notes)
     if hint is int:
@@ -238,6 +250,14 @@ def _read(hint: Any, value: object, where: str, notes: list[str]) -> Any:
             return value
         return _mistyped(hint, value, where, notes)
     raise TypeError(f"documents: no reader for {hint!r} at {where}")  # a bug in this module, not in the input
+
+
+def _fits_float(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _mistyped(expected: type, value: object, where: str, notes: list[str]) -> Any:
@@ -626,3 +646,98 @@ def check_schema(data: object, where: str, notes: list[str]) -> None:
             where=where,
             hint="read it with the svdops version that wrote it (versions.json names it), or upgrade svdops",
         )
+
+
+# --- reading the files -------------------------------------------------------------------------------
+
+
+def read_file_bytes(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_RUN_FILE_BYTES, follow_symlinks: bool = False
+) -> bytes | None:
+    """The bytes of a regular file of at most `max_bytes`, or None when there is no such file.
+
+    Anything else is a BadInputError naming the file and why: a folder, a FIFO or a device (reading
+    one blocks or never ends), a symbolic link (not followed unless `follow_symlinks`: a run folder's
+    files are the run's own, never a link out of the store), a file past the cap, an unreadable one.
+    The file is opened first and judged on what was opened, so it cannot be swapped in between.
+    """
+    where = str(path)
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise BadInputError("a symbolic link to nothing", where=where) from None
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadInputError(
+                "a symbolic link; run files are read only from the run folder itself", where=where
+            ) from None
+        raise BadInputError(f"cannot open: {exc.strerror or exc}", where=where) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInputError(f"{_file_kind(info.st_mode)}, not a file", where=where)
+        if info.st_size > max_bytes:
+            raise BadInputError(
+                f"{info.st_size:,} bytes: larger than the {max_bytes // 2**20} MiB a run file may be",
+                where=where,
+            )
+        chunks = []
+        left = max_bytes + 1  # a file that grows while it is read is still cut at the cap
+        while left > 0:
+            chunk = os.read(fd, min(left, 2**20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise BadInputError(f"cannot read: {exc.strerror or exc}", where=where) from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise BadInputError(f"grew past the {max_bytes // 2**20} MiB a run file may be while read", where=where)
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_json_file(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_RUN_FILE_BYTES, follow_symlinks: bool = False
+) -> Any:
+    """A JSON file parsed (None when absent); anything that is not UTF-8 JSON is a BadInputError saying
+    what it is instead: bytes that are not UTF-8, a syntax error with its line, nesting past Python's
+    limit, an integer of thousands of digits."""
+    data = read_file_bytes(path, max_bytes=max_bytes, follow_symlinks=follow_symlinks)
+    if data is None:
+        return None
+    name = Path(path).name
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInputError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}): {name} is written as UTF-8 JSON",
+            where=str(path),
+        ) from None
+    try:
+        return json.loads(text.removeprefix("\ufeff"))  # an editor's byte-order mark is not damage
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", where=str(path)) from None
+    except RecursionError:
+        raise BadInputError("nested too deeply to be an svdops document", where=str(path)) from None
+    except ValueError as exc:  # an integer past Python's digit limit
+        raise BadInputError(f"not readable JSON: {exc}", where=str(path)) from None

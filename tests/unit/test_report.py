@@ -501,12 +501,14 @@ def test_single_host_and_fleet_check_files(tmp_path):
     assert checks.hosts[2]["reachable"] is False and "connection refused" in checks.hosts[2]["message"]
     fails = checks.findings[checks.findings["status"] == "fail"]
     assert set(fails["host"]) == {"h100-sxm-reference", "gpu07"}
+    # A file that is not a check result costs the report that file, with a note saying which and why.
     (tmp_path / "other.json").write_text('{"schema": "svdops.facts/1"}')
-    with pytest.raises(BadInputError, match="not an svdops check result"):
-        load_checks([tmp_path / "other.json"])
     (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(BadInputError, match="cannot read check file"):
-        load_checks([tmp_path / "broken.json"])
+    checks = load_checks([tmp_path / "other.json", EXAMPLES / "checks" / "cpu-devbox.json", tmp_path / "broken.json"])
+    assert [h["host"] for h in checks.hosts] == ["cpu-devbox"]
+    assert len(checks.skipped) == 2
+    assert checks.skipped[0].startswith(f"{tmp_path / 'other.json'}: not an svdops check result")
+    assert checks.skipped[1].startswith(f"{tmp_path / 'broken.json'}: not JSON")
 
 
 # --- multi-GPU run kinds ----------------------------------------------------------------------------------

@@ -291,3 +291,65 @@ def test_atomic_writes_replace_whole_or_leave_the_old_file(tmp_path):
     assert target.read_text() == "new\n" and os.listdir(tmp_path) == ["doc.json"]
     with pytest.raises(OSError):
         atomic_write_text(tmp_path / "no-such-folder" / "x", "y")
+
+
+# --- bounded reads of run files -------------------------------------------------------------------------
+
+
+def test_read_file_bytes_reads_only_regular_files_within_the_cap(tmp_path):
+    from svdops.runs.documents import read_file_bytes
+
+    plain = tmp_path / "plain.json"
+    plain.write_bytes(b"x" * 100)
+    assert read_file_bytes(plain) == b"x" * 100
+    assert read_file_bytes(tmp_path / "absent.json") is None
+    with pytest.raises(BadInputError, match="100 bytes: larger than the 0 MiB"):
+        read_file_bytes(plain, max_bytes=99)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(BadInputError, match="a FIFO, not a file"):
+        read_file_bytes(tmp_path / "fifo")  # opened without blocking, judged on what was opened
+    with pytest.raises(BadInputError, match="a folder, not a file"):
+        read_file_bytes(tmp_path)
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(BadInputError, match="a symbolic link"):
+        read_file_bytes(tmp_path / "zero")
+    with pytest.raises(BadInputError, match="a device, not a file"):
+        read_file_bytes(tmp_path / "zero", follow_symlinks=True)
+    (tmp_path / "link").symlink_to(plain)
+    assert read_file_bytes(tmp_path / "link", follow_symlinks=True) == b"x" * 100
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(BadInputError, match="a symbolic link to nothing"):
+        read_file_bytes(tmp_path / "dangling", follow_symlinks=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xef\xbb\xbf{\"a\": 1}", None),
+        (b'{"a": 1, "a": 2}', None),
+        (b"[NaN, Infinity]", None),
+        (b"caf\xe9", r"not UTF-8 text \(byte 0xe9 at offset 3\)"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b"1" + b"0" * 5000, r"Exceeds the limit \(4300 digits\)"),
+        (b'{"a": ', "not JSON: Expecting value at line 1 column 7"),
+    ],
+    ids=["bom", "duplicate-key", "nan", "latin-1", "nested", "huge-int", "truncated"],
+)
+def test_read_json_file_says_what_a_file_is_instead_of_json(tmp_path, content, message):
+    from svdops.runs.documents import read_json_file
+
+    path = tmp_path / "doc.json"
+    path.write_bytes(content)
+    if message is None:
+        assert read_json_file(path) is not None
+    else:
+        with pytest.raises(BadInputError, match=message) as caught:
+            read_json_file(path)
+        assert caught.value.where == str(path)
+
+
+def test_a_float_field_holding_an_integer_too_large_for_a_float_is_a_note():
+    notes: list[str] = []
+    summary = PointSummary.from_json({"videos_per_hour": 10**400, "unet_tflops": 10**300}, "s", notes)
+    assert summary.videos_per_hour is None and summary.unet_tflops == 10**300
+    assert notes == ["s.videos_per_hour: 401-digit integer: too large to be a measurement"]
