@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import importlib
-import json
+import io
 import os
 import re
 import shutil
@@ -35,7 +35,7 @@ from typing import Any
 
 from svdops.errors import BadInputError
 from svdops.files import atomic_write_text, fsync_dir, json_text
-from svdops.runs.documents import Config, Results, Versions
+from svdops.runs.documents import Config, Results, Versions, read_file_bytes, read_json_file
 
 TMP_PREFIX = ".tmp-"
 DEFAULT_STORE = "svdops-runs"
@@ -261,16 +261,19 @@ class Run:
 
     def table(self, name: str) -> list[dict[str, Any]]:
         """Rows of `<name>.csv` as dicts, numbers parsed, empty cells as None ([] when absent)."""
-        path = self.path / f"{name}.csv"
-        if not path.exists():
+        data = read_file_bytes(self.path / f"{name}.csv")
+        if data is None:
             return []
-        with path.open(newline="", encoding="utf-8") as fh:
-            return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        text = data.decode("utf-8", errors="replace")
+        return [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text, newline=""))]
 
     def frame(self, name: str) -> Any:
         """`<name>.csv` as a pandas DataFrame (pandas is imported only here, untyped on purpose)."""
         pandas = importlib.import_module("pandas")
-        return pandas.read_csv(self.path / f"{name}.csv")
+        data = read_file_bytes(self.path / f"{name}.csv")
+        if data is None:
+            raise BadInputError(f"{name}.csv is not in this run", where=str(self.path))
+        return pandas.read_csv(io.BytesIO(data))
 
 
 def _parse_cell(text: str | None) -> Any:
@@ -287,16 +290,9 @@ def _parse_cell(text: str | None) -> Any:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"cannot read {path.name}: {exc}", where=str(path)) from exc
-    except RecursionError as exc:
-        raise BadInputError(
-            f"cannot read {path.name}: nested too deeply to be a run document", where=str(path)
-        ) from exc
+    """The report's bounded reader: a regular file inside the run (no link, FIFO or device), capped,
+    UTF-8 JSON of sane depth; anything else a BadInputError naming the file and why."""
+    return read_json_file(path)
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:

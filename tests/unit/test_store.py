@@ -68,6 +68,30 @@ def test_committed_run_is_readable_with_pandas_and_load_run(tmp_path):
     assert [r.name for r in list_runs(tmp_path)] == [path.name]
 
 
+def test_load_run_reads_only_the_runs_own_regular_files(tmp_path):
+    # bench and plan calibration read runs through load_run: the same bounded reader as the report
+    path = write_run(tmp_path)
+    secret = tmp_path.parent / f"{tmp_path.name}-outside.json"
+    secret.write_text('{"status": "ok", "stolen": true}')
+    (path / "config.json").unlink()
+    (path / "config.json").symlink_to(secret)
+    with pytest.raises(BadInputError, match=r"config\.json") as caught:
+        load_run(path)
+    assert "link" in caught.value.message
+    (path / "config.json").unlink()
+    (path / "config.json").symlink_to("/dev/zero")  # would read until memory ran out
+    with pytest.raises(BadInputError, match=r"config\.json"):
+        load_run(path)
+    (path / "config.json").unlink()
+    run = load_run(path)
+    (path / "iterations.csv").unlink()
+    os.mkfifo(path / "iterations.csv")  # would block forever
+    with pytest.raises(BadInputError, match=r"iterations\.csv"):
+        run.table("iterations")
+    with pytest.raises(BadInputError, match=r"iterations\.csv"):
+        run.frame("iterations")
+
+
 def test_same_name_twice_gets_a_suffix(tmp_path):
     first, second = write_run(tmp_path), write_run(tmp_path)
     assert second.name == first.name + "-2"
