@@ -471,6 +471,11 @@ def _nccl_chart(frame: pd.DataFrame) -> Markup | None:
     )
 
 
+# listed with their fix, worst first; the rest (pass, skip) is one quiet line. A check that could not look
+# is as loud as a failure: it is not a pass
+PROMINENT = ("fail", "unknown", "warn")
+
+
 def render_html(data: ReportData) -> str:
     options = data.options
     telemetry, telemetry_available = _telemetry_sections(data)
@@ -487,12 +492,12 @@ def render_html(data: ReportData) -> str:
     check_hosts = []
     for entry in data.checks.hosts:
         mine = findings[findings["host"] == entry["host"]] if not findings.empty else findings
-        shown = mine[mine["status"].isin(["fail", "warn"])] if not mine.empty else mine
+        shown = mine[mine["status"].isin(PROMINENT)] if not mine.empty else mine
         check_hosts.append(
             {
                 **entry,
                 "findings": _records(shown),
-                "quiet": _records(mine[~mine["status"].isin(["fail", "warn"])]) if not mine.empty else [],
+                "quiet": _records(mine[~mine["status"].isin(PROMINENT)]) if not mine.empty else [],
             }
         )
     run_hosts = set(data.run_table["host"])

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -374,6 +375,25 @@ def test_host_names_notes_and_check_text_are_escaped(tmp_path):
     assert evil not in html and "<script" not in html and "<img" not in html
     assert "&lt;script&gt;" in html
     assert_well_formed(html)
+
+
+def test_checks_that_could_not_look_are_listed_with_the_failures(tmp_path):
+    # cpu-devbox.json: 4 required checks could not look (UNKNOWN). Not a pass: listed with their reason,
+    # counted, never folded into the quiet "passed or skipped" line
+    store = tmp_path / "runs"
+    make_run(store, "cpu-devbox")
+    doc = json.loads((EXAMPLES / "checks" / "cpu-devbox.json").read_text())
+    unknown = [f for f in doc["findings"] if f["status"] == "unknown"]
+    assert len(unknown) == doc["summary"]["unknown"] == 4
+    html = render_html(build_report([str(store)], ReportOptions(checks=(EXAMPLES / "checks" / "cpu-devbox.json",))))
+    table = html[html.index('<table class="data findings">'):]
+    table = table[:table.index("</table>")]
+    quiet = html[html.index('<p class="quiet">'):]
+    quiet = quiet[:quiet.index("</p>")]
+    for f in unknown:
+        assert escape(f["title"]) in table and escape(f["title"]) not in quiet
+    assert table.count('class="st st-unknown">UNKNOWN<') == 4
+    assert "4 could not look" in html
 
 
 # --- options ------------------------------------------------------------------------------------------------
