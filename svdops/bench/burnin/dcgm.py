@@ -101,7 +101,7 @@ def parse_diag(text: str) -> DcgmDiag:
         data, _ = json.JSONDecoder().raw_decode(text[start:])
     except (json.JSONDecodeError, RecursionError) as exc:
         raise DcgmError(f"the JSON document does not read: {exc}") from None
-    if not isinstance(data, dict):
+    if not isinstance(data, dict):  # pragma: no cover - the document starts at a "{", so it is an object
         raise DcgmError("the JSON document is not an object")
     root = data.get("DCGM Diagnostic", data.get("DCGM GPU Diagnostic"))
     if not isinstance(root, dict):
@@ -120,7 +120,7 @@ def parse_diag(text: str) -> DcgmDiag:
         tests = category.get("tests")
         for test in tests if isinstance(tests, list) else []:
             if isinstance(test, dict):  # 3.x puts null between tests
-                diag.checks.extend(test_checks(test, name))
+                diag.checks.extend(checks_of_test(test, name))
     if diag.runtime_error:
         diag.checks.append(BurnCheck(name="runtime_error", source="dcgm", status="fail",
                                      detail=_clip(diag.runtime_error)))  # fmt: skip
@@ -129,7 +129,7 @@ def parse_diag(text: str) -> DcgmDiag:
     return diag
 
 
-def test_checks(test: dict[str, Any], category: str | None = None) -> list[BurnCheck]:
+def checks_of_test(test: dict[str, Any], category: str | None = None) -> list[BurnCheck]:
     """One DCGM test object -> one check per GPU it reports on (a 3.x "0,1,2,3" result -> four)."""
     name = _text(test.get("name")) or "unnamed test"
     checks: list[BurnCheck] = []
