@@ -73,5 +73,10 @@ def burnin_sections(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 def _row(check: Any) -> dict[str, Any]:
     where = "host" if check.gpu is None else f"GPU{check.gpu}" + (f"→GPU{check.peer}" if check.peer is not None else "")
-    return {"status": check.status or "warn", "name": check.name or "?", "source": check.source or "",
-            "where": where, "detail": check.detail or ""}  # fmt: skip
+    return {
+        "status": check.status or "warn",
+        "name": check.name or "?",
+        "source": check.source or "",
+        "where": where,
+        "detail": check.detail or "",
+    }

@@ -99,9 +99,21 @@ def _loaded_samples() -> list[TelemetrySample]:
     """The recorded H100 series while the GPU was busy (util > 50%), as the sampler builds samples."""
     rows = [r for r in recorded_series() if r["util"] > 50]
     t0 = rows[0]["t"]
-    return [TelemetrySample(t_unix=r["t"], t_mono=r["t"] - t0, temp_c=r["temp_c"], power_w=r["power_w"],
-                            power_limit_w=700.0, sm_mhz=r["sm_mhz"], mem_mhz=r["mem_mhz"], util_gpu_pct=r["util"],
-                            energy_mj=r["energy_mj"], clocks_event_mask=r["throttle"]) for r in rows]  # fmt: skip
+    return [
+        TelemetrySample(
+            t_unix=r["t"],
+            t_mono=r["t"] - t0,
+            temp_c=r["temp_c"],
+            power_w=r["power_w"],
+            power_limit_w=700.0,
+            sm_mhz=r["sm_mhz"],
+            mem_mhz=r["mem_mhz"],
+            util_gpu_pct=r["util"],
+            energy_mj=r["energy_mj"],
+            clocks_event_mask=r["throttle"],
+        )
+        for r in rows
+    ]
 
 
 def test_recorded_h100_under_load_holds_its_clock_even_on_the_power_cap() -> None:
@@ -114,8 +126,9 @@ def test_recorded_h100_under_load_holds_its_clock_even_on_the_power_cap() -> Non
 
 def _collapse(samples: list[TelemetrySample], power_w: float) -> list[TelemetrySample]:
     cut = len(samples) * 2 // 3
-    return samples[:cut] + [dataclasses.replace(s, sm_mhz=600.0, power_w=power_w, clocks_event_mask=0)
-                            for s in samples[cut:]]  # fmt: skip
+    return samples[:cut] + [
+        dataclasses.replace(s, sm_mhz=600.0, power_w=power_w, clocks_event_mask=0) for s in samples[cut:]
+    ]
 
 
 def test_clock_collapse_below_the_power_cap_fails() -> None:
@@ -236,11 +249,20 @@ def test_a_slow_nvlink_pair_points_at_nvlink_and_fabric_manager() -> None:
 
 
 def _nccl_outcome(tmp_path: Path, busbw: float | None, status: str = "ok") -> MultiOutcome:
-    rows = [NcclRow(size_bytes=2**20, busbw_gbps=40.0, expected_busbw_gbps=370.0),
-            NcclRow(size_bytes=2**32, busbw_gbps=busbw, expected_busbw_gbps=370.0)] if busbw else []  # fmt: skip
+    rows = (
+        [
+            NcclRow(size_bytes=2**20, busbw_gbps=40.0, expected_busbw_gbps=370.0),
+            NcclRow(size_bytes=2**32, busbw_gbps=busbw, expected_busbw_gbps=370.0),
+        ]
+        if busbw
+        else []
+    )
     failure = Failure(rank=3, how="died", error="NCCL error: unhandled system error") if status == "failed" else None
-    return MultiOutcome(tmp_path / "20261202T000000Z-gpu01-svd-xt-25f-nccl-x8", status,
-                        Results(kind="multi", status=status, nccl=rows, failure=failure))  # fmt: skip
+    return MultiOutcome(
+        tmp_path / "20261202T000000Z-gpu01-svd-xt-25f-nccl-x8",
+        status,
+        Results(kind="multi", status=status, nccl=rows, failure=failure),
+    )
 
 
 @pytest.mark.parametrize(("busbw", "status"), [(365.0, "pass"), (250.0, "warn"), (150.0, "fail")])
@@ -336,7 +358,9 @@ def test_bad_input_exits_2_with_a_message(tmp_path: Path, args: list[str], said:
 
 
 def test_burnin_document_round_trip_and_schema() -> None:
-    doc = BurnIn(status="ok", mode="burn", gpus=[0, 1], checks=[burn.bandwidth_check("p2p", 0, 1, 300.0, 450.0, "NV18")])
+    doc = BurnIn(
+        status="ok", mode="burn", gpus=[0, 1], checks=[burn.bandwidth_check("p2p", 0, 1, 300.0, 450.0, "NV18")]
+    )
     again = BurnIn.read(json.loads(json.dumps(doc.to_json())))
     assert again == doc and again.read_notes == [] and again.counts()["pass"] == 1
     with pytest.raises(SchemaError):
@@ -352,12 +376,14 @@ def test_report_shows_the_burnin_beside_the_runs(tmp_path: Path) -> None:
     outcome = run_burnin(_request(tmp_path), gather=lambda: (None, None))
     broken = tmp_path / "runs" / "20261202T000000Z-evil-burnin"
     broken.mkdir()
-    (broken / "results.json").write_text(json.dumps({"schema": "svdops.bench.results/1", "kind": "burnin",
-                                                      "status": "failed"}))  # fmt: skip
-    (broken / "burnin.json").write_text('{"schema": "svdops.burnin/1", "checks": [{"name": "<script>x", '
-                                        '"status": "fail", "detail": "\\u001b[31mred"}]}')  # fmt: skip
+    (broken / "results.json").write_text(
+        json.dumps({"schema": "svdops.bench.results/1", "kind": "burnin", "status": "failed"})
+    )
+    (broken / "burnin.json").write_text(
+        '{"schema": "svdops.burnin/1", "checks": [{"name": "<script>x", "status": "fail", "detail": "\\u001b[31mred"}]}'
+    )
     write_report([str(tmp_path / "runs")], tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()
-    section = html[html.index('id="burnin"'):html.index('id="runs"')]
+    section = html[html.index('id="burnin"') : html.index('id="runs"')]
     assert outcome.path.name in section and "matmul" in section and "CPU dry run" in section
     assert "&lt;script&gt;x" in section and "<script>" not in html and "\x1b" not in html

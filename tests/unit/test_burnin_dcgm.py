@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from svdops.bench.burnin import BurninRequest
-from svdops.bench.burnin.dcgm import DcgmError, parse_diag, run_diag, checks_of_test
+from svdops.bench.burnin.dcgm import DcgmError, checks_of_test, parse_diag, run_diag
 from svdops.bench.burnin.run import run_burnin
 from svdops.cli.main import cli
 from svdops.runs.documents import BurnIn
@@ -32,8 +32,15 @@ def test_real_dcgm_3_1_output_of_eight_gpus_reads_per_test_and_gpu() -> None:
     assert diag.version == "3.1.0"
     names = {c.name for c in diag.checks}
     # DCGM's own test names, kept as DCGM spells them
-    assert {"Denylist", "NVML Library", "CUDA Main Library", "Persistence Mode", "Page Retirement/Row Remap",
-            "Inforom", "software"} <= names
+    assert {
+        "Denylist",
+        "NVML Library",
+        "CUDA Main Library",
+        "Persistence Mode",
+        "Page Retirement/Row Remap",
+        "Inforom",
+        "software",
+    } <= names
     deployment = [c for c in diag.checks if c.category == "Deployment"]
     assert len(deployment) == 9 * 8  # nine tests, each "0,1,2,3,4,5,6,7" -> one check per GPU
     assert {c.gpu for c in deployment} == set(range(8))
@@ -94,12 +101,33 @@ def test_output_that_is_not_a_diagnostic_document_says_so(text: str, said: str) 
 
 
 def test_hostile_fields_are_bounded_and_unknown_statuses_are_not_passes() -> None:
-    doc = {"DCGM Diagnostic": {"test_categories": [
-        {"category": 7, "tests": [None, "x", {"name": "memory", "results": [
-            {"entity_group": "GPU", "entity_id": -3, "status": "Inconclusive", "info": ["y" * 5000]},
-            {"entity_group": "CPU", "entity_id": 0, "status": "Pass"},
-            {"gpu_ids": "0,0,a,1", "status": ["Pass"]},
-        ]}]}], "runtime_error": "  nvvs crashed\n"}}
+    doc = {
+        "DCGM Diagnostic": {
+            "test_categories": [
+                {
+                    "category": 7,
+                    "tests": [
+                        None,
+                        "x",
+                        {
+                            "name": "memory",
+                            "results": [
+                                {
+                                    "entity_group": "GPU",
+                                    "entity_id": -3,
+                                    "status": "Inconclusive",
+                                    "info": ["y" * 5000],
+                                },
+                                {"entity_group": "CPU", "entity_id": 0, "status": "Pass"},
+                                {"gpu_ids": "0,0,a,1", "status": ["Pass"]},
+                            ],
+                        },
+                    ],
+                }
+            ],
+            "runtime_error": "  nvvs crashed\n",
+        }
+    }
     checks = parse_diag(json.dumps(doc)).checks
     first = checks[0]
     assert first.gpu is None and first.status == "warn" and "Inconclusive" in first.detail
@@ -150,8 +178,11 @@ def test_run_diag_is_bounded_in_time(tmp_path: Path) -> None:
 
 def test_burnin_with_dcgm_records_dcgms_checks_in_the_run_folder(tmp_path: Path) -> None:
     dcgmi = _fake_dcgmi(tmp_path, STANDIN_4, 226)
-    outcome = run_burnin(BurninRequest(store=str(tmp_path / "runs"), dcgm_level=2, device="cpu"),
-                         dcgmi=str(dcgmi), gather=lambda: (None, None))  # fmt: skip
+    outcome = run_burnin(
+        BurninRequest(store=str(tmp_path / "runs"), dcgm_level=2, device="cpu"),
+        dcgmi=str(dcgmi),
+        gather=lambda: (None, None),
+    )
     assert outcome.failed and not outcome.interrupted
     assert not outcome.path.name.startswith(".tmp")
     doc = BurnIn.read(json.loads((outcome.path / "burnin.json").read_text()))
@@ -164,8 +195,11 @@ def test_burnin_with_dcgm_records_dcgms_checks_in_the_run_folder(tmp_path: Path)
 
 def test_dcgmi_that_gives_nothing_falls_back_to_the_burn_and_says_so(tmp_path: Path) -> None:
     dcgmi = _fake_dcgmi(tmp_path, None, 255)
-    outcome = run_burnin(BurninRequest(store=str(tmp_path / "runs"), duration_s=0.5, device="cpu"),
-                         dcgmi=str(dcgmi), gather=lambda: (None, None))  # fmt: skip
+    outcome = run_burnin(
+        BurninRequest(store=str(tmp_path / "runs"), duration_s=0.5, device="cpu"),
+        dcgmi=str(dcgmi),
+        gather=lambda: (None, None),
+    )
     doc = outcome.doc
     assert doc.mode == "burn" and doc.checks[0].name == "dcgm" and doc.checks[0].status == "warn"
     assert "nv-hostengine" in doc.checks[0].detail
@@ -175,8 +209,9 @@ def test_dcgmi_that_gives_nothing_falls_back_to_the_burn_and_says_so(tmp_path: P
 def test_cli_exit_1_on_a_dcgm_failure_with_dcgms_test_names(tmp_path: Path) -> None:
     _fake_dcgmi(tmp_path, STANDIN_4, 226)
     env = {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    result = CliRunner().invoke(cli, ["burnin", "--device", "cpu", "--dcgm-level", "3", "--store",
-                                      str(tmp_path / "runs")], env=env)  # fmt: skip
+    result = CliRunner().invoke(
+        cli, ["burnin", "--device", "cpu", "--dcgm-level", "3", "--store", str(tmp_path / "runs")], env=env
+    )
     assert result.exit_code == 1, result.output
     assert (tmp_path / "argv").read_text().split()[:3] == ["diag", "-r", "3"]
     fail = next(line for line in result.output.splitlines() if line.startswith("FAIL"))

@@ -73,8 +73,14 @@ class MatmulResult:
 
 
 def matmul_burn(
-    torch: Any, device: str, seconds: float, *, size: int = 8192, dtype: str = "float16",
-    stop: threading.Event | None = None, check_every: int = 10,
+    torch: Any,
+    device: str,
+    seconds: float,
+    *,
+    size: int = 8192,
+    dtype: str = "float16",
+    stop: threading.Event | None = None,
+    check_every: int = 10,
 ) -> MatmulResult:
     """Multiply two fixed matrices on `device` until `seconds` pass; compare every `check_every`th
     product with the first (bit for bit) and count the ones that differ."""
@@ -108,7 +114,12 @@ def matmul_burn(
 
 
 def burn_all(
-    torch: Any, devices: Sequence[str], seconds: float, *, size: int = 8192, dtype: str = "float16",
+    torch: Any,
+    devices: Sequence[str],
+    seconds: float,
+    *,
+    size: int = 8192,
+    dtype: str = "float16",
     stop: threading.Event | None = None,
 ) -> list[MatmulResult]:
     """One thread per device, all at once (CUDA kernels release the GIL, so the GPUs run in parallel)."""
@@ -120,8 +131,9 @@ def burn_all(
             torch.cuda.set_device(device)
         results[index] = matmul_burn(torch, device, seconds, size=size, dtype=dtype, stop=stop)
 
-    threads = [threading.Thread(target=work, args=(i, d), name=f"svdops-burn-{d}", daemon=True)
-               for i, d in enumerate(devices)]  # fmt: skip
+    threads = [
+        threading.Thread(target=work, args=(i, d), name=f"svdops-burn-{d}", daemon=True) for i, d in enumerate(devices)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -134,29 +146,61 @@ def burn_all(
         for thread in threads:
             thread.join(timeout=30)
         raise
-    return [r if r is not None else MatmulResult(d, error="the burn thread ended without a result")
-            for r, d in zip(results, devices, strict=True)]  # fmt: skip
+    return [
+        r if r is not None else MatmulResult(d, error="the burn thread ended without a result")
+        for r, d in zip(results, devices, strict=True)
+    ]
 
 
 def matmul_check(result: MatmulResult, gpu: int | None) -> BurnCheck:
-    figures = {"iterations": result.iterations, "seconds": round(result.seconds, 3),
-               "tflops": None if result.tflops is None else round(result.tflops, 2),
-               "mismatches": result.mismatches}  # fmt: skip
+    figures = {
+        "iterations": result.iterations,
+        "seconds": round(result.seconds, 3),
+        "tflops": None if result.tflops is None else round(result.tflops, 2),
+        "mismatches": result.mismatches,
+    }
     if result.error:
-        return BurnCheck(name="matmul", source="svdops", gpu=gpu, status="fail", figures=figures,
-                         detail=f"the matmul burn stopped with an error: {result.error}")  # fmt: skip
+        return BurnCheck(
+            name="matmul",
+            source="svdops",
+            gpu=gpu,
+            status="fail",
+            figures=figures,
+            detail=f"the matmul burn stopped with an error: {result.error}",
+        )
     if result.non_finite or result.mismatches:
-        what = "NaN/Inf in the product" if result.non_finite else (
-            f"{result.mismatches} of {result.checked} checked products differed from the first")
-        return BurnCheck(name="matmul", source="svdops", gpu=gpu, status="fail", figures=figures,
-                         detail=f"{what}: the GPU computes wrong results under load; drain it and run "
-                                "`dcgmi diag -r 3`, then RMA if it repeats")  # fmt: skip
+        what = (
+            "NaN/Inf in the product"
+            if result.non_finite
+            else (f"{result.mismatches} of {result.checked} checked products differed from the first")
+        )
+        return BurnCheck(
+            name="matmul",
+            source="svdops",
+            gpu=gpu,
+            status="fail",
+            figures=figures,
+            detail=f"{what}: the GPU computes wrong results under load; drain it and run "
+            "`dcgmi diag -r 3`, then RMA if it repeats",
+        )
     if not result.iterations:
-        return BurnCheck(name="matmul", source="svdops", gpu=gpu, status="skip", figures=figures,
-                         detail="stopped before a full round of products")  # fmt: skip
-    return BurnCheck(name="matmul", source="svdops", gpu=gpu, status="pass", figures=figures,
-                     detail=f"{result.iterations} products in {result.seconds:.0f} s, all identical"
-                            + (f", {result.tflops:.1f} TFLOP/s" if result.tflops else ""))  # fmt: skip
+        return BurnCheck(
+            name="matmul",
+            source="svdops",
+            gpu=gpu,
+            status="skip",
+            figures=figures,
+            detail="stopped before a full round of products",
+        )
+    return BurnCheck(
+        name="matmul",
+        source="svdops",
+        gpu=gpu,
+        status="pass",
+        figures=figures,
+        detail=f"{result.iterations} products in {result.seconds:.0f} s, all identical"
+        + (f", {result.tflops:.1f} TFLOP/s" if result.tflops else ""),
+    )
 
 
 # --- clocks, power, temperature --------------------------------------------------------------------
@@ -166,8 +210,13 @@ def judge_clocks(samples: Sequence[TelemetrySample], gpu: int | None, note: str 
     """Throttling and clock collapse in the NVML samples of one GPU taken during the burn."""
     usable = [s for s in samples if s.sm_mhz is not None]
     if len(usable) < 2:
-        return BurnCheck(name="clocks", source="svdops", gpu=gpu, status="skip",
-                         detail=f"no NVML clock samples ({note or 'NVML gave none'})")  # fmt: skip
+        return BurnCheck(
+            name="clocks",
+            source="svdops",
+            gpu=gpu,
+            status="skip",
+            detail=f"no NVML clock samples ({note or 'NVML gave none'})",
+        )
     t0 = usable[0].t_mono
     span = usable[-1].t_mono - t0
     window = min(REFERENCE_WINDOW_S, span / 3) if span < 3 * REFERENCE_WINDOW_S else REFERENCE_WINDOW_S
@@ -176,8 +225,13 @@ def judge_clocks(samples: Sequence[TelemetrySample], gpu: int | None, note: str 
     collapsed_run = longest = 0
     worst: TelemetrySample | None = None
     for s in usable:
-        low = ref_mhz is not None and s.t_mono - t0 > window and s.sm_mhz is not None \
-            and s.sm_mhz < CLOCK_COLLAPSE_FRACTION * ref_mhz and not _on_power_cap(s)
+        low = (
+            ref_mhz is not None
+            and s.t_mono - t0 > window
+            and s.sm_mhz is not None
+            and s.sm_mhz < CLOCK_COLLAPSE_FRACTION * ref_mhz
+            and not _on_power_cap(s)
+        )
         collapsed_run = collapsed_run + 1 if low else 0
         if low and (worst is None or (s.sm_mhz or 0) < (worst.sm_mhz or 0)):
             worst = s
@@ -200,22 +254,46 @@ def judge_clocks(samples: Sequence[TelemetrySample], gpu: int | None, note: str 
     }
     hardware = sorted(HW_REASONS & reasons.keys())
     if hardware:
-        return BurnCheck(name="clocks", source="svdops", gpu=gpu, status="fail", figures=figures,
-                         detail=f"NVML reported {', '.join(hardware)} during the burn: the board slowed the GPU "
-                                "(overheating, a failing power supply or fan); check cooling and `nvidia-smi -q "
-                                "-d PERFORMANCE`, then the chassis vendor")  # fmt: skip
+        return BurnCheck(
+            name="clocks",
+            source="svdops",
+            gpu=gpu,
+            status="fail",
+            figures=figures,
+            detail=f"NVML reported {', '.join(hardware)} during the burn: the board slowed the GPU "
+            "(overheating, a failing power supply or fan); check cooling and `nvidia-smi -q "
+            "-d PERFORMANCE`, then the chassis vendor",
+        )
     if longest >= CLOCK_COLLAPSE_MIN_SAMPLES and worst is not None and ref_mhz:
-        return BurnCheck(name="clocks", source="svdops", gpu=gpu, status="fail", figures=figures,
-                         detail=f"SM clock collapsed to {worst.sm_mhz:.0f} MHz, below {CLOCK_COLLAPSE_FRACTION:.0%} of "
-                                f"the first minute's {ref_mhz:.0f} MHz, while power ({worst.power_w or 0:.0f} W) was "
-                                "below its cap: not power management; check cooling and clocks-event reasons")  # fmt: skip
+        return BurnCheck(
+            name="clocks",
+            source="svdops",
+            gpu=gpu,
+            status="fail",
+            figures=figures,
+            detail=f"SM clock collapsed to {worst.sm_mhz:.0f} MHz, below {CLOCK_COLLAPSE_FRACTION:.0%} of "
+            f"the first minute's {ref_mhz:.0f} MHz, while power ({worst.power_w or 0:.0f} W) was "
+            "below its cap: not power management; check cooling and clocks-event reasons",
+        )
     if SW_THERMAL in reasons:
-        return BurnCheck(name="clocks", source="svdops", gpu=gpu, status="warn", figures=figures,
-                         detail="the driver slowed the GPU for heat (sw_thermal_slowdown) during the burn: "
-                                "check airflow and inlet temperature")  # fmt: skip
-    return BurnCheck(name="clocks", source="svdops", gpu=gpu, status="pass", figures=figures,
-                     detail=f"SM clock held (min {figures['sm_mhz_min']:.0f} MHz, first minute median "
-                            f"{ref_mhz or 0:.0f} MHz), no hardware slowdown")  # fmt: skip
+        return BurnCheck(
+            name="clocks",
+            source="svdops",
+            gpu=gpu,
+            status="warn",
+            figures=figures,
+            detail="the driver slowed the GPU for heat (sw_thermal_slowdown) during the burn: "
+            "check airflow and inlet temperature",
+        )
+    return BurnCheck(
+        name="clocks",
+        source="svdops",
+        gpu=gpu,
+        status="pass",
+        figures=figures,
+        detail=f"SM clock held (min {figures['sm_mhz_min']:.0f} MHz, first minute median "
+        f"{ref_mhz or 0:.0f} MHz), no hardware slowdown",
+    )
 
 
 def _on_power_cap(sample: TelemetrySample) -> bool:
@@ -242,7 +320,12 @@ class MemoryResult:
 
 
 def memory_pattern(
-    torch: Any, device: str, nbytes: int, *, seconds: float, stop: threading.Event | None = None,
+    torch: Any,
+    device: str,
+    nbytes: int,
+    *,
+    seconds: float,
+    stop: threading.Event | None = None,
 ) -> MemoryResult:
     """Fill `nbytes` of device memory with each pattern in turn (and with each byte's own address,
     which catches address-line faults a uniform pattern cannot), read it back, count bytes that differ."""
@@ -288,30 +371,65 @@ def memory_bytes(torch: Any, device: str, fraction: float, cpu_bytes: int) -> in
 
 
 def memory_check(result: MemoryResult, gpu: int | None) -> BurnCheck:
-    figures = {"bytes_tested": result.bytes_tested, "passes": result.passes, "mismatches": result.mismatches,
-               "seconds": round(result.seconds, 3)}  # fmt: skip
+    figures = {
+        "bytes_tested": result.bytes_tested,
+        "passes": result.passes,
+        "mismatches": result.mismatches,
+        "seconds": round(result.seconds, 3),
+    }
     if result.error:
-        return BurnCheck(name="memory", source="svdops", gpu=gpu, status="fail", figures=figures,
-                         detail=f"the memory test stopped with an error: {result.error}")  # fmt: skip
+        return BurnCheck(
+            name="memory",
+            source="svdops",
+            gpu=gpu,
+            status="fail",
+            figures=figures,
+            detail=f"the memory test stopped with an error: {result.error}",
+        )
     if result.mismatches:
-        return BurnCheck(name="memory", source="svdops", gpu=gpu, status="fail", figures=figures,
-                         detail=f"{result.mismatches} byte(s) read back differently from what was written: "
-                                "check `nvidia-smi -q -d ROW_REMAPPER,ECC`, reset the GPU, RMA if it repeats")  # fmt: skip
+        return BurnCheck(
+            name="memory",
+            source="svdops",
+            gpu=gpu,
+            status="fail",
+            figures=figures,
+            detail=f"{result.mismatches} byte(s) read back differently from what was written: "
+            "check `nvidia-smi -q -d ROW_REMAPPER,ECC`, reset the GPU, RMA if it repeats",
+        )
     if not result.passes:
-        return BurnCheck(name="memory", source="svdops", gpu=gpu, status="skip", figures=figures,
-                         detail="no pattern finished within the time limit")  # fmt: skip
+        return BurnCheck(
+            name="memory",
+            source="svdops",
+            gpu=gpu,
+            status="skip",
+            figures=figures,
+            detail="no pattern finished within the time limit",
+        )
     gib = result.bytes_tested / 2**30
-    return BurnCheck(name="memory", source="svdops", gpu=gpu, status="pass", figures=figures,
-                     detail=f"{result.passes} pattern(s) over {gib:.1f} GiB read back unchanged"
-                            + (" (time limit reached before the last patterns)" if result.stopped_early else ""))  # fmt: skip
+    return BurnCheck(
+        name="memory",
+        source="svdops",
+        gpu=gpu,
+        status="pass",
+        figures=figures,
+        detail=f"{result.passes} pattern(s) over {gib:.1f} GiB read back unchanged"
+        + (" (time limit reached before the last patterns)" if result.stopped_early else ""),
+    )
 
 
 # --- bandwidth -------------------------------------------------------------------------------------
 
 
 def copy_bandwidth(
-    torch: Any, source: str, target: str, nbytes: int, *, repeats: int = 5, seconds: float = 10.0,
-    pin: bool = True, stop: threading.Event | None = None,
+    torch: Any,
+    source: str,
+    target: str,
+    nbytes: int,
+    *,
+    repeats: int = 5,
+    seconds: float = 10.0,
+    pin: bool = True,
+    stop: threading.Event | None = None,
 ) -> float | None:
     """GB/s of `repeats` copies of `nbytes` from `source` to `target` ("cpu", "cuda:0"): the best
     repeat, as nvbandwidth and bandwidthTest report it. None when stopped before a copy finished."""
@@ -353,30 +471,62 @@ def nvlink_expected_gbps(kind: str | None, gen: int | None) -> float | None:
 
 
 def bandwidth_check(
-    name: str, gpu: int | None, peer: int | None, measured: float | None, expected: float | None, link: str,
+    name: str,
+    gpu: int | None,
+    peer: int | None,
+    measured: float | None,
+    expected: float | None,
+    link: str,
 ) -> BurnCheck:
-    figures = {"measured_gbps": None if measured is None else round(measured, 2), "expected_gbps": expected,
-               "link": link}  # fmt: skip
+    figures = {
+        "measured_gbps": None if measured is None else round(measured, 2),
+        "expected_gbps": expected,
+        "link": link,
+    }
     where = f"GPU{gpu}->GPU{peer}" if peer is not None else ("host->CPU" if gpu is None else f"host->GPU{gpu}")
     if measured is None:
-        return BurnCheck(name=name, source="svdops", gpu=gpu, peer=peer, status="skip", figures=figures,
-                         detail=f"{where}: no copy finished within the time limit")  # fmt: skip
+        return BurnCheck(
+            name=name,
+            source="svdops",
+            gpu=gpu,
+            peer=peer,
+            status="skip",
+            figures=figures,
+            detail=f"{where}: no copy finished within the time limit",
+        )
     if expected is None:
-        return BurnCheck(name=name, source="svdops", gpu=gpu, peer=peer, status="pass", figures=figures,
-                         detail=f"{where}: {measured:.1f} GB/s ({link}; no rated figure to compare with)")  # fmt: skip
+        return BurnCheck(
+            name=name,
+            source="svdops",
+            gpu=gpu,
+            peer=peer,
+            status="pass",
+            figures=figures,
+            detail=f"{where}: {measured:.1f} GB/s ({link}; no rated figure to compare with)",
+        )
     share = measured / expected
     figures["fraction"] = round(share, 3)
     said = f"{where}: {measured:.1f} GB/s, {share:.0%} of the {expected:.0f} GB/s {link} is rated for"
     if share < BANDWIDTH_FAIL_FRACTION:
-        hint = ("an NVLink down or degraded: check `nvidia-smi nvlink -s` and nvidia-fabricmanager"
-                if link.startswith("NVLink") else
-                "the link trained narrower or slower than it should: check `nvidia-smi -q -d PCIE` "
-                "under load, reseat the card or riser, check the slot's BIOS setting")
-        return BurnCheck(name=name, source="svdops", gpu=gpu, peer=peer, status="fail", figures=figures,
-                         detail=f"{said}; {hint}")  # fmt: skip
+        hint = (
+            "an NVLink down or degraded: check `nvidia-smi nvlink -s` and nvidia-fabricmanager"
+            if link.startswith("NVLink")
+            else "the link trained narrower or slower than it should: check `nvidia-smi -q -d PCIE` "
+            "under load, reseat the card or riser, check the slot's BIOS setting"
+        )
+        return BurnCheck(
+            name=name, source="svdops", gpu=gpu, peer=peer, status="fail", figures=figures, detail=f"{said}; {hint}"
+        )
     if share < BANDWIDTH_PASS_FRACTION:
-        return BurnCheck(name=name, source="svdops", gpu=gpu, peer=peer, status="warn", figures=figures,
-                         detail=f"{said}: lower than a healthy link gives (75-90%); rerun on an idle host")  # fmt: skip
+        return BurnCheck(
+            name=name,
+            source="svdops",
+            gpu=gpu,
+            peer=peer,
+            status="warn",
+            figures=figures,
+            detail=f"{said}: lower than a healthy link gives (75-90%); rerun on an idle host",
+        )
     return BurnCheck(name=name, source="svdops", gpu=gpu, peer=peer, status="pass", figures=figures, detail=said)
 
 

@@ -69,7 +69,11 @@ Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
 def run_diag(
-    dcgmi: str, level: int, gpus: Sequence[int] | None = None, *, timeout_s: float | None = None,
+    dcgmi: str,
+    level: int,
+    gpus: Sequence[int] | None = None,
+    *,
+    timeout_s: float | None = None,
     runner: Runner = subprocess.run,
 ) -> DcgmDiag:
     """Run the level and parse what it printed. Raises DcgmError when there is no document to read."""
@@ -77,8 +81,14 @@ def run_diag(
         raise ValueError(f"DCGM diagnostic level {level} is not 1-4")
     argv = diag_argv(dcgmi, level, gpus)
     try:
-        proc = runner(argv, capture_output=True, text=True, errors="replace",
-                      timeout=timeout_s or LEVEL_TIMEOUT_S[level], check=False)  # fmt: skip
+        proc = runner(
+            argv,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout_s or LEVEL_TIMEOUT_S[level],
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise DcgmError(f"`{' '.join(argv)}` did not finish within {exc.timeout:.0f} s") from exc
     except OSError as exc:
@@ -87,7 +97,9 @@ def run_diag(
         return parse_diag(proc.stdout or "")
     except DcgmError as exc:
         said = " ".join(((proc.stderr or "") + " " + (proc.stdout or "")).split())[:300]
-        raise DcgmError(f"`{' '.join(argv)}` exited {proc.returncode}: {exc}" + (f"; it said: {said}" if said else "")) from None
+        raise DcgmError(
+            f"`{' '.join(argv)}` exited {proc.returncode}: {exc}" + (f"; it said: {said}" if said else "")
+        ) from None
 
 
 def parse_diag(text: str) -> DcgmDiag:
@@ -106,7 +118,8 @@ def parse_diag(text: str) -> DcgmDiag:
     root = data.get("DCGM Diagnostic", data.get("DCGM GPU Diagnostic"))
     if not isinstance(root, dict):
         raise DcgmError("no 'DCGM Diagnostic' (4.x) or 'DCGM GPU Diagnostic' (3.x) object in the document")
-    metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    found_metadata = data.get("metadata")
+    metadata: dict[str, Any] = found_metadata if isinstance(found_metadata, dict) else {}
     diag = DcgmDiag(
         version=_text(metadata.get("version")) or _text(root.get("version")),
         driver=_text(metadata.get("Driver Version Detected")) or _text(root.get("Driver Version Detected")),
@@ -122,8 +135,9 @@ def parse_diag(text: str) -> DcgmDiag:
             if isinstance(test, dict):  # 3.x puts null between tests
                 diag.checks.extend(checks_of_test(test, name))
     if diag.runtime_error:
-        diag.checks.append(BurnCheck(name="runtime_error", source="dcgm", status="fail",
-                                     detail=_clip(diag.runtime_error)))  # fmt: skip
+        diag.checks.append(
+            BurnCheck(name="runtime_error", source="dcgm", status="fail", detail=_clip(diag.runtime_error))
+        )
     if not diag.checks:
         raise DcgmError("the document lists no test results")
     return diag
@@ -140,13 +154,13 @@ def checks_of_test(test: dict[str, Any], category: str | None = None) -> list[Bu
         status = _status(result.get("status"))
         detail = _detail(result, status)
         for gpu in _gpus(result):
-            checks.append(BurnCheck(name=name, source="dcgm", category=category, gpu=gpu, status=status,
-                                    detail=detail))  # fmt: skip
+            checks.append(BurnCheck(name=name, source="dcgm", category=category, gpu=gpu, status=status, detail=detail))
     summary = test.get("test_summary")
     if not checks and isinstance(summary, dict):  # a test that ran on no entity still says how it went
         status = _status(summary.get("status"))
-        checks.append(BurnCheck(name=name, source="dcgm", category=category, status=status,
-                                detail=_detail(summary, status)))  # fmt: skip
+        checks.append(
+            BurnCheck(name=name, source="dcgm", category=category, status=status, detail=_detail(summary, status))
+        )
     return checks
 
 
@@ -161,7 +175,7 @@ def _gpus(result: dict[str, Any]) -> list[int | None]:
     if isinstance(ids, int) and not isinstance(ids, bool) and ids >= 0:
         return [ids]
     if isinstance(ids, str):
-        found = [int(part) for part in ids.split(",") if part.strip().isdigit()]
+        found: list[int | None] = [int(part) for part in ids.split(",") if part.strip().isdigit()]
         return list(dict.fromkeys(found))[:256] or [None]
     return [None]
 

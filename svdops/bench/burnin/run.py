@@ -84,11 +84,17 @@ class _Env:
 
 def validate(request: BurninRequest) -> None:
     if not 0 < request.duration_s <= MAX_DURATION_S:
-        raise BadInputError(f"--duration {request.duration_s:g} is outside 1 s to {MAX_DURATION_S:.0f} s",
-                            where="--duration", hint="e.g. --duration 60 (seconds of sustained matmul)")  # fmt: skip
+        raise BadInputError(
+            f"--duration {request.duration_s:g} is outside 1 s to {MAX_DURATION_S:.0f} s",
+            where="--duration",
+            hint="e.g. --duration 60 (seconds of sustained matmul)",
+        )
     if request.dcgm_level is not None and request.dcgm_level not in dcgm.LEVEL_TIMEOUT_S:
-        raise BadInputError(f"--dcgm-level {request.dcgm_level} is not 1-4", where="--dcgm-level",
-                            hint="1: about a minute, 2: a few minutes, 3: about 30 minutes, 4: one to two hours")  # fmt: skip
+        raise BadInputError(
+            f"--dcgm-level {request.dcgm_level} is not 1-4",
+            where="--dcgm-level",
+            hint="1: about a minute, 2: a few minutes, 3: about 30 minutes, 4: one to two hours",
+        )
     if request.device not in ("cuda", "cpu"):
         raise BadInputError(f"unsupported device {request.device!r}", where="--device", hint="use cuda or cpu")
     if request.device == "cpu" and request.gpus:
@@ -115,7 +121,7 @@ def run_burnin(
     *,
     torch: Any = None,
     nvml: Any = None,
-    dcgmi: str | None | bool = True,
+    dcgmi: str | bool | None = True,
     dcgm_runner: Any = None,
     gather: Callable[[], tuple[Any, str | None]] | None = None,
     nccl: Callable[[BurninRequest, tuple[int, ...]], Any] | None = None,
@@ -125,7 +131,11 @@ def run_burnin(
     that one; None/False: no DCGM. `torch`, `nvml`, `dcgm_runner`, `gather`, `nccl`: tests."""
     validate(request)
     env = _Env(
-        torch=torch, nvml=nvml, dcgm_runner=dcgm_runner, nccl=nccl, progress=progress or (lambda text: None),
+        torch=torch,
+        nvml=nvml,
+        dcgm_runner=dcgm_runner,
+        nccl=nccl,
+        progress=progress or (lambda text: None),
         dcgmi=(dcgm.find_dcgmi() if dcgmi is True else (dcgmi or None)) if request.dcgm_level else None,
     )
     if gather is not None:
@@ -137,8 +147,12 @@ def run_burnin(
         env.facts, env.facts_note = gather_local_facts(use_nvml=True)
     host = getattr(env.facts, "hostname", None) or socket.gethostname()
     started = datetime.now(UTC)
-    doc = BurnIn(status="running", duration_s=request.duration_s, dcgm_level=request.dcgm_level,
-                 started_at=started.isoformat(timespec="seconds"))  # fmt: skip
+    doc = BurnIn(
+        status="running",
+        duration_s=request.duration_s,
+        dcgm_level=request.dcgm_level,
+        started_at=started.isoformat(timespec="seconds"),
+    )
     if env.facts_note:
         doc.notes.append(env.facts_note)
     from svdops.bench.environment import sigterm_as_interrupt
@@ -154,7 +168,9 @@ def run_burnin(
         except KeyboardInterrupt:
             interrupted = True
             state.stop.set()
-        doc.status = "interrupted" if interrupted else ("failed" if any(c.status == "fail" for c in doc.checks) else "ok")
+        doc.status = (
+            "interrupted" if interrupted else ("failed" if any(c.status == "fail" for c in doc.checks) else "ok")
+        )
         doc.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
         done = set(doc.tests_finished)
         doc.tests_not_run = [t for t in state.planned if t not in done]
@@ -184,10 +200,18 @@ class _State:
         """burnin.json and results.json as they stand: called after every finished test."""
         self.writer.write_json(BURNIN_FILE, self.doc.to_json())
         status = self.doc.status if self.doc.status in ("ok", "failed", "interrupted") else "partial"
-        results = Results(kind="burnin", status=status, scenario="burnin", device=self.request.device,
-                          gpu=self.gpu_name, started_at=self.doc.started_at, finished_at=self.doc.finished_at,
-                          wall_s=round(time.monotonic() - self.t0, 3), telemetry=self._telemetry(),
-                          notes=list(self.doc.notes))  # fmt: skip
+        results = Results(
+            kind="burnin",
+            status=status,
+            scenario="burnin",
+            device=self.request.device,
+            gpu=self.gpu_name,
+            started_at=self.doc.started_at,
+            finished_at=self.doc.finished_at,
+            wall_s=round(time.monotonic() - self.t0, 3),
+            telemetry=self._telemetry(),
+            notes=list(self.doc.notes),
+        )
         self.writer.write_json("results.json", results.to_json())
 
     def finish(self, test: str, checks: Sequence[BurnCheck]) -> None:
@@ -217,13 +241,23 @@ class _State:
             diag = dcgm.run_diag(dcgmi, level, self.request.gpus, **kwargs)
         except dcgm.DcgmError as exc:
             self.doc.notes.append(f"DCGM did not run, the svdops burn runs instead: {exc}")
-            self.finish("dcgm", [BurnCheck(name="dcgm", source="svdops", status="warn",
-                                           detail=f"dcgmi is installed but gave no result: {exc}; "
-                                                  "check `systemctl status nvidia-dcgm` (nv-hostengine)")])  # fmt: skip
+            self.finish(
+                "dcgm",
+                [
+                    BurnCheck(
+                        name="dcgm",
+                        source="svdops",
+                        status="warn",
+                        detail=f"dcgmi is installed but gave no result: {exc}; "
+                        "check `systemctl status nvidia-dcgm` (nv-hostengine)",
+                    )
+                ],
+            )
             return False
         self.doc.dcgm_version = diag.version
-        self.writer.write_json("dcgm.json", {"version": diag.version, "driver": diag.driver,
-                                             "checks": [c.to_json() for c in diag.checks]})  # fmt: skip
+        self.writer.write_json(
+            "dcgm.json", {"version": diag.version, "driver": diag.driver, "checks": [c.to_json() for c in diag.checks]}
+        )
         self.finish("dcgm", diag.checks)
         return True
 
@@ -232,14 +266,20 @@ class _State:
         request = self.request
         if request.device == "cuda":
             if not torch.cuda.is_available() or not torch.cuda.device_count():
-                raise BadInputError("no CUDA GPU is visible to torch", where="svdops burnin",
-                                    hint="check `nvidia-smi`; for a dry run of the mechanics use --device cpu")  # fmt: skip
+                raise BadInputError(
+                    "no CUDA GPU is visible to torch",
+                    where="svdops burnin",
+                    hint="check `nvidia-smi`; for a dry run of the mechanics use --device cpu",
+                )
             visible = torch.cuda.device_count()
             gpus = request.gpus if request.gpus is not None else tuple(range(visible))
             missing = [g for g in gpus if g >= visible]
             if missing:
-                raise BadInputError(f"GPU(s) {missing} not found: torch sees {visible}", where="--gpus",
-                                    hint="GPUs are numbered from 0 as nvidia-smi lists them")  # fmt: skip
+                raise BadInputError(
+                    f"GPU(s) {missing} not found: torch sees {visible}",
+                    where="--gpus",
+                    hint="GPUs are numbered from 0 as nvidia-smi lists them",
+                )
             devices = [f"cuda:{g}" for g in gpus]
             self.gpu_name = str(torch.cuda.get_device_name(devices[0]))
             slots: list[int | None] = list(gpus)
@@ -248,10 +288,17 @@ class _State:
             self.doc.notes.append("CPU dry run: the burn's mechanics on the CPU; no GPU was judged")
         self.doc.gpus = list(gpus)
         self.planned += list(BURN_TESTS)
-        self.writer.write_json("versions.json", Versions(svdops=__version__, python=platform.python_version(),
-                               platform=platform.platform(), torch=str(getattr(torch, "__version__", "")) or None,
-                               torch_cuda=getattr(getattr(torch, "version", None), "cuda", None),
-                               gpu=self.gpu_name).to_json())  # fmt: skip
+        self.writer.write_json(
+            "versions.json",
+            Versions(
+                svdops=__version__,
+                python=platform.python_version(),
+                platform=platform.platform(),
+                torch=str(getattr(torch, "__version__", "")) or None,
+                torch_cuda=getattr(getattr(torch, "version", None), "cuda", None),
+                gpu=self.gpu_name,
+            ).to_json(),
+        )
         self._matmul(torch, devices, slots)
         self._memory(torch, devices, slots)
         self._h2d(torch, devices, slots)
@@ -276,20 +323,31 @@ class _State:
                 sampler.stop()
             self._write_telemetry()
         self.finish("matmul", [burn.matmul_check(r, gpu) for r, gpu in zip(results, slots, strict=True)])
-        clocks = [burn.judge_clocks(s.samples, s.device if isinstance(s.device, int) else None, s.note)
-                  for s in self.samplers]  # fmt: skip
+        clocks = [
+            burn.judge_clocks(s.samples, s.device if isinstance(s.device, int) else None, s.note) for s in self.samplers
+        ]
         if not clocks:
-            clocks = [BurnCheck(name="clocks", source="svdops", status="skip",
-                                     detail="no GPU sampled: NVML clocks are read on GPU runs")]  # fmt: skip
+            clocks = [
+                BurnCheck(
+                    name="clocks",
+                    source="svdops",
+                    status="skip",
+                    detail="no GPU sampled: NVML clocks are read on GPU runs",
+                )
+            ]
         self.finish("clocks", clocks)
 
     def _memory(self, torch: Any, devices: list[str], slots: list[int | None]) -> None:
         limit = min(MEMORY_LIMIT_S, self.request.duration_s)
-        self.env.progress(f"memory pattern test: {self.request.memory_fraction:.0%} of free memory, at most {limit:.0f} s per GPU")
+        self.env.progress(
+            f"memory pattern test: {self.request.memory_fraction:.0%} of free memory, at most {limit:.0f} s per GPU"
+        )
         checks = []
         for device, gpu in zip(devices, slots, strict=True):
             nbytes = burn.memory_bytes(torch, device, self.request.memory_fraction, self.request.cpu_memory_bytes)
-            checks.append(burn.memory_check(burn.memory_pattern(torch, device, nbytes, seconds=limit, stop=self.stop), gpu))
+            checks.append(
+                burn.memory_check(burn.memory_pattern(torch, device, nbytes, seconds=limit, stop=self.stop), gpu)
+            )
         self.finish("memory", checks)
 
     def _h2d(self, torch: Any, devices: list[str], slots: list[int | None]) -> None:
@@ -297,16 +355,26 @@ class _State:
         checks = []
         for device, gpu in zip(devices, slots, strict=True):
             nbytes = COPY_BYTES_GPU if device.startswith("cuda") else 16 * 2**20
-            measured = burn.copy_bandwidth(torch, "cpu", device, nbytes, seconds=COPY_LIMIT_S, stop=self.stop,
-                                           pin=device.startswith("cuda"))  # fmt: skip
+            measured = burn.copy_bandwidth(
+                torch, "cpu", device, nbytes, seconds=COPY_LIMIT_S, stop=self.stop, pin=device.startswith("cuda")
+            )
             expected, link = self._pcie(gpu)
             checks.append(burn.bandwidth_check("h2d", gpu, None, measured, expected, link))
         self.finish("h2d", checks)
 
     def _p2p(self, torch: Any, gpus: Sequence[int]) -> None:
         if len(gpus) < 2:
-            self.finish("p2p", [BurnCheck(name="p2p", source="svdops", status="skip",
-                                          detail="fewer than two GPUs: no GPU-to-GPU link to measure")])  # fmt: skip
+            self.finish(
+                "p2p",
+                [
+                    BurnCheck(
+                        name="p2p",
+                        source="svdops",
+                        status="skip",
+                        detail="fewer than two GPUs: no GPU-to-GPU link to measure",
+                    )
+                ],
+            )
             return
         self.env.progress(f"GPU-to-GPU bandwidth, {len(gpus) * (len(gpus) - 1)} ordered pairs")
         checks = []
@@ -314,8 +382,9 @@ class _State:
             for b in gpus:
                 if a == b or self.stop.is_set():
                     continue
-                measured = burn.copy_bandwidth(torch, f"cuda:{a}", f"cuda:{b}", COPY_BYTES_GPU,
-                                               seconds=COPY_LIMIT_S, stop=self.stop)  # fmt: skip
+                measured = burn.copy_bandwidth(
+                    torch, f"cuda:{a}", f"cuda:{b}", COPY_BYTES_GPU, seconds=COPY_LIMIT_S, stop=self.stop
+                )
                 expected, link = self._pair(a, b)
                 checks.append(burn.bandwidth_check("p2p", a, b, measured, expected, link))
         self.finish("p2p", checks)
@@ -323,8 +392,17 @@ class _State:
     def _nccl(self, gpus: Sequence[int]) -> None:
         if len(gpus) < 2 or not self.request.nccl:
             why = "fewer than two GPUs" if len(gpus) < 2 else "NCCL left out (--no-nccl)"
-            self.finish("nccl", [BurnCheck(name="nccl", source="svdops", status="skip",
-                                           detail=f"{why}: no all-reduce; `svdops bench --workload nccl` runs it alone")])  # fmt: skip
+            self.finish(
+                "nccl",
+                [
+                    BurnCheck(
+                        name="nccl",
+                        source="svdops",
+                        status="skip",
+                        detail=f"{why}: no all-reduce; `svdops bench --workload nccl` runs it alone",
+                    )
+                ],
+            )
             return
         self.env.progress("NCCL all-reduce across all GPUs (the bench's sweep, through torchrun)")
         runner = self.env.nccl or _bench_nccl
@@ -372,12 +450,20 @@ class _State:
     def _telemetry(self) -> TelemetryRecord | None:
         if not self.samplers:
             return None
-        per_rank = {str(rank): TelemetrySummary.checked(summarize(s.samples), f"GPU {s.device} telemetry")
-                    for rank, s in enumerate(self.samplers)}  # fmt: skip
+        per_rank = {
+            str(rank): TelemetrySummary.checked(summarize(s.samples), f"GPU {s.device} telemetry")
+            for rank, s in enumerate(self.samplers)
+        }
         first = self.samplers[0]
-        return TelemetryRecord(enabled=True, available=any(s.available for s in self.samplers), gpu=first.gpu_name,
-                               note=first.note, hz=TELEMETRY_HZ, summary=per_rank.get("0"),
-                               per_rank=per_rank if len(per_rank) > 1 else None)  # fmt: skip
+        return TelemetryRecord(
+            enabled=True,
+            available=any(s.available for s in self.samplers),
+            gpu=first.gpu_name,
+            note=first.note,
+            hz=TELEMETRY_HZ,
+            summary=per_rank.get("0"),
+            per_rank=per_rank if len(per_rank) > 1 else None,
+        )
 
 
 # --- NCCL, through the bench -------------------------------------------------------------------------
@@ -407,23 +493,42 @@ def nccl_check(outcome: Any) -> BurnCheck:
     if status != "ok" or not rows:
         failure = getattr(results, "failure", None)
         why = getattr(failure, "error", None) or f"status {status!r}, {len(rows)} sizes measured"
-        return BurnCheck(name="nccl", source="svdops", status="fail" if status == "failed" else "skip",
-                         figures={"run": run}, detail=f"the NCCL all-reduce did not finish: {why}")  # fmt: skip
+        return BurnCheck(
+            name="nccl",
+            source="svdops",
+            status="fail" if status == "failed" else "skip",
+            figures={"run": run},
+            detail=f"the NCCL all-reduce did not finish: {why}",
+        )
     best = max(rows, key=lambda r: r.busbw_gbps or 0.0)
     busbw = best.busbw_gbps
     expected = next((r.expected_busbw_gbps for r in rows if r.expected_busbw_gbps), None)
-    figures = {"run": run, "busbw_gbps": None if busbw is None else round(busbw, 2),
-               "size_bytes": best.size_bytes, "expected_busbw_gbps": expected}  # fmt: skip
+    figures = {
+        "run": run,
+        "busbw_gbps": None if busbw is None else round(busbw, 2),
+        "size_bytes": best.size_bytes,
+        "expected_busbw_gbps": expected,
+    }
     said = f"all-reduce bus bandwidth {busbw or 0:.1f} GB/s at {best.size_bytes or 0:,} bytes (run {run})"
     if expected is None or busbw is None:
-        return BurnCheck(name="nccl", source="svdops", status="pass", figures=figures,
-                         detail=f"{said}; no expected figure for this topology")  # fmt: skip
+        return BurnCheck(
+            name="nccl",
+            source="svdops",
+            status="pass",
+            figures=figures,
+            detail=f"{said}; no expected figure for this topology",
+        )
     share = busbw / expected
     figures["fraction"] = round(share, 3)
     said += f", {share:.0%} of the {expected:.0f} GB/s this topology gives"
     if share < NCCL_FAIL_FRACTION:
-        return BurnCheck(name="nccl", source="svdops", status="fail", figures=figures,
-                         detail=f"{said}: check `nvidia-smi nvlink -s`, nvidia-fabricmanager and NCCL_DEBUG=INFO")  # fmt: skip
+        return BurnCheck(
+            name="nccl",
+            source="svdops",
+            status="fail",
+            figures=figures,
+            detail=f"{said}: check `nvidia-smi nvlink -s`, nvidia-fabricmanager and NCCL_DEBUG=INFO",
+        )
     if share < NCCL_PASS_FRACTION:
         return BurnCheck(name="nccl", source="svdops", status="warn", figures=figures, detail=said)
     return BurnCheck(name="nccl", source="svdops", status="pass", figures=figures, detail=said)
