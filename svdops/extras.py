@@ -17,7 +17,7 @@ EXTRAS = {
 }
 
 # the commands whose code needs an extra at import time
-COMMAND_EXTRAS = {"bench": "bench", "report": "report", "provision": "provision"}
+COMMAND_EXTRAS = {"bench": "bench", "burnin": "bench", "report": "report", "provision": "provision"}
 
 
 def install_hint(extra: str) -> str:

@@ -17,6 +17,7 @@ COMMANDS = {
     "check": "svdops.cli.check_cmds:check",
     "profiles": "svdops.cli.check_cmds:profiles",
     "bench": "svdops.cli.bench:bench",
+    "burnin": "svdops.cli.burnin:burnin",
     "provision": "svdops.cli.provision:provision",
     "report": "svdops.cli.report:report",
     "plan": "svdops.cli.plan:plan",
@@ -80,6 +81,7 @@ def cli() -> None:
     svdops profiles             list and show profiles
     svdops provision            bring hosts to a profile with Ansible (check mode first)
     svdops bench                run the reference SVD pipeline and store the results
+    svdops burnin               opt-in GPU burn-in: DCGM diag, or matmul/memory/bandwidth/NCCL
     svdops report RUNS...       one self-contained HTML file comparing runs and hosts
     svdops plan                 predict SVD throughput, VRAM, energy and cost on GPUs you do not have
     svdops paths                where profiles, playbooks and shipped data are looked up, and which are used

@@ -22,6 +22,7 @@ from svdops import __version__
 from svdops.errors import BadInputError, MissingDependencyError
 from svdops.files import atomic_path, atomic_write_bytes
 from svdops.report import charts
+from svdops.report.burnin import burnin_sections
 from svdops.report.checks import CheckSet, load_checks
 from svdops.report.frames import (
     RANK_COLUMNS,
@@ -528,6 +529,7 @@ def render_html(data: ReportData) -> str:
         "scaling_chart": _scaling_chart(data.scaling),
         "nccl": _extra_table(data.nccl),
         "nccl_chart": _nccl_chart(data.nccl),
+        "burnin": burnin_sections(data.runs),
         "skipped": data.skipped,
         "MAX_BARS": MAX_BARS_PER_SCENARIO,
     }

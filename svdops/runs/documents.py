@@ -741,3 +741,73 @@ def read_json_file(
         raise BadInputError("nested too deeply to be an svdops document", where=str(path)) from None
     except ValueError as exc:  # an integer past Python's digit limit
         raise BadInputError(f"not readable JSON: {exc}", where=str(path)) from None
+
+
+# --- burn-in (svdops burnin) ---------------------------------------------------------------------
+
+BURNIN_SCHEMA_NAME = "svdops.burnin"
+BURNIN_SCHEMA_MAJOR = 1
+BURNIN_SCHEMA = f"{BURNIN_SCHEMA_NAME}/{BURNIN_SCHEMA_MAJOR}"
+BURNIN_FILE = "burnin.json"
+CHECK_STATUSES = ("pass", "warn", "fail", "skip")
+
+
+@dataclass
+class BurnCheck(Doc):
+    """One finding of a burn-in: a DCGM test on one GPU (DCGM's own test name), or one svdops measurement."""
+
+    name: str | None = field(default=None, metadata=REQUIRED)  # "memory", "pcie" (DCGM) | "matmul", "h2d", ...
+    source: str | None = None  # dcgm | svdops
+    category: str | None = None  # DCGM's category (Deployment, Hardware, ...) or the svdops test
+    gpu: int | None = None  # None: the whole host
+    peer: int | None = field(default=None, metadata=OMITTED)  # the other GPU of a peer-to-peer pair
+    status: str | None = field(default=None, metadata=REQUIRED)  # pass | warn | fail | skip
+    detail: str | None = None  # DCGM's warning/info text, or what svdops measured in words
+    figures: dict[str, Any] | None = None  # numbers measured (GB/s, MHz, mismatches, ...)
+
+
+@dataclass
+class BurnIn(Doc):
+    """burnin.json: what a burn-in ran and found. Rewritten after every finished test, so an
+    interrupted run keeps what finished."""
+
+    schema: str | None = BURNIN_SCHEMA
+    status: str | None = field(default=None, metadata=REQUIRED)  # ok | failed | interrupted | running
+    mode: str | None = None  # dcgm | burn
+    dcgm_level: int | None = None
+    dcgm_version: str | None = None
+    duration_s: float | None = None  # the matmul burn's requested length
+    gpus: list[int] = field(default_factory=list)
+    started_at: str | None = None
+    finished_at: str | None = None
+    tests_finished: list[str] = field(default_factory=list)
+    tests_not_run: list[str] = field(default_factory=list)
+    checks: list[BurnCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    read_notes: list[str] = field(default_factory=list, metadata=SKIPPED, compare=False, repr=False)
+
+    @classmethod
+    def read(cls, data: object, where: str = BURNIN_FILE) -> BurnIn:
+        """Read a parsed burnin.json; a schema of another name or major version raises SchemaError."""
+        notes: list[str] = []
+        schema = data.get("schema") if isinstance(data, dict) else None
+        match = _SCHEMA.match(schema) if isinstance(schema, str) else None
+        if match is not None and (match["name"] != BURNIN_SCHEMA_NAME or int(match["major"]) != BURNIN_SCHEMA_MAJOR):
+            raise SchemaError(
+                f"written with schema {schema!r}; this svdops reads {BURNIN_SCHEMA}",
+                where=where,
+                hint="read it with the svdops version that wrote it, or upgrade svdops",
+            )
+        if isinstance(data, dict) and match is None:
+            notes.append(f"{where}: no schema; read as {BURNIN_SCHEMA}")
+        doc = cls.from_json(data, where, notes)
+        doc.read_notes = notes
+        return doc
+
+    def counts(self) -> dict[str, int]:
+        """How many checks ended in each status, every status present (0 where none)."""
+        counted = {status: 0 for status in CHECK_STATUSES}
+        for check in self.checks:
+            if check.status in counted:
+                counted[check.status] += 1
+        return counted
