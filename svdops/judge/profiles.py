@@ -595,6 +595,15 @@ def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _health(health: Mapping[str, Any]) -> HealthRequirements:
+    levels: dict[str, Any] = {subject: None if health.get(subject) in (None, "off") else health[subject]
+                              for subject in HEALTH_SUBJECTS}
+    limits: dict[str, Any] = {key: health[key] for key in ("corrected_ecc_warn_at", "max_retired_pages",
+                                                           "idle_temp_margin_c", "require_kernel_log")
+                              if health.get(key) is not None}
+    return HealthRequirements(**levels, **limits)
+
+
 def _build(data: Mapping[str, Any], path: Path, chain: tuple[Path, ...]) -> Profile:
     file = str(path)
     description = data.get("description")
@@ -659,11 +668,6 @@ def _build(data: Mapping[str, Any], path: Path, chain: tuple[Path, ...]) -> Prof
             ) if has_data else None,
         ),
         svd=SvdRequirements(scenario=svd.get("scenario")),
-        health=HealthRequirements(
-            **{subject: None if health.get(subject) in (None, "off") else health[subject]
-               for subject in HEALTH_SUBJECTS},
-            **{key: health[key] for key in ("corrected_ecc_warn_at", "max_retired_pages", "idle_temp_margin_c",
-                                            "require_kernel_log") if health.get(key) is not None},
-        ),
+        health=_health(health),
         optional=tuple(data.get("optional") or ()),
     )

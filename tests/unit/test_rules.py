@@ -18,16 +18,16 @@ from svdops.host.facts import (
     GpuLink,
     HostFacts,
     KernelLogFacts,
-    NvLinkState,
-    XidEvent,
     MdArray,
     MemoryFacts,
     Mount,
     Note,
+    NvLinkState,
     OsFacts,
     PythonEnvFacts,
     StorageFacts,
     TopologyFacts,
+    XidEvent,
 )
 from svdops.host.probe.gather import gather_facts
 from svdops.host.shell import RecordedShell

@@ -239,14 +239,16 @@ def parse_kernel_log(text: str, source: str) -> KernelLogRead:
     groups: dict[int, dict[str, object]] = {}
     fallen: list[tuple[str, str | None]] = []
     last_address = "unknown device"
+    last_time: str | None = None
     for line in nvidia[:200_000]:
         match = _XID.search(line)
+        last_time = _time_of(line) or last_time  # a continuation line carries no time of its own
         if match is None:
             # the multi-line form names the GPU a line or two before "fallen off the bus"
             if (address := _PCI_ADDRESS.search(line)) is not None:
                 last_address = address.group(1)
             if "fallen off the bus" in line.lower():
-                fallen.append((last_address, _time_of(line)))
+                fallen.append((last_address, last_time))
             continue
         code = int(match.group(2))
         group = groups.setdefault(code, {"count": 0, "devices": [], "time": None, "message": ""})
