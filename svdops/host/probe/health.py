@@ -191,7 +191,7 @@ def with_errors(links: tuple[NvLinkState, ...], errors: dict[int, dict[str, int]
 # what a user who may not read the kernel log is told, by dmesg (kernel.dmesg_restrict=1) and journalctl
 _REFUSALS = (
     "operation not permitted", "read kernel buffer failed", "permission denied", "insufficient permissions",
-    "not seeing messages from other users and the system", "no journal files were opened", "not found",
+    "not seeing messages from other users and the system", "no journal files were", "not found",
 )
 _XID = re.compile(
     r"NVRM: Xid \((?:PCI:)?([0-9A-Fa-f]{1,8}(?::[0-9A-Fa-f]{1,4}){1,3}(?:\.[0-7])?)\): (\d{1,6})(?:,\s*(.*))?"
@@ -230,12 +230,12 @@ def parse_kernel_log(text: str, source: str) -> KernelLogRead:
     line is in the log. A log that is only a refusal (no permission) is `refused`, not an empty log."""
     lines = text.splitlines()
     nvidia = [line for line in lines if "NVRM" in line or "nvidia" in line.lower()]
-    if not nvidia:
-        lowered = text.lower()
-        refusal = next((phrase for phrase in _REFUSALS if phrase in lowered), None)
-        if refusal is not None:
-            first = next((line.strip() for line in lines if refusal in line.lower()), refusal)
-            return KernelLogRead(None, refused=f"{source}: {first[:200]}")
+    # a readable log starts with time-stamped lines (the host keeps its first two whatever they say); one
+    # without any is a refusal ("Operation not permitted", journalctl's hint) or no log ("No journal files")
+    if not nvidia and not any(_time_of(line) for line in lines[:50]):
+        said = next((line.strip() for line in lines if any(p in line.lower() for p in _REFUSALS)), None)
+        said = said or next((line.strip() for line in lines if line.strip()), "nothing")
+        return KernelLogRead(None, refused=f"{source}: {said[:200]}")
     groups: dict[int, dict[str, object]] = {}
     fallen: list[tuple[str, str | None]] = []
     last_address = "unknown device"
