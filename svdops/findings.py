@@ -62,6 +62,12 @@ CHECK_IDS: tuple[str, ...] = (
     "storage.scratch",
     "storage.data",
     "storage.md-health",
+    "health.memory",
+    "health.pcie",
+    "health.nvlink",
+    "health.xid",
+    "health.thermal",
+    "health.fabric-manager",
 )
 
 

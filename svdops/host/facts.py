@@ -99,6 +99,66 @@ class MigDevice:
 
 
 @dataclass(frozen=True)
+class NvLinkState:
+    """One NVLink of a GPU: `nvidia-smi nvlink -s` (state, speed) and `-e` (error counters, None when not read)."""
+
+    link: int
+    active: bool
+    speed_gbps: float | None = None
+    replay_errors: int | None = None
+    recovery_errors: int | None = None
+    crc_errors: int | None = None
+
+
+@dataclass(frozen=True)
+class GpuHealth:
+    """What the GPU says about its own health (`nvidia-smi -q -x`, `nvidia-smi nvlink -s/-e`). None: not reported
+    (a consumer GPU has no ECC counters; an old driver no row remapper) or not read (see the notes)."""
+
+    ecc_volatile_uncorrected: int | None = None  # DRAM + SRAM uncorrectable since the last driver load/reset
+    ecc_aggregate_uncorrected: int | None = None  # over the GPU's lifetime (InfoROM)
+    ecc_volatile_corrected: int | None = None
+    ecc_aggregate_corrected: int | None = None
+    sram_threshold_exceeded: bool | None = None  # NVIDIA's SRAM RMA flag (R550+)
+    retired_pages_sbe: int | None = None  # page retirement (before Ampere): multiple single-bit errors
+    retired_pages_dbe: int | None = None  # double-bit errors
+    retired_pages_pending: bool | None = None  # retired at the next driver reload/reset
+    remapped_rows_correctable: int | None = None  # row remapping (Ampere and later)
+    remapped_rows_uncorrectable: int | None = None
+    remapped_rows_pending: bool | None = None  # a remap waits for a GPU reset
+    remapped_rows_failure: bool | None = None  # NVIDIA's RMA criterion
+    pcie_gen_device_max: int | None = None  # what the GPU can do
+    pcie_gen_host_max: int | None = None  # what the slot/root port can do
+    utilization_pct: int | None = None  # GPU utilisation when read: 0 at idle
+    performance_state: str | None = None  # P0 .. P12
+    # the active clocks-event reasons: gpu_idle, hw_slowdown, sw_thermal_slowdown, ...
+    clocks_event_reasons: tuple[str, ...] | None = None
+    fabric_state: str | None = None  # NVSwitch fabric (Hopper+): Completed / In Progress / Not Started
+    fabric_status: str | None = None  # Success, or why the fabric manager failed the GPU
+    nvlinks: tuple[NvLinkState, ...] | None = None  # None: `nvidia-smi nvlink -s` not read; (): no NVLink
+
+
+@dataclass(frozen=True)
+class XidEvent:
+    """All the kernel log's events of one Xid code since boot."""
+
+    code: int
+    count: int
+    devices: tuple[str, ...] = ()  # PCI addresses as the driver prints them (0000:01:00)
+    last_time: str | None = None  # as the log prints it: ISO time, ctime, or "12345.6 s after boot"
+    last_message: str = ""  # the text after the code, shortened
+
+
+@dataclass(frozen=True)
+class KernelLogFacts:
+    """NVIDIA's Xid events since boot, from `journalctl -k -b` or `dmesg`, whichever this user may read."""
+
+    source: str | None = None  # "journalctl" | "dmesg"; None when neither could be read
+    lines_read: int = 0  # NVIDIA lines seen
+    xids: tuple[XidEvent, ...] = ()
+
+
+@dataclass(frozen=True)
 class GpuFacts:
     index: int
     name: str
@@ -126,6 +186,7 @@ class GpuFacts:
     vbios_version: str | None = None
     sm_clock_max_mhz: int | None = None
     numa_node: int | None = None
+    health: GpuHealth = field(default_factory=GpuHealth)
 
 
 @dataclass(frozen=True)
@@ -274,6 +335,7 @@ class HostFacts:
     cuda: CudaFacts = field(default_factory=CudaFacts)
     python: PythonEnvFacts = field(default_factory=PythonEnvFacts)
     storage: StorageFacts = field(default_factory=StorageFacts)
+    kernel_log: KernelLogFacts = field(default_factory=KernelLogFacts)
     notes: tuple[Note, ...] = ()  # why each null value is null
     schema: str = SCHEMA  # "svdops.facts/1"
 
@@ -349,10 +411,12 @@ FIELD_LIMITS: dict[str, tuple[float, float]] = {
     "logical_cpus": _SMALL_COUNT, "sockets": _SMALL_COUNT, "cores_per_socket": _SMALL_COUNT,
     "threads_per_core": _SMALL_COUNT, "numa_nodes": _SMALL_COUNT,
     "devices_total": _SMALL_COUNT, "devices_up": _SMALL_COUNT,
+    "utilization_pct": (0, 100), "pcie_gen_device_max": (0, 64), "pcie_gen_host_max": (0, 64),
+    "link": (0, 1024), "speed_gbps": (0, 100_000), "code": (0, 1_000_000), "lines_read": (0, 2**40),
 }
 _DEFAULT_LIMITS: tuple[float, float] = (0, 2**63 - 1)
 # list field name -> most items a real host has
-LIST_LIMITS: dict[str, int] = {"gpus": MAX_GPUS}
+LIST_LIMITS: dict[str, int] = {"gpus": MAX_GPUS, "nvlinks": 1024, "xids": 4096, "devices": MAX_GPUS}
 
 
 class _NotANumber(ValueError):

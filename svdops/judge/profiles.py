@@ -178,6 +178,36 @@ class SvdRequirements:
     scenario: str | None = None  # a scenario in svdops.judge.knowledge (svd-xt-25f, svd-14f, low-vram, tiny)
 
 
+HEALTH_LEVELS = ("fail", "warn", "off")
+HEALTH_SUBJECTS = ("memory", "pcie", "nvlink", "xid", "thermal", "fabric_manager")
+
+
+@dataclass(frozen=True)
+class HealthRequirements:
+    """What `svdops check` asks of the GPUs' own health. Each subject is "fail" (its worst findings fail and,
+    unless listed in `optional:`, a look that could not be made is unknown), "warn" (its findings warn at
+    most and a look that could not be made is skipped) or None (off: not judged)."""
+
+    memory: str | None = None  # ECC counters, row remapping, retired pages
+    pcie: str | None = None  # link generation and width against the GPU's and the host's maximums
+    nvlink: str | None = None  # links inactive, error counters
+    xid: str | None = None  # Xid events since boot in the kernel log
+    thermal: str | None = None  # clocks-event reasons and temperature at idle
+    fabric_manager: str | None = None  # NVSwitch fabric state where the GPUs report one
+    corrected_ecc_warn_at: int = 1  # corrected ECC errors (lifetime) from this count warn; 0: never
+    max_retired_pages: int = 60  # retired pages (of the 64 a GPU can retire) from which the GPU is an RMA case
+    idle_temp_margin_c: int = 30  # an idle GPU closer than this to its slowdown temperature warns
+    # the kernel log (Xid) often needs the adm group or root: unreadable is unknown only when this is true
+    require_kernel_log: bool = False
+
+    def level(self, subject: str) -> str | None:
+        return getattr(self, subject)  # type: ignore[no-any-return]
+
+    @property
+    def judged(self) -> bool:
+        return any(self.level(subject) for subject in HEALTH_SUBJECTS)
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -193,6 +223,7 @@ class Profile:
     ram: RamRequirements = field(default_factory=RamRequirements)
     storage: StorageRequirements = field(default_factory=StorageRequirements)
     svd: SvdRequirements = field(default_factory=SvdRequirements)
+    health: HealthRequirements = field(default_factory=HealthRequirements)
     # check ids this profile does not insist on: one that could not look is skipped, not unknown
     optional: tuple[str, ...] = ()
 
@@ -476,6 +507,27 @@ def _packages(value: Any, file: str, keypath: str) -> dict[str, VersionSpec | No
     return out
 
 
+def _health_level(value: Any, file: str, keypath: str) -> str:
+    # YAML 1.1 reads a bare `off` (and `no`, `false`) as false: that means off too
+    if value is False:
+        return "off"
+    if not isinstance(value, str) or value not in HEALTH_LEVELS:
+        close = difflib.get_close_matches(str(value), HEALTH_LEVELS, n=1)
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+        raise _err(file, keypath, f"expected fail, warn or off, got {_describe(value)}{suggestion}",
+                   hint="fail: its worst findings fail the check; warn: they warn at most; off: not judged")
+    return value
+
+
+def _health_count(most: int) -> Check:
+    def check(value: Any, file: str, keypath: str) -> int:
+        count = _count(value, file, keypath)
+        if count > most:
+            raise _err(file, keypath, f"expected at most {most}, got {count}")
+        return count
+    return check
+
+
 def _check_ids(value: Any, file: str, keypath: str) -> tuple[str, ...]:
     items = _str_list(value, file, keypath)
     for i, item in enumerate(items):
@@ -507,6 +559,11 @@ _TOP: Schema = {
         "data": {"levels": _levels, "min_devices": _count, "min_size_tb": _number},
     },
     "svd": {"scenario": _scenario},
+    "health": {
+        **dict.fromkeys(HEALTH_SUBJECTS, _health_level),
+        "corrected_ecc_warn_at": _count, "max_retired_pages": _health_count(64),
+        "idle_temp_margin_c": _health_count(150), "require_kernel_log": _bool,
+    },
 }
 
 
@@ -538,6 +595,15 @@ def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _health(health: Mapping[str, Any]) -> HealthRequirements:
+    levels: dict[str, Any] = {subject: None if health.get(subject) in (None, "off") else health[subject]
+                              for subject in HEALTH_SUBJECTS}
+    limits: dict[str, Any] = {key: health[key] for key in ("corrected_ecc_warn_at", "max_retired_pages",
+                                                           "idle_temp_margin_c", "require_kernel_log")
+                              if health.get(key) is not None}
+    return HealthRequirements(**levels, **limits)
+
+
 def _build(data: Mapping[str, Any], path: Path, chain: tuple[Path, ...]) -> Profile:
     file = str(path)
     description = data.get("description")
@@ -551,6 +617,7 @@ def _build(data: Mapping[str, Any], path: Path, chain: tuple[Path, ...]) -> Prof
     ram = _section(data, "ram")
     storage = _section(data, "storage")
     svd = _section(data, "svd")
+    health = _section(data, "health")
 
     if gpu.get("min_count") is not None and gpu.get("max_count") is not None and gpu["max_count"] < gpu["min_count"]:
         raise _err(file, "gpu.max_count",
@@ -601,5 +668,6 @@ def _build(data: Mapping[str, Any], path: Path, chain: tuple[Path, ...]) -> Prof
             ) if has_data else None,
         ),
         svd=SvdRequirements(scenario=svd.get("scenario")),
+        health=_health(health),
         optional=tuple(data.get("optional") or ()),
     )

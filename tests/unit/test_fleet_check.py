@@ -149,7 +149,8 @@ def test_check_document_of_a_recorded_host(svd_host: Profile) -> None:
     assert (doc["host"], doc["profile"], doc["failed"]) == ("vm", "svd-host", True)
     assert doc["profile_source"] == str(svd_host.source)
     # driver.branch: R580 is supported
-    assert doc["summary"] == {"pass": 17, "warn": 0, "fail": 1, "skip": 2, "unknown": 0}
+    # health: memory, PCIe, Xid (dmesg recorded) and thermals pass; NVLink skips (one GPU, no NVLink)
+    assert doc["summary"] == {"pass": 21, "warn": 0, "fail": 1, "skip": 3, "unknown": 0}
     failed = [f for f in doc["findings"] if f["status"] == "fail"]
     assert failed == [{"id": "python.package", "key": "python.package[diffusers]", "title": "Python package diffusers",
                        "status": "fail", "expected": "diffusers >=0.24", "actual": "not installed",
@@ -247,7 +248,8 @@ def parse(text: str) -> ET.Element:
 def test_check_junit_names_and_verdicts(svd_host: Profile) -> None:
     report = run_check_on("h100-sxm-ubuntu2404", svd_host)
     root = parse(documents.junit_text(documents.check_junit(report)))
-    assert [root.get(a) for a in ("name", "tests", "failures", "skipped")] == ["svdops", "20", "1", "2"]
+    # 20 software checks + 5 health checks (memory, PCIe, Xid, thermal pass; NVLink skips: one GPU, no NVLink)
+    assert [root.get(a) for a in ("name", "tests", "failures", "skipped")] == ["svdops", "25", "1", "3"]
     (suite,) = root.findall("testsuite")
     assert suite.get("name") == "svdops check vm (svd-host)" and suite.get("timestamp") == report.facts.collected_at
     cases = suite.findall("testcase")
@@ -257,7 +259,7 @@ def test_check_junit_names_and_verdicts(svd_host: Profile) -> None:
     assert failure.text is not None and failure.text.endswith("fix: /opt/torch/.venv/bin/python3 -m pip install "
                                                               "'diffusers>=0.24'")
     assert [c.get("name", "").split(":")[0] for c in cases if c.find("skipped") is not None] == [
-        "driver.nouveau", "driver.secure-boot"]
+        "driver.nouveau", "driver.secure-boot", "health.nvlink"]
 
 
 def test_fleet_junit_holds_the_single_host_suite_under_the_hosts_label(mixed: FleetCheck) -> None:
@@ -268,7 +270,7 @@ def test_fleet_junit_holds_the_single_host_suite_under_the_hosts_label(mixed: Fl
     # per checked host: diffusers missing (fail), and 2 unknowns: over the fleet path the recordings give no
     # Python version (python-version.txt was not recorded), which transformers and the SVD pipeline need
     assert (root.get("name"), root.get("tests"), root.get("failures"), root.get("errors")) == (
-        "svdops fleet", str(20 + 20 + 1), str(2 * (1 + 2)), "1")
+        "svdops fleet", str(25 + 25 + 1), str(2 * (1 + 2)), "1")
     report = mixed.hosts[0].report
     assert report is not None
     single = parse(documents.junit_text(documents.check_junit(report))).find("testsuite")

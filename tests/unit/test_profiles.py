@@ -213,3 +213,39 @@ def test_optional_is_inherited_and_a_child_can_replace_or_clear_it(tmp_path: Pat
     assert inherits.optional == ("driver.secure-boot",) and inherits.gpu.min_count == 1
     assert replaces.optional == ("driver.nouveau",)
     assert clears.optional == ()
+
+
+# --- health: (issue 19) -----------------------------------------------------------------------------
+
+def test_shipped_default_profile_judges_health() -> None:
+    health = load_profile("svd-host").health
+    assert (health.memory, health.pcie, health.nvlink, health.xid, health.thermal, health.fabric_manager) == \
+        ("fail", "warn", "fail", "fail", "warn", "fail")
+    assert health.corrected_ecc_warn_at == 1 and health.max_retired_pages == 60 and not health.require_kernel_log
+    hgx = load_profile("h100-sxm-x8-nvlink").health
+    assert hgx.pcie == "fail" and hgx.require_kernel_log and hgx.memory == "fail"  # merged from svd-host
+    assert not load_profile("ci-cpu").health.judged
+
+
+def test_health_off_as_bare_yaml_off(tmp_path: Path) -> None:
+    # YAML 1.1 reads a bare `off` as false: it still means off
+    profile = load_profile(str(_profile(tmp_path, "health:\n  memory: off\n  pcie: 'off'\n  xid: warn\n")))
+    assert (profile.health.memory, profile.health.pcie, profile.health.xid) == (None, None, "warn")
+
+
+@pytest.mark.parametrize(("text", "where", "message_part"), [
+    ("health:\n  memory: fial\n", "health.memory", "expected fail, warn or off, got 'fial' (did you mean 'fail'?)"),
+    ("health:\n  max_retired_pages: 65\n", "health.max_retired_pages", "expected at most 64, got 65"),
+    ("health:\n  corrected_ecc_warn_at: -1\n", "health.corrected_ecc_warn_at", "expected a whole number"),
+    ("health:\n  ecc: fail\n", "health.ecc", "unknown key 'ecc'"),
+    ("health:\n  require_kernel_log: yes please\n", "health.require_kernel_log", "expected true or false"),
+])
+def test_health_section_errors_name_the_key(tmp_path: Path, text: str, where: str, message_part: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(_profile(tmp_path, text)))
+    assert info.value.where.endswith(f": {where}") and message_part in str(info.value)
+
+
+def test_health_check_ids_are_valid_optional_entries(tmp_path: Path) -> None:
+    profile = load_profile(str(_profile(tmp_path, "optional: [health.xid, health.fabric-manager]\n")))
+    assert profile.is_optional("health.xid")

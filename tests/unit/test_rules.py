@@ -14,16 +14,20 @@ from svdops.host.facts import (
     CudaFacts,
     DriverFacts,
     GpuFacts,
+    GpuHealth,
     GpuLink,
     HostFacts,
+    KernelLogFacts,
     MdArray,
     MemoryFacts,
     Mount,
     Note,
+    NvLinkState,
     OsFacts,
     PythonEnvFacts,
     StorageFacts,
     TopologyFacts,
+    XidEvent,
 )
 from svdops.host.probe.gather import gather_facts
 from svdops.host.shell import RecordedShell
@@ -33,6 +37,7 @@ from svdops.judge.profiles import (
     DataArrayRequirements,
     DriverRequirements,
     GpuRequirements,
+    HealthRequirements,
     OsRequirements,
     Profile,
     PythonRequirements,
@@ -64,7 +69,18 @@ H100 = HostFacts(
         cuda_driver_api=V("13.0"), nouveau_loaded=None, secure_boot_enabled=None, persistenced_running=None,
     ),
     gpus=(GpuFacts(index=0, name="NVIDIA H100 80GB HBM3", architecture="Hopper", compute_capability=V("9.0"),
-                   memory_total_mib=81559, persistence_mode=True, ecc_enabled=True, mig_enabled=False),),
+                   memory_total_mib=81559, persistence_mode=True, ecc_enabled=True, mig_enabled=False,
+                   uuid="GPU-dbf187b6-39ec-d5dd-7320-ed7f451e1b44", pci_bus_id="00000000:00:06.0",
+                   pcie_gen_current=5, pcie_gen_max=5, pcie_width_current=16, pcie_width_max=16,
+                   temperature_c=41, temp_slowdown_c=89, temp_shutdown_c=95,
+                   # idle (0 %), no ECC error, row remapper clean; the VM's GPU has no NVLink peer
+                   health=GpuHealth(ecc_volatile_uncorrected=0, ecc_aggregate_uncorrected=0, ecc_volatile_corrected=0,
+                                    ecc_aggregate_corrected=0, sram_threshold_exceeded=False,
+                                    remapped_rows_correctable=0, remapped_rows_uncorrectable=0,
+                                    remapped_rows_pending=False, remapped_rows_failure=False, pcie_gen_device_max=5,
+                                    utilization_pct=0, performance_state="P0", clocks_event_reasons=("gpu_idle",),
+                                    nvlinks=())),),
+    kernel_log=KernelLogFacts(source="dmesg", lines_read=5),
     topology=TopologyFacts(gpu_count=1),
     # nvcc says "release 13.0"; NCCL is known only by its soname libnccl.so.2, hence version 2
     cuda=CudaFacts(toolkit_version=V("13.0"), cudnn_version=V("9.14.0"), nccl_version=V("2"),
@@ -159,7 +175,9 @@ def prof(**changes: object) -> Profile:
 
 
 def eight_gpus(kind: str) -> HostFacts:
-    gpus = tuple(gpu(index=i) for i in range(8))
+    # an NVSwitch node's GPUs show their 18 links active in `nvidia-smi nvlink -s`
+    links18 = tuple(NvLinkState(n, True, 26.562) for n in range(18)) if kind.startswith("NV") else ()
+    gpus = tuple(gpu(index=i, health=replace(H100.gpus[0].health, nvlinks=links18)) for i in range(8))
     links = tuple(GpuLink(a, b, kind, 18 if kind.startswith("NV") else 0) for a in range(8) for b in range(a + 1, 8))
     return host(gpus=gpus, topology=TopologyFacts(gpu_count=8, links=links))
 
@@ -494,6 +512,75 @@ def test_no_hint_suggests_an_ended_branch() -> None:
         for finding in rules.evaluate(facts, profile):
             for branch in ended:
                 assert f"nvidia-driver-{branch}" not in finding.hint, (_case, finding)
+
+
+# --- the GPUs' own health (issue 19): real outputs are judged in tests/unit/test_health.py --------------
+
+HEALTH = HealthRequirements(memory="fail", pcie="warn", nvlink="fail", xid="fail", thermal="warn",
+                            fabric_manager="fail")
+HEALTH_WARN = replace(HEALTH, memory="warn", xid="warn")
+
+
+def gpu_health(**changes: object) -> HostFacts:
+    return host(gpus=(gpu(health=replace(H100.gpus[0].health, **changes)),))  # type: ignore[arg-type]
+
+
+def nvlink_pair(*links: NvLinkState) -> HostFacts:
+    one = gpu(health=replace(H100.gpus[0].health, nvlinks=links))
+    return host(gpus=(one, replace(one, index=1)),
+                topology=TopologyFacts(gpu_count=2, links=(GpuLink(0, 1, "NV4", 4),)))
+
+
+UP = tuple(NvLinkState(n, True, 25.0) for n in range(4))
+CASES += [
+    ("memory clean", H100, prof(health=HEALTH), "health.memory", Status.PASS, ""),
+    ("row remap failure", gpu_health(remapped_rows_failure=True), prof(health=HEALTH), "health.memory", Status.FAIL,
+     "open an RMA"),
+    ("row remap pending", gpu_health(remapped_rows_pending=True), prof(health=HEALTH), "health.memory", Status.FAIL,
+     "sudo nvidia-smi -r -i 0"),
+    ("row remap pending, warn level", gpu_health(remapped_rows_pending=True), prof(health=HEALTH_WARN),
+     "health.memory", Status.WARN, "to activate the remap"),
+    ("one corrected error warns", gpu_health(ecc_aggregate_corrected=1), prof(health=HEALTH), "health.memory",
+     Status.WARN, "dcgmi diag"),
+    ("volatile uncorrectable", gpu_health(ecc_volatile_uncorrected=2, ecc_aggregate_uncorrected=2),
+     prof(health=HEALTH), "health.memory", Status.FAIL, "sudo nvidia-smi -r -i 0"),
+    ("retired pages at the limit", gpu_health(retired_pages_dbe=30, retired_pages_sbe=30), prof(health=HEALTH),
+     "health.memory", Status.FAIL, "RMA"),
+    ("pending retirement", gpu_health(retired_pages_dbe=1, retired_pages_pending=True), prof(health=HEALTH),
+     "health.memory", Status.FAIL, "to retire the page"),
+    ("pcie full", H100, prof(health=HEALTH), "health.pcie", Status.PASS, ""),
+    ("pcie x8", host(gpus=(gpu(pcie_width_current=8),)), prof(health=HEALTH), "health.pcie", Status.WARN,
+     "slot wired x16"),
+    ("pcie x8, fail level", host(gpus=(gpu(pcie_width_current=8),)), prof(health=replace(HEALTH, pcie="fail")),
+     "health.pcie", Status.FAIL, "bifurcation"),
+    ("pcie gen1 at idle", host(gpus=(gpu(pcie_gen_current=1),)), prof(health=HEALTH), "health.pcie", Status.PASS, ""),
+    ("pcie gen3 under load", host(gpus=(gpu(pcie_gen_current=3, health=replace(H100.gpus[0].health,
+                                                                               utilization_pct=97)),)),
+     prof(health=HEALTH), "health.pcie", Status.WARN, "reseat"),
+    ("host caps the gen", gpu_health(pcie_gen_device_max=5, pcie_gen_host_max=4), prof(health=HEALTH),
+     "health.pcie", Status.WARN, "Gen5 root port"),
+    ("nvlink up", nvlink_pair(*UP), prof(health=HEALTH), "health.nvlink", Status.PASS, ""),
+    ("nvlink one down", nvlink_pair(*UP[:3], NvLinkState(3, False)), prof(health=HEALTH), "health.nvlink",
+     Status.FAIL, "nvidia-fabricmanager"),
+    ("nvlink errors", nvlink_pair(*UP[:3], NvLinkState(3, True, 25.0, 0, 0, 7)), prof(health=HEALTH),
+     "health.nvlink", Status.WARN, "nvlink -re"),
+    ("no xid", H100, prof(health=HEALTH), "health.xid", Status.PASS, ""),
+    ("xid 79", host(kernel_log=KernelLogFacts("dmesg", 3, (XidEvent(79, 1, ("0000:01:00",), "812 s after boot"),))),
+     prof(health=HEALTH), "health.xid", Status.FAIL, "reboot"),
+    ("xid 13 is the app", host(kernel_log=KernelLogFacts("dmesg", 3, (XidEvent(13, 2),))), prof(health=HEALTH),
+     "health.xid", Status.WARN, "compute-sanitizer"),
+    ("unreadable log skips", host(kernel_log=KernelLogFacts(), notes=(Note("kernel_log", "dmesg: not permitted"),)),
+     prof(health=HEALTH), "health.xid", Status.SKIP, "adm group"),
+    ("cool at idle", H100, prof(health=HEALTH), "health.thermal", Status.PASS, ""),
+    ("hw slowdown at idle", gpu_health(clocks_event_reasons=("gpu_idle", "hw_slowdown")),
+     prof(health=replace(HEALTH, thermal="fail")), "health.thermal", Status.FAIL, "airflow"),
+    ("hot at idle", host(gpus=(gpu(temperature_c=70),)), prof(health=HEALTH), "health.thermal", Status.WARN,
+     "fans"),
+    ("fabric completed", gpu_health(fabric_state="Completed", fabric_status="Success"), prof(health=HEALTH),
+     "health.fabric-manager", Status.PASS, ""),
+    ("fabric not started", gpu_health(fabric_state="Not Started", fabric_status="N/A"), prof(health=HEALTH),
+     "health.fabric-manager", Status.FAIL, "nvidia-fabricmanager-580"),
+]
 
 
 def _find(findings: list[Finding], rule_id: str) -> Finding:

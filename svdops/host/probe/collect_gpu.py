@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from svdops.host.facts import DriverFacts, GpuFacts, TopologyFacts
+from svdops.host.facts import DriverFacts, GpuFacts, KernelLogFacts, TopologyFacts
 from svdops.host.probe import commands as cmd
 from svdops.host.probe._text import small_int, version_of
 from svdops.host.probe.cuda import DpkgPackage, driver_from_dpkg
@@ -23,6 +23,7 @@ from svdops.host.probe.driver import (
     parse_systemctl_is_active,
 )
 from svdops.host.probe.gpu import SmiReport, merge_query_gpu, parse_nvidia_smi_xml, parse_query_gpu_csv
+from svdops.host.probe.health import parse_kernel_log, parse_nvlink_errors, parse_nvlink_status, with_errors
 from svdops.host.probe.outputs import Notes, Outputs, parse_or_note
 from svdops.host.probe.topology import parse_topo_matrix
 
@@ -143,3 +144,44 @@ def merge_nvml(gpus: tuple[GpuFacts, ...], devices: list[dict[str, Any]]) -> tup
             live["compute_capability"] = version_of(device["compute_capability"])
         merged[base.index] = replace(base, **live)
     return tuple(merged[index] for index in sorted(merged))
+
+
+def collect_nvlinks(out: Outputs, notes: Notes, gpus: tuple[GpuFacts, ...]) -> tuple[GpuFacts, ...]:
+    """Each GPU's NVLinks from `nvidia-smi nvlink -s` (matched by UUID, else index), with `-e`'s counters."""
+    if not gpus:
+        return gpus
+    status_text = out.any_text(cmd.NVIDIA_SMI_NVLINK_STATUS)
+    status_result = out.result(cmd.NVIDIA_SMI_NVLINK_STATUS)
+    if status_text is None and not status_result.ok:
+        for gpu in gpus:
+            notes.add(f"gpus.{gpu.index}.health.nvlinks", status_result.reason)
+        return gpus
+    status = parse_nvlink_status(status_text or "")
+    errors_text = out.any_text(cmd.NVIDIA_SMI_NVLINK_ERRORS)
+    errors = parse_nvlink_errors(errors_text) if errors_text else {}
+    by_uuid = {uuid: index for index, (uuid, _links) in status.items() if uuid}
+    merged = []
+    for gpu in gpus:
+        index = by_uuid.get(gpu.uuid or "", gpu.index)
+        _uuid, links = status.get(index, (None, ()))
+        if "all links are inactive" in (status_text or "").lower() and not links:
+            links = ()  # NVML says so instead of listing them: no active link
+        merged.append(replace(gpu, health=replace(gpu.health, nvlinks=with_errors(links, errors.get(index)))))
+    return tuple(merged)
+
+
+def collect_kernel_log(out: Outputs, notes: Notes) -> KernelLogFacts:
+    """Xid events since boot: journalctl first (it has wall-clock times), dmesg where the journal is not
+    readable; when neither is, a note says why for each."""
+    refusals = []
+    for command, source in ((cmd.KERNEL_LOG_JOURNAL, "journalctl -k"), (cmd.KERNEL_LOG_DMESG, "dmesg")):
+        text = out.any_text(command)
+        if text is None:
+            refusals.append(f"{source}: {out.result(command).reason}")
+            continue
+        read = parse_kernel_log(text, source)
+        if read.facts is not None:
+            return read.facts
+        refusals.append(read.refused or f"{source}: not readable")
+    notes.add("kernel_log", "neither kernel log is readable by this user (" + "; ".join(refusals) + ")")
+    return KernelLogFacts()

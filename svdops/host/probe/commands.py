@@ -24,6 +24,17 @@ NVIDIA_SMI_QUERY_GPU = Command(
     ("nvidia-smi", "--query-gpu=" + ",".join(QUERY_GPU_FIELDS), "--format=csv,noheader,nounits"),
     timeout_s=30,
 )
+NVIDIA_SMI_NVLINK_STATUS = Command("nvidia-smi-nvlink-s.txt", ("nvidia-smi", "nvlink", "-s"), timeout_s=30)
+NVIDIA_SMI_NVLINK_ERRORS = Command("nvidia-smi-nvlink-e.txt", ("nvidia-smi", "nvlink", "-e"), timeout_s=30)
+# The kernel log since boot, cut on the host to NVIDIA's lines (a long-running host's log is megabytes, and
+# its newest lines, the ones that matter, are the ones a size cap would lose). The first lines are kept
+# whatever they say: they show the log was readable, or carry the refusal (dmesg_restrict, no adm group).
+_NVIDIA_LINES = "awk 'NR<=2 || tolower($0) ~ /nvrm|xid|nvidia/'"
+KERNEL_LOG_JOURNAL = Command(
+    "journalctl-kernel-nvidia.txt",
+    ("sh", "-c", f"journalctl -k -b --no-pager -o short-iso 2>&1 | {_NVIDIA_LINES}"), timeout_s=30,
+)
+KERNEL_LOG_DMESG = Command("dmesg-nvidia.txt", ("sh", "-c", f"dmesg 2>&1 | {_NVIDIA_LINES}"), timeout_s=30)
 PROC_DRIVER_VERSION = Command("proc-driver-nvidia-version.txt", ("cat", "/proc/driver/nvidia/version"))
 NVCC_VERSION = Command("nvcc-version.txt", ("nvcc", "--version"))
 # nvcc is often only under /usr/local/cuda/bin, which a non-login SSH shell lacks on PATH
@@ -95,6 +106,7 @@ TORCH_COLLECT_ENV = Command("torch-env.txt", ("python3", "-m", "torch.utils.coll
 ALL: tuple[Command, ...] = (
     HOSTNAME, OS_RELEASE, UNAME, LSCPU, MEMINFO,
     NVIDIA_SMI_XML, NVIDIA_SMI_TOPO, NVIDIA_SMI_VERSION, NVIDIA_SMI, NVIDIA_SMI_QUERY_GPU, PROC_DRIVER_VERSION,
+    NVIDIA_SMI_NVLINK_STATUS, NVIDIA_SMI_NVLINK_ERRORS, KERNEL_LOG_JOURNAL, KERNEL_LOG_DMESG,
     NVCC_VERSION, NVCC_VERSION_DEFAULT_PATH, LDCONFIG, LDCONFIG_SBIN, DPKG_NVIDIA, PROC_MODULES, MOKUTIL,
     LSBLK, DF, PROC_MOUNTS, MDSTAT, PIP_LIST, PYTHON_VERSION, TORCH_VERSIONS, WHICH, CONDA_ENVS, CONDA_VERSION,
     SYSTEMCTL_PERSISTENCED,

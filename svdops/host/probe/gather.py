@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from svdops import nvml
 from svdops.host.facts import HostFacts
 from svdops.host.probe import commands as cmd
-from svdops.host.probe.collect_gpu import collect_driver, collect_gpus, merge_nvml
+from svdops.host.probe.collect_gpu import collect_driver, collect_gpus, collect_kernel_log, collect_nvlinks, merge_nvml
 from svdops.host.probe.collect_host import collect_cpu, collect_memory, collect_os, collect_storage
 from svdops.host.probe.collect_software import collect_collect_env, collect_cuda, collect_dpkg, collect_python
 from svdops.host.probe.outputs import Notes, Outputs
@@ -60,7 +60,7 @@ def gather_facts(
     report, topology = collect_gpus(out, notes)
     dpkg = collect_dpkg(out)
     driver = collect_driver(out, notes, report, dpkg)
-    gpus = report.gpus
+    gpus = collect_nvlinks(out, notes, report.gpus)
     if use_nvml:
         problems: list[str] = []
         devices = nvml.read_devices(errors=problems)
@@ -86,6 +86,7 @@ def gather_facts(
         cuda=collect_cuda(out, notes, dpkg, env),
         python=collect_python(out, notes, python, env),
         storage=collect_storage(out, notes),
+        kernel_log=collect_kernel_log(out, notes),
         notes=notes.as_tuple(),
     )
 

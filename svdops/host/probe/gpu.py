@@ -16,6 +16,7 @@ from typing import cast
 from svdops.host.facts import GpuFacts, MigDevice
 from svdops.host.probe._text import enabled, first_float, first_int, is_not_available, small_int, version_of
 from svdops.host.probe.commands import QUERY_GPU_FIELDS
+from svdops.host.probe.health import parse_gpu_health
 from svdops.versions import Version
 
 
@@ -112,6 +113,7 @@ def _gpu_from_xml(index: int, gpu: ET.Element) -> GpuFacts:
         mig_devices=_mig_devices(gpu),
         vbios_version=_text(gpu, "vbios_version"),
         sm_clock_max_mhz=first_int(_text(gpu, "max_clocks/sm_clock")),
+        health=parse_gpu_health(gpu),
     )
 
 

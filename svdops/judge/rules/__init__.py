@@ -31,6 +31,14 @@ from svdops.judge.rules.driver import (
     driver_version,
 )
 from svdops.judge.rules.gpus import gpu_compute_capability, gpu_count, gpu_ecc, gpu_model, gpu_nvlink, gpu_vram
+from svdops.judge.rules.health import (
+    health_fabric,
+    health_memory,
+    health_nvlink,
+    health_pcie,
+    health_thermal,
+    health_xid,
+)
 from svdops.judge.rules.host_os import os_rules
 from svdops.judge.rules.python_env import (
     diffusers_compat,
@@ -103,6 +111,12 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("storage.scratch", storage_scratch),
     ("storage.data", storage_data),
     ("storage.md-health", storage_md_health),
+    ("health.memory", health_memory),
+    ("health.pcie", health_pcie),
+    ("health.nvlink", health_nvlink),
+    ("health.xid", health_xid),
+    ("health.thermal", health_thermal),
+    ("health.fabric-manager", health_fabric),
 )
 
 
