@@ -169,7 +169,7 @@ class Calibration:
         if len(xs) < 2 or max(xs) - min(xs) < 0.05:
             return 0.0, "one calibrated peak: efficiency carried as measured"
         mx, my = statistics.fmean(xs), statistics.fmean(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
         alpha = min(1.0, max(0.0, -slope))
         return alpha, f"efficiency ~ peak^-{alpha:.2f}, fitted on {', '.join(sorted(per_device))}"
 
@@ -212,9 +212,11 @@ class Calibration:
     def decode_efficiency(self, device: Device, chunk: int) -> Lookup:
         alpha, _ = self.peak_exponent()
         target = device.sustained_peak(next(iter(device.peak_tflops))) if device.peak_tflops else 1.0
-        rows = [(f.point.device, f.point.workload.decode_chunk,
-                 _carried(f.decode_eff, f.point.device, device, alpha, f.point.workload.dtype, target))
-                for f in self.fitted if f.decode_eff is not None]
+        rows: list[tuple[Device, int, float]] = []
+        for f in self.fitted:
+            carried = _carried(f.decode_eff, f.point.device, device, alpha, f.point.workload.dtype, target)
+            if carried is not None:
+                rows.append((f.point.device, f.point.workload.decode_chunk, carried))
         for tier in _tiers(device):
             chosen = [(d, c, e) for d, c, e in rows if _in_tier(d, device, tier)]
             if not chosen:
@@ -253,11 +255,11 @@ class Calibration:
         ys = [float(y) for _, y in rows]
         if len(set(xs)) >= 2:
             mx, my = statistics.fmean(xs), statistics.fmean(ys)
-            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
             slope = max(0.0, slope)
             value = max(0.0, my + slope * (frames - mx))
             return Lookup(value, 0.0, f"{slope:.3f} s per frame, fitted on {len(rows)} end-to-end points")
-        per_frame = statistics.median(y / x for x, y in zip(xs, ys) if x)
+        per_frame = statistics.median(y / x for x, y in zip(xs, ys, strict=True) if x)
         return Lookup(per_frame * frames, 0.0, f"{per_frame:.3f} s per frame from {int(xs[0])}-frame runs")
 
     def memory_factor(self, stage: str, compile: bool) -> Lookup:
@@ -303,8 +305,9 @@ def energy_floor_s(calibration: Calibration, device: Device, workload: Workload)
         ref_mhz = p.device.clocks.sustained_mhz or p.device.clocks.fraction
         own_mhz = device.clocks.sustained_mhz or device.clocks.fraction
         joules *= work * (own_mhz / ref_mhz) ** 2
+        watts = p.power_fraction * p.device.power_w
         return joules / device.power_w, (f"energy floor: {joules:.0f} J per step (from {p.device.name} at "
-                                          f"{p.power_fraction * p.device.power_w:.0f} W) over a {device.power_w:.0f} W cap")
+                                          f"{watts:.0f} W) over a {device.power_w:.0f} W cap")
     return None
 
 
@@ -313,7 +316,7 @@ def _carried(eff: float | None, measured: Device, target: Device, alpha: float, 
     """A measured compute efficiency carried to another card's sustained peak by the peak law."""
     if eff is None or not alpha or measured.name == target.name or not (measured.is_gpu and target.is_gpu):
         return eff
-    return min(0.95, eff * (measured.sustained_peak(dtype) / target_peak) ** alpha)
+    return float(min(0.95, eff * (measured.sustained_peak(dtype) / target_peak) ** alpha))
 
 
 def _tiers(device: Device) -> tuple[str, ...]:
@@ -493,17 +496,18 @@ def run_points(run: Run) -> tuple[list[CalibrationPoint], list[str]]:
 def optimized_reason(run: Run) -> str | None:
     """Why a run's kernels are not eager PyTorch's (--optimize recorded in its config or results)."""
     for record, where in ((run.config.optimize, "config.json"), (run.results.optimize, "results.json")):
-        if record is not None and (record.level or record.applied or record.compile_mode):
+        level = str(record.level or "").lower() if record is not None else ""
+        if record is not None and (record.applied or level not in ("", "none", "off", "false", "0")):
             applied = ", ".join(str(a) for a in record.applied[:4]) or record.level or "levers"
             return f"optimized run ({where} optimize: {applied})"
     request = run.config.request if isinstance(run.config.request, dict) else {}
-    if request.get("optimize"):
+    if str(request.get("optimize") or "").lower() not in ("", "none", "off", "false", "0"):
         return f"optimized run (config.json request optimize={request.get('optimize')!r})"
     return None
 
 
 def _point_optimized(config: dict[str, object]) -> str | None:
-    if config.get("optimize"):
+    if str(config.get("optimize") or "").lower() not in ("", "none", "off", "false", "0"):
         return f"optimized point (optimize={config.get('optimize')!r})"
     dtype = str(config.get("dtype", ""))
     if dtype.startswith("fp8") or config.get("quantize") or config.get("fp8"):
@@ -511,13 +515,8 @@ def _point_optimized(config: dict[str, object]) -> str | None:
     return None
 
 
-def gather_points(runs: Sequence[Run], *, anchors: bool = True,
-                  public: bool = True) -> tuple[list[CalibrationPoint], list[str]]:
+def gather_points(runs: Sequence[Run], *, anchors: bool = True) -> tuple[list[CalibrationPoint], list[str]]:
     points = anchor_points() if anchors else []
-    if anchors and public:
-        from svdops.plan.public import calibration_points
-
-        points.extend(calibration_points())
     notes: list[str] = []
     for run in runs:
         found, why = run_points(run)
@@ -526,8 +525,12 @@ def gather_points(runs: Sequence[Run], *, anchors: bool = True,
     return points, notes
 
 
-def default_calibration(runs: Sequence[Run] = (), *, anchors: bool = True) -> Calibration:
+def default_calibration(runs: Sequence[Run] = (), *, anchors: bool = True,
+                        extra: Sequence[CalibrationPoint] = ()) -> Calibration:
+    """Anchors (unless not wanted), the runs' points and `extra` ones (public measurements:
+    predict.planning_calibration adds the shipped ones)."""
     points, notes = gather_points(runs, anchors=anchors)
+    points.extend(extra)
     if not points:
         raise BadInputError("nothing to calibrate on", where="svdops plan",
                             hint="keep the shipped anchors or pass --calibrate-from RUNS with ok GPU points")

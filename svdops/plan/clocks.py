@@ -114,7 +114,8 @@ def software_support(name: str) -> Support | None:
         return None
     rows = kb.knowledge().arch_lists
     newest = max(t for releases, _, _, _ in rows for t in releases)
-    current = [(cuda, archs) for releases, cuda, archs, _ in rows if newest in releases and cuda >= Version.parse("12.8")]
+    cu128 = Version.parse("12.8")
+    current = [(cuda, archs) for releases, cuda, archs, _ in rows if newest in releases and cuda >= cu128]
     if not current:
         return None
     missing = [cuda for cuda, archs in current if not kb.arch_runs_on(archs, cc)]

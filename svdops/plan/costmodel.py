@@ -43,6 +43,9 @@ CUDA_CONTEXT_GIB = 0.6
 PCIE_GBPS = {3: 15.75, 4: 31.5, 5: 63.0, 6: 121.0}
 
 
+BOOST_ASSUMED = Clocks(1.0, False, None, None, "boost clock assumed")
+
+
 @dataclass(frozen=True)
 class Device:
     """What the cost model needs to know about one accelerator."""
@@ -57,7 +60,7 @@ class Device:
     pcie_gen: int | None
     is_gpu: bool = True
     source: str = ""
-    clocks: Clocks = Clocks(1.0, False, None, None, "boost clock assumed")
+    clocks: Clocks = BOOST_ASSUMED
 
     def sustained_peak(self, dtype: str) -> float:
         """TFLOP/s at the clock the card holds on this workload (the datasheet peak x the clock fraction)."""

@@ -258,7 +258,7 @@ def _read_elements(tensor: Any) -> int:
     """Elements a kernel reads of an input: a broadcast view (stride 0) reads its storage, not its shape."""
     numel = int(tensor.numel())
     if 0 in tensor.stride():
-        return min(numel, tensor.untyped_storage().nbytes() // max(1, tensor.element_size()))
+        return min(numel, int(tensor.untyped_storage().nbytes()) // max(1, int(tensor.element_size())))
     return numel
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from svdops.errors import BadInputError
 from svdops.judge import knowledge as kb
 from svdops.plan.calibrate import (
-    MEMORY_EFFICIENCY,
     UNMEASURED_SETTING_BAND,
     Calibration,
     Lookup,
@@ -35,12 +34,13 @@ from svdops.plan.clocks import host_copy, software_support
 from svdops.plan.costmodel import (
     PCIE_GBPS,
     Device,
+    StageFloor,
     Workload,
     device_from_spec,
-    StageFloor,
     memory_parts,
     stage_floors,
 )
+from svdops.plan.public import calibration_points
 from svdops.runs.store import Run
 
 # Fit verdicts: "yes" when even the top of the band fits, "tight" when only the estimate does.
@@ -139,6 +139,12 @@ def _sum(parts: Sequence[Estimate], basis: str) -> Estimate:
 
 def _efficiency_estimate(floor: StageFloor, found: Lookup, extra_band: float = 0.0) -> Estimate:
     return Estimate.banded(stage_seconds(floor, found.value), found.band + extra_band, found.basis)
+
+
+def planning_calibration(runs: Sequence[Run] = (), *, anchors: bool = True) -> Calibration:
+    """What `svdops plan` calibrates on: the shipped anchors and the public rows marked `calibrate`
+    in svdops/data/plan_validation.yaml (both shipped data, both off with anchors=False), and the runs."""
+    return default_calibration(runs, anchors=anchors, extra=calibration_points() if anchors else ())
 
 
 def predict_stages(w: Workload, device: Device, calibration: Calibration) -> StagePrediction:
@@ -351,6 +357,8 @@ def predict_for_runs(runs: Sequence[Run], *, anchors: bool = True) -> list[dict[
             continue
         others = [r for r in runs if r.path != run.path]
         cal_points, _ = gather_points(others, anchors=anchors)
+        if anchors:
+            cal_points.extend(calibration_points())
         if not cal_points:
             rows.extend({"run": run.name, "point": p.id, "gpu": p.device.name,
                          "note": "nothing else to calibrate on"} for p in points)
@@ -396,6 +404,7 @@ __all__ = [
     "default_calibration",
     "fit_candidates",
     "fit_verdict",
+    "planning_calibration",
     "predict",
     "predict_for_runs",
     "predict_stages",
