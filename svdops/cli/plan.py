@@ -51,9 +51,11 @@ def plan(runs: tuple[str, ...], scenario: str, gpus: tuple[str, ...], count: int
     svdops plan --validate ./svdops-runs                   hold out each measured GPU, print the error
 
     Times come from FLOPs and bytes counted on the meta device at the scenario's shapes, turned into
-    seconds with a per-op roofline and an achieved efficiency calibrated on measurements (the shipped
-    H100 SXM anchors, and RUNS). Every figure carries a band and says what it was calibrated on.
-    --validate exits 1 when a held-out prediction misses its target.
+    seconds with a per-op roofline at the clock each card holds under its power cap and an achieved
+    efficiency per op class calibrated on measurements (the shipped H100 SXM anchors, the public rows
+    of svdops/data/plan_validation.yaml, and RUNS). Every figure carries a band from the held-out
+    errors and says what it was calibrated on. --validate exits 1 when a held-out prediction misses
+    its target.
     """
     from svdops.plan.calibrate import gather_points, resolve_runs
     from svdops.plan.costmodel import workload_for_scenario

@@ -29,6 +29,7 @@ def test_json_box_with_a_price_override():
     assert row["usd_per_1000_videos"]["value"] == pytest.approx(8000 / row["videos_per_hour"]["value"])
     assert row["e2e_s"]["low"] < row["e2e_s"]["value"] < row["e2e_s"]["high"]
     assert "no Ada Lovelace measurement" in row["unet_step_s"]["basis"]
+    assert row["power_bound"] is False and row["sustained_mhz"] == 2520  # 350 W is enough for its boost
 
 
 def test_low_vram_scenario_and_bad_input():
