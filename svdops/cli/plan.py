@@ -51,21 +51,26 @@ def plan(runs: tuple[str, ...], scenario: str, gpus: tuple[str, ...], count: int
     svdops plan --validate ./svdops-runs                   hold out each measured GPU, print the error
 
     Times come from FLOPs and bytes counted on the meta device at the scenario's shapes, turned into
-    seconds with a per-op roofline and an achieved efficiency calibrated on measurements (the shipped
-    H100 SXM anchors, and RUNS). Every figure carries a band and says what it was calibrated on.
-    --validate exits 1 when a held-out prediction misses its target.
+    seconds with a per-op roofline at the clock each card holds under its power cap and an achieved
+    efficiency per op class calibrated on measurements (the shipped H100 SXM anchors, the public rows
+    of svdops/data/plan_validation.yaml, and RUNS). Every figure carries a band from the held-out
+    errors and says what it was calibrated on. --validate exits 1 when a held-out prediction misses
+    its target.
     """
-    from svdops.plan.calibrate import default_calibration, gather_points, resolve_runs
+    from svdops.plan.calibrate import gather_points, resolve_runs
     from svdops.plan.costmodel import workload_for_scenario
-    from svdops.plan.predict import measured_scaling, predict, rank, select_devices
+    from svdops.plan.predict import measured_scaling, planning_calibration, predict, rank, select_devices
     from svdops.plan.prices import parse_gpu_prices
-    from svdops.plan.validate import validate
+    from svdops.plan.validate import public_validation_points, validate
 
     all_runs = resolve_runs([*runs, *calibrate_from])
+    # The shipped anchors and public rows, with the runs given: what --validate holds out in turn,
+    # and what the bands of every prediction come from.
+    points, notes = gather_points(all_runs, anchors=not no_anchors)
+    public, scored, meta, excluded = public_validation_points() if not no_anchors else ([], {}, {}, [])
+    report = validate([*points, *public], scored, meta)
     if validate_runs:
-        points, notes = gather_points(all_runs, anchors=not no_anchors)
-        report = validate(points)
-        _render_validation(report, notes, fmt)
+        _render_validation(report, notes, fmt, excluded)
         if report.failed:
             sys.exit(1)
         return
@@ -76,7 +81,8 @@ def plan(runs: tuple[str, ...], scenario: str, gpus: tuple[str, ...], count: int
     if workload.dtype == "fp32":
         raise BadInputError(f"scenario {scenario!r} runs on the CPU: there is nothing to plan on a GPU",
                             where="--scenario", hint="plan svd-xt-25f, svd-14f or low-vram")
-    cal = default_calibration(all_runs, anchors=not no_anchors)
+    cal = planning_calibration(all_runs, anchors=not no_anchors)
+    cal.bands = report.bands()
     devices = select_devices(gpus, parse_gpu_prices(prices))
     scaling = measured_scaling(all_runs, count) if count > 1 else None
     predictions = rank([predict(workload, d, cal, count=count, scaling=scaling) for d in devices
@@ -86,11 +92,13 @@ def plan(runs: tuple[str, ...], scenario: str, gpus: tuple[str, ...], count: int
         click.echo(json.dumps({
             "schema": PLAN_SCHEMA, "scenario": scenario, "workload": workload.__dict__, "count": count,
             "calibrated_on": cal.describe(), "calibration_notes": cal.notes,
+            "bands": {k: {"band": b, "points": n} for k, (b, n) in cal.bands.items()},
             "skipped": [f"{name}: no {workload.dtype} tensor cores" for name in skipped],
             "predictions": [p.to_dict() for p in predictions],
         }, indent=2))
         return
-    _render_plan(scenario, workload.label(), count, predictions, cal.describe(), cal.notes, skipped, workload.dtype)
+    _render_plan(scenario, workload.label(), count, predictions, cal.describe(), cal.notes, skipped, workload.dtype,
+                 cal.bands)
 
 
 def _tier(basis: str) -> str:
@@ -107,7 +115,7 @@ def _band(est: Any, digits: int = 2) -> str:
 
 
 def _render_plan(scenario: str, label: str, count: int, predictions: list[Any], calibrated_on: str,
-                 notes: list[str], skipped: list[str], dtype: str) -> None:
+                 notes: list[str], skipped: list[str], dtype: str, bands: dict[str, tuple[float, int]]) -> None:
     console = make_console()
     box = f"{count} x GPU box" if count > 1 else "one GPU"
     table = Table(title=f"svdops plan {scenario} ({label}), {box}", title_justify="left")
@@ -127,26 +135,39 @@ def _render_plan(scenario: str, label: str, count: int, predictions: list[Any], 
                       f"{s.peak_allocated_gib.value:.1f}/{p.device.memory_gb:.0f}", _tier(s.unet_step_s.basis))
     console.print(table)
     console.print(f"calibrated on: {markup_safe(calibrated_on)}")  # run folders' GPU names and hosts
-    console.print("basis: measured = this GPU was measured (band ±5%); same arch = another GPU of its architecture "
-                  "(±10%); other arch = efficiency carried over from another architecture (±35%, a judgement: bench "
-                  "one before buying a fleet). fits: peak + CUDA context within the card; tight: only below the "
-                  "band's upper half. Energy: power cap x the measured power fraction x e2e time.")
+    console.print("basis: measured = this GPU was measured (band ±5%, run-to-run); same arch = another GPU of its "
+                  "architecture; other arch = efficiency carried over from another architecture with the peak law. "
+                  "Those bands are the largest error `svdops plan --validate` saw holding out a card of that relation "
+                  "(judged only where no card was held out). Compute runs at the clock each card holds under its "
+                  "power cap. fits: peak + CUDA context within the card; tight: only below the band's upper half. "
+                  "Energy: power cap x the measured power fraction x e2e time.")
+    for relation, (band, n) in sorted(bands.items()):
+        console.print(f"band {relation}: ±{band:.0%} from {n} held-out points (svdops plan --validate)")
     if count > 1 and predictions:
         console.print(f"scaling: {predictions[0].scaling:.2f} ({predictions[0].scaling_basis})")
     for name in skipped:
         console.print(f"skipped {markup_safe(name)}: no {dtype} tensor cores (try --dtype fp16)")
+    for p in predictions:
+        for note in p.notes:
+            if note.startswith("current PyTorch wheels"):
+                console.print(f"{markup_safe(p.device.name)}: {markup_safe(note)}")
     for note in notes:
         console.print(f"note: {markup_safe(note)}")
 
 
-def _render_validation(report: Any, notes: list[str], fmt: str) -> None:
+def _render_validation(report: Any, notes: list[str], fmt: str, excluded: list[tuple[str, str]]) -> None:
     if fmt == "json":
         click.echo(json.dumps({
             "schema": VALIDATE_SCHEMA, "devices": report.devices, "possible": report.possible,
             "message": report.message, "notes": notes,
+            "bands": {k: {"band": b, "points": n} for k, (b, n) in report.bands().items()},
+            "not_scored": [{"point": p, "why": w} for p, w in report.not_scored],
+            "excluded": [{"point": p, "why": w} for p, w in excluded],
             "rows": [{"held_out": r.held_out, "point": r.point, "relation": r.relation, "metric": r.metric,
                       "measured": r.measured, "predicted": r.predicted, "error": r.error, "target": r.target,
-                      "passed": r.passed, "calibrated_on": r.calibrated_on} for r in report.rows],
+                      "passed": r.passed, "band": r.band, "band_points": r.band_points, "in_band": r.in_band,
+                      "settings": r.settings, "assumed": list(r.assumed), "source": r.source,
+                      "calibrated_on": r.calibrated_on} for r in report.rows],
         }, indent=2))
         return
     console = make_console()
@@ -154,17 +175,25 @@ def _render_validation(report: Any, notes: list[str], fmt: str) -> None:
         console.print(markup_safe(report.message))
         return
     table = Table(title="svdops plan --validate: each device predicted from the others", title_justify="left")
-    for column in ("held out", "point", "relation", "metric", "measured", "predicted", "error", "target",
-                   "calibrated on"):
+    for column in ("held out", "point", "settings", "relation", "metric", "measured", "predicted", "error",
+                   "target", "band (n)", "calibrated on"):
         table.add_column(column)
-    labels = {"same-arch": "same architecture", "cross-arch": "other architecture (no target)",
+    labels = {"same-arch": "same architecture", "cross-arch": "other architecture",
               "cpu": "CPU: code path only (no target)"}
     for r in report.rows:
         verdict = "" if r.passed is None else (" [green]ok[/]" if r.passed else " [red]missed[/]")
-        table.add_row(markup_safe(r.held_out, one_line=True), markup_safe(r.point), labels[r.relation],
-                      markup_safe(r.metric), f"{r.measured:.4g}", f"{r.predicted:.4g}", f"{r.error:+.1%}{verdict}",
-                      "-" if r.target is None else f"±{r.target:.0%}", markup_safe(r.calibrated_on))
+        band = "-" if r.band is None else f"±{r.band:.0%} ({r.band_points}){'' if r.in_band else ' [red]outside[/]'}"
+        settings = r.settings + (f" (assumed: {len(r.assumed)})" if r.assumed else "")
+        table.add_row(markup_safe(r.held_out, one_line=True), markup_safe(r.point), markup_safe(settings),
+                      labels[r.relation], markup_safe(r.metric), f"{r.measured:.4g}", f"{r.predicted:.4g}",
+                      f"{r.error:+.1%}{verdict}", "-" if r.target is None else f"±{r.target:.0%}", band,
+                      markup_safe(r.calibrated_on))
     console.print(table)
     console.print(markup_safe(report.message))
+    for point in sorted({r.point for r in report.rows}):
+        row = next(r for r in report.rows if r.point == point)
+        console.print(f"source {markup_safe(point)}: {markup_safe(row.source)}")
+    for point, why in excluded:
+        console.print(f"excluded {markup_safe(point)}: {markup_safe(why)}")
     for note in notes:
         console.print(f"note: {markup_safe(note)}")

@@ -1,13 +1,28 @@
 """Measured points -> achieved-efficiency and memory factors, and what each one rests on.
 
 A calibration point is one measured configuration on one device: the shipped H100 anchors
-(svdops/data/plan_anchors.json) or an `ok` point of a bench run. For each point:
+(svdops/data/plan_anchors.json), an `ok` point of a bench run, or a public measurement from
+svdops/data/plan_validation.yaml that reports a UNet step time. For each point, per op class:
 
-- UNet efficiency   = roofline floor of one step / measured s per step (eager and compiled apart);
-- decode efficiency = roofline floor of the decode stage / measured decode s, per decode chunk
-  (smaller chunks keep the GPU less busy: 0.27 at chunk 8, 0.23 at chunk 2 on the H100);
+- memory-bound ops (norms, activations, adds, copies) run at MEMORY_EFFICIENCY of the datasheet
+  bandwidth: an assumption (large eager elementwise kernels), not fitted, because one stage time
+  cannot separate two efficiencies;
+- UNet compute efficiency = (matmul/conv + attention floor at the sustained clock) / (measured s
+  per step - memory-bound time); eager and compiled apart. Attention shares it: a stage time cannot
+  tell the attention kernels from the GEMMs (a profiler trace could; none is calibrated here);
+- decode efficiency, the same for the decode stage, per decode chunk;
 - host seconds      = what the end-to-end time has beyond UNet, decode and the predicted CLIP and
-  VAE-encode time: post-processing on the CPU, Python; taken not to depend on the GPU;
+  VAE-encode time: post-processing on the CPU, Python; fitted as a line in the frame count (the
+  frames are converted to images one by one) and taken not to depend on the GPU;
+
+Runs that --optimize, quantise (fp8) or otherwise change the kernels never calibrate the eager
+model: they are left out with a note (compiled runs calibrate the compiled UNet only).
+
+Across architectures the compute efficiency is carried with a peak law: a card with a lower
+sustained peak reaches a larger share of it (the same kernels finish nearer their roofline when
+the roofline is lower), eff = eff_measured x (peak_measured / peak_target) ** PEAK_EXPONENT, the
+exponent fitted over the calibrated devices where there are two or more with different peaks, and
+0 (no scaling) otherwise.
 - memory factor     = (measured peak - resident weights - pipeline I/O) / counted activation peak of
   the stage that peaks (the allocator's rounding, workspaces, the odd temporary the meta count
   cannot see);
@@ -31,6 +46,7 @@ from svdops.plan.costmodel import (
     CPU_DEVICE,
     Device,
     MemoryParts,
+    StageFloor,
     Workload,
     anchors_document,
     device_named,
@@ -47,6 +63,8 @@ from svdops.runs.store import Run, list_runs, load_run
 # roofline carries. cross-arch: other kernels, other power behaviour; 35% is a judgement, not a
 # measurement, and says "bench one before you buy a fleet".
 BANDS = {"same-gpu": 0.05, "same-arch": 0.10, "cross-arch": 0.35}
+# Memory-bound eager kernels (elementwise, norms) on large tensors: share of datasheet bandwidth (assumed).
+MEMORY_EFFICIENCY = 0.85
 MEMORY_BANDS = {"same-stage": 0.08, "other-stage": 0.25}
 # Added when a setting was never measured anywhere (forward chunking, offload) or a compile
 # speedup is carried over from another GPU.
@@ -74,6 +92,25 @@ class CalibrationPoint:
     source: str
     peak_scope: str = "video"  # "unet": the measured peak covers the UNet phase only
     power_fraction: float | None = None
+    assumed: tuple[str, ...] = ()  # settings the source did not state (public measurements)
+
+
+def compute_efficiency(floor: StageFloor, measured_s: float) -> float | None:
+    """Share of the sustained compute peak reached, once the memory-bound ops are paid at
+    MEMORY_EFFICIENCY of the bandwidth; None when the memory-bound time alone exceeds the measurement."""
+    rest = measured_s - floor.memory_s / MEMORY_EFFICIENCY
+    if rest <= 0 or floor.compute_s <= 0:
+        return None
+    return floor.compute_s / rest
+
+
+def stage_seconds(floor: StageFloor, compute_eff: float) -> float:
+    return floor.compute_s / compute_eff + floor.memory_s / MEMORY_EFFICIENCY
+
+
+def per_call(floor: StageFloor, calls: int) -> StageFloor:
+    return StageFloor(floor.stage, floor.floor_s / calls, floor.flops // calls, floor.calls,
+                      {k: v / calls for k, v in floor.parts.items()})
 
 
 @dataclass(frozen=True)
@@ -99,6 +136,8 @@ class Lookup:
 class Calibration:
     fitted: list[Fitted]
     notes: list[str] = field(default_factory=list)
+    # tier -> (band, held-out points behind it), from plan --validate's leave-one-out (validate.py)
+    bands: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     # --- what it rests on ----------------------------------------------------------------------
 
@@ -117,15 +156,36 @@ class Calibration:
 
     # --- lookups -------------------------------------------------------------------------------
 
+    def peak_exponent(self) -> tuple[float, str]:
+        """The exponent of the peak law, fitted on the eager UNet efficiencies of the calibrated GPUs."""
+        per_device: dict[str, tuple[float, list[float]]] = {}
+        for f in self.fitted:
+            if f.unet_eff is None or f.point.workload.compile or not f.point.device.is_gpu:
+                continue
+            peak = f.point.device.sustained_peak(f.point.workload.dtype)
+            per_device.setdefault(f.point.device.name, (peak, []))[1].append(f.unet_eff)
+        xs = [math.log(p) for p, _ in per_device.values()]
+        ys = [math.log(statistics.median(v)) for _, v in per_device.values()]
+        if len(xs) < 2 or max(xs) - min(xs) < 0.05:
+            return 0.0, "one calibrated peak: efficiency carried as measured"
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+        alpha = min(1.0, max(0.0, -slope))
+        return alpha, f"efficiency ~ peak^-{alpha:.2f}, fitted on {', '.join(sorted(per_device))}"
+
     def unet_efficiency(self, device: Device, compile: bool) -> Lookup:
-        same = [(f.point.device, f.unet_eff) for f in self.fitted
-                if f.unet_eff is not None and f.point.workload.compile == compile]
-        found = _tiered(same, device, "UNet step")
+        alpha, _ = self.peak_exponent()
+        target = device.sustained_peak(next(iter(device.peak_tflops))) if device.peak_tflops else 1.0
+        same = [(f.point.device, _carried(f.unet_eff, f.point.device, device, alpha, f.point.workload.dtype, target))
+                for f in self.fitted if f.unet_eff is not None and f.point.workload.compile == compile]
+        found = _tiered(same, device, "UNet step", bands=self.bands)
         if found is not None:
             return found
         if compile:
-            eager = _tiered([(f.point.device, f.unet_eff) for f in self.fitted
-                             if f.unet_eff is not None and not f.point.workload.compile], device, "UNet step")
+            eager = _tiered([(f.point.device, _carried(f.unet_eff, f.point.device, device, alpha,
+                                                       f.point.workload.dtype, target))
+                             for f in self.fitted if f.unet_eff is not None and not f.point.workload.compile],
+                            device, "UNet step", bands=self.bands)
             speedup = self._compile_speedup()
             if eager is not None and speedup is not None:
                 ratio, where = speedup
@@ -150,8 +210,13 @@ class Calibration:
         return (statistics.median(ratios), ", ".join(sorted(where))) if ratios else None
 
     def decode_efficiency(self, device: Device, chunk: int) -> Lookup:
-        rows = [(f.point.device, f.point.workload.decode_chunk, f.decode_eff) for f in self.fitted
-                if f.decode_eff is not None]
+        alpha, _ = self.peak_exponent()
+        target = device.sustained_peak(next(iter(device.peak_tflops))) if device.peak_tflops else 1.0
+        rows: list[tuple[Device, int, float]] = []
+        for f in self.fitted:
+            carried = _carried(f.decode_eff, f.point.device, device, alpha, f.point.workload.dtype, target)
+            if carried is not None:
+                rows.append((f.point.device, f.point.workload.decode_chunk, carried))
         for tier in _tiers(device):
             chosen = [(d, c, e) for d, c, e in rows if _in_tier(d, device, tier)]
             if not chosen:
@@ -162,7 +227,7 @@ class Calibration:
             chunks = sorted(by_chunk)
             medians = {c: statistics.median(v) for c, v in by_chunk.items()}
             where = _where(d for d, _, _ in chosen)
-            band = _tier_band(tier, [e for _, _, e in chosen])
+            band = _tier_band(tier, [e for _, _, e in chosen], self.bands)
             if chunk in medians:
                 return Lookup(medians[chunk], band, f"decode chunk {chunk} on {where}")
             lower = [c for c in chunks if c < chunk]
@@ -179,12 +244,23 @@ class Calibration:
         raise BadInputError("nothing to calibrate the VAE decode on", where="svdops plan",
                             hint="calibrate on runs that decode (full pipeline runs), or keep the anchors")
 
-    def host_seconds(self, device: Device) -> Lookup:
-        rows = [(f.point.device, f.host_s) for f in self.fitted if f.host_s is not None]
-        found = _tiered(rows, device, "host time", absolute=True)
-        if found is None:
+    def host_seconds(self, device: Device, frames: int = 25) -> Lookup:
+        """CPU-side seconds per video as a line in the frame count, fitted on every GPU point with an
+        end-to-end time (the host does not depend on the GPU); proportional to frames from one count."""
+        rows = [(f.point.workload.frames * f.point.workload.videos_per_call, f.host_s) for f in self.fitted
+                if f.host_s is not None and f.point.device.is_gpu == device.is_gpu]
+        if not rows:
             return Lookup(0.0, 0.0, "no end-to-end measurement: host time taken as 0")
-        return found
+        xs = [float(x) for x, _ in rows]
+        ys = [float(y) for _, y in rows]
+        if len(set(xs)) >= 2:
+            mx, my = statistics.fmean(xs), statistics.fmean(ys)
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+            slope = max(0.0, slope)
+            value = max(0.0, my + slope * (frames - mx))
+            return Lookup(value, 0.0, f"{slope:.3f} s per frame, fitted on {len(rows)} end-to-end points")
+        per_frame = statistics.median(y / x for x, y in zip(xs, ys, strict=True) if x)
+        return Lookup(per_frame * frames, 0.0, f"{per_frame:.3f} s per frame from {int(xs[0])}-frame runs")
 
     def memory_factor(self, stage: str, compile: bool) -> Lookup:
         rows = [f for f in self.fitted if f.memory_factor is not None]
@@ -203,6 +279,44 @@ class Calibration:
     def power_fraction(self, device: Device) -> Lookup | None:
         rows = [(f.point.device, f.point.power_fraction) for f in self.fitted if f.point.power_fraction is not None]
         return _tiered(rows, device, "power")
+
+
+def energy_floor_s(calibration: Calibration, device: Device, workload: Workload) -> tuple[float, str] | None:
+    """A power-bound card cannot run a UNet step faster than its energy allows: the step's energy,
+    measured on a card of the same die (median power x step time), scaled by the work and by the
+    square of the clock (energy per operation goes as V^2, and V tracks f), over this card's cap.
+    None when the card is not power-bound or no same-die point recorded its power."""
+    from svdops.plan.clocks import clock_rows
+    from svdops.plan.costmodel import unet_step_flops
+
+    rows = clock_rows()
+    die = rows.get(device.name, {}).get("die")
+    if not device.clocks.power_bound or not die or not device.power_w:
+        return None
+    if any(f.point.device.name == device.name and f.unet_eff is not None for f in calibration.fitted):
+        return None  # measured on this very card: its own step time says it all
+    for f in calibration.fitted:
+        p = f.point
+        if (rows.get(p.device.name, {}).get("die") != die or p.power_fraction is None or not p.measured.unet_step_s
+                or p.workload.compile != workload.compile or not p.device.power_w):
+            continue
+        joules = p.power_fraction * p.device.power_w * p.measured.unet_step_s
+        work = unet_step_flops(workload) / unet_step_flops(p.workload)
+        ref_mhz = p.device.clocks.sustained_mhz or p.device.clocks.fraction
+        own_mhz = device.clocks.sustained_mhz or device.clocks.fraction
+        joules *= work * (own_mhz / ref_mhz) ** 2
+        watts = p.power_fraction * p.device.power_w
+        return joules / device.power_w, (f"energy floor: {joules:.0f} J per step (from {p.device.name} at "
+                                          f"{watts:.0f} W) over a {device.power_w:.0f} W cap")
+    return None
+
+
+def _carried(eff: float | None, measured: Device, target: Device, alpha: float, dtype: str,
+             target_peak: float) -> float | None:
+    """A measured compute efficiency carried to another card's sustained peak by the peak law."""
+    if eff is None or not alpha or measured.name == target.name or not (measured.is_gpu and target.is_gpu):
+        return eff
+    return float(min(0.95, eff * (measured.sustained_peak(dtype) / target_peak) ** alpha))
 
 
 def _tiers(device: Device) -> tuple[str, ...]:
@@ -224,8 +338,10 @@ def _where(devices: Iterable[Device]) -> str:
     return ", ".join(sorted({d.name for d in devices}))
 
 
-def _tier_band(tier: str, values: Sequence[float]) -> float:
+def _tier_band(tier: str, values: Sequence[float], bands: dict[str, tuple[float, int]] | None = None) -> float:
     band = BANDS[tier]
+    if bands and tier in bands and bands[tier][1] > 0:
+        band = bands[tier][0]  # the leave-one-out spread, not the judged figure
     if len(values) > 1 and tier != "same-gpu":
         # more scatter between the measured GPUs than the tier's band: show it
         mid = statistics.median(values)
@@ -234,7 +350,7 @@ def _tier_band(tier: str, values: Sequence[float]) -> float:
 
 
 def _tiered(rows: Sequence[tuple[Device, float | None]], device: Device, what: str,
-            absolute: bool = False) -> Lookup | None:
+            absolute: bool = False, bands: dict[str, tuple[float, int]] | None = None) -> Lookup | None:
     for tier in _tiers(device):
         chosen = [(d, v) for d, v in rows if v is not None and _in_tier(d, device, tier)]
         if not chosen:
@@ -252,7 +368,11 @@ def _tiered(rows: Sequence[tuple[Device, float | None]], device: Device, what: s
         else:
             archs = ", ".join(sorted({d.arch for d, _ in chosen}))
             basis = f"transferred from {archs} ({where}): no {device.arch} measurement"
-        return Lookup(statistics.median(values), 0.0 if absolute else _tier_band(tier, values), basis)
+        if bands and tier in bands and bands[tier][1] > 0:
+            basis += f"; band from {bands[tier][1]} held-out points"
+        elif tier != "same-gpu" and not absolute:
+            basis += "; band judged (no held-out point at this tier)"
+        return Lookup(statistics.median(values), 0.0 if absolute else _tier_band(tier, values, bands), basis)
     return None
 
 
@@ -262,11 +382,11 @@ def _tiered(rows: Sequence[tuple[Device, float | None]], device: Device, what: s
 def fit_point(point: CalibrationPoint) -> Fitted:
     w, m = point.workload, point.measured
     floors = stage_floors(w, point.device)
-    unet_eff = floors["unet"].floor_s / w.steps / m.unet_step_s if m.unet_step_s else None
-    decode_eff = floors["decode"].floor_s / m.decode_s if m.decode_s else None
+    unet_eff = compute_efficiency(per_call(floors["unet"], w.steps), m.unet_step_s) if m.unet_step_s else None
+    decode_eff = compute_efficiency(floors["decode"], m.decode_s) if m.decode_s else None
     host = None
-    if m.e2e_s and m.unet_step_s and m.decode_s and unet_eff:
-        gpu_other = (floors["encode"].floor_s + floors["clip"].floor_s) / unet_eff
+    if m.e2e_s and m.unet_step_s and m.decode_s and unet_eff and not w.cpu_offload:
+        gpu_other = stage_seconds(floors["encode"], unet_eff) + stage_seconds(floors["clip"], unet_eff)
         host = max(0.0, m.e2e_s - w.steps * m.unet_step_s - m.decode_s - gpu_other)
     stage, factor = None, None
     if m.peak_allocated_gib is not None and point.device.is_gpu:
@@ -334,10 +454,15 @@ def run_points(run: Run) -> tuple[list[CalibrationPoint], list[str]]:
     device = device_named(gpu)
     if device is None:
         return [], [f"{run.name}: GPU {gpu!r} is not in svdops/judge/knowledge/gpus.yaml; add a row to plan with it"]
+    run_optimized = optimized_reason(run)
     for entry in run.results.ok_points():
         config = entry.config
         summary = entry.summary
         label = f"{run.name}#{entry.point or 0}"
+        why = run_optimized or _point_optimized(config)
+        if why:
+            notes.append(f"{label}: {why}: never calibrates the eager model; left out")
+            continue
         try:
             workload = workload_from_point(config)
         except (KeyError, TypeError, ValueError):
@@ -368,6 +493,28 @@ def run_points(run: Run) -> tuple[list[CalibrationPoint], list[str]]:
     return points, notes
 
 
+def optimized_reason(run: Run) -> str | None:
+    """Why a run's kernels are not eager PyTorch's (--optimize recorded in its config or results)."""
+    for record, where in ((run.config.optimize, "config.json"), (run.results.optimize, "results.json")):
+        level = str(record.level or "").lower() if record is not None else ""
+        if record is not None and (record.applied or level not in ("", "none", "off", "false", "0")):
+            applied = ", ".join(str(a) for a in record.applied[:4]) or record.level or "levers"
+            return f"optimized run ({where} optimize: {applied})"
+    request = run.config.request if isinstance(run.config.request, dict) else {}
+    if str(request.get("optimize") or "").lower() not in ("", "none", "off", "false", "0"):
+        return f"optimized run (config.json request optimize={request.get('optimize')!r})"
+    return None
+
+
+def _point_optimized(config: dict[str, object]) -> str | None:
+    if str(config.get("optimize") or "").lower() not in ("", "none", "off", "false", "0"):
+        return f"optimized point (optimize={config.get('optimize')!r})"
+    dtype = str(config.get("dtype", ""))
+    if dtype.startswith("fp8") or config.get("quantize") or config.get("fp8"):
+        return f"quantized point (dtype {dtype or 'fp8'})"
+    return None
+
+
 def gather_points(runs: Sequence[Run], *, anchors: bool = True) -> tuple[list[CalibrationPoint], list[str]]:
     points = anchor_points() if anchors else []
     notes: list[str] = []
@@ -378,8 +525,12 @@ def gather_points(runs: Sequence[Run], *, anchors: bool = True) -> tuple[list[Ca
     return points, notes
 
 
-def default_calibration(runs: Sequence[Run] = (), *, anchors: bool = True) -> Calibration:
+def default_calibration(runs: Sequence[Run] = (), *, anchors: bool = True,
+                        extra: Sequence[CalibrationPoint] = ()) -> Calibration:
+    """Anchors (unless not wanted), the runs' points and `extra` ones (public measurements:
+    predict.planning_calibration adds the shipped ones)."""
     points, notes = gather_points(runs, anchors=anchors)
+    points.extend(extra)
     if not points:
         raise BadInputError("nothing to calibrate on", where="svdops plan",
                             hint="keep the shipped anchors or pass --calibrate-from RUNS with ok GPU points")
@@ -398,6 +549,7 @@ __all__ = [
     "calibrate",
     "default_calibration",
     "gather_points",
+    "optimized_reason",
     "resolve_runs",
     "run_points",
 ]

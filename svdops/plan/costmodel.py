@@ -4,9 +4,12 @@ A `Workload` is one configuration of the pipeline (model, shapes, steps, decode 
 `stage_calls()` lists the network calls one video makes. A `Device` is a row of the GPU table seen
 through what the model needs (dense tensor peak, bandwidth, memory, power, price).
 
-Time of one call = sum over its ops of max(FLOPs / peak, bytes / bandwidth): a per-op roofline.
-That is a floor no real run reaches; the calibrated achieved-efficiency factor (calibrate.py)
-turns it into a prediction. Per-op rather than per-stage because SVD mixes compute-bound
+Time of one call = sum over its ops of max(FLOPs / sustained peak, bytes / bandwidth): a per-op
+roofline, kept apart by op class (matmul/conv, attention, memory-bound; see counting.py). The
+sustained peak is the datasheet peak times the clock the card holds under its power cap on this
+workload (clocks.py): a power-bound card is predicted as one, and faster HBM only speeds up the
+memory-bound class. That floor is no prediction yet: each class's achieved efficiency
+(calibrate.py) turns it into one. Per-op rather than per-stage because SVD mixes compute-bound
 convolutions and attention with bandwidth-bound norms and elementwise ops, and their balance moves
 with each card's FLOP:byte ratio (an L4 has 400 FLOP per byte, an A100 150).
 
@@ -27,7 +30,8 @@ from typing import Any
 from svdops.bench.config import PointConfig, load_scenario, model_configs
 from svdops.errors import BadInputError, MissingDependencyError
 from svdops.judge import knowledge as kb
-from svdops.plan.counting import StageCount, count_key
+from svdops.plan.clocks import Clocks, sustained
+from svdops.plan.counting import OP_CLASSES, StageCount, count_key
 
 ANCHORS_FILE = "plan_anchors.json"
 GIB = 2**30
@@ -35,10 +39,11 @@ DTYPE_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
 # The CUDA context and the kernels' modules take memory no allocator statistic shows (about
 # 0.5 GiB with torch 2.x on Hopper; more with cuDNN and cuBLAS workspaces loaded).
 CUDA_CONTEXT_GIB = 0.6
-# Host-to-device copies of pageable weights (what model offload does) reach about half of the
-# link's bandwidth: an assumption, not a measurement, and priced with a wide band for it.
+# PCIe x16 bandwidth per direction by generation (GB/s, the PCI-SIG figures).
 PCIE_GBPS = {3: 15.75, 4: 31.5, 5: 63.0, 6: 121.0}
-PCIE_EFFICIENCY = 0.5
+
+
+BOOST_ASSUMED = Clocks(1.0, False, None, None, "boost clock assumed")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,11 @@ class Device:
     pcie_gen: int | None
     is_gpu: bool = True
     source: str = ""
+    clocks: Clocks = BOOST_ASSUMED
+
+    def sustained_peak(self, dtype: str) -> float:
+        """TFLOP/s at the clock the card holds on this workload (the datasheet peak x the clock fraction)."""
+        return self.peak(dtype) * self.clocks.fraction
 
     def peak(self, dtype: str) -> float:
         value = self.peak_tflops.get(dtype)
@@ -87,6 +97,7 @@ def device_from_spec(spec: kb.GpuSpec, price: float | None = None) -> Device:
         price_usd_per_hour=spec.price_usd_per_hour if price is None else price,
         pcie_gen=spec.pcie_gen,
         source=spec.source,
+        clocks=sustained(spec.name, spec.fp16_tflops, spec.power_w),
     )
 
 
@@ -256,33 +267,52 @@ def stage_count(model: str, stage: str, shape: tuple[int, ...]) -> StageCount:
 # --- roofline ----------------------------------------------------------------------------------
 
 
-def roofline_s(count: StageCount, device: Device, dtype: str) -> float:
-    """Seconds of one call if every op ran at the device's peak or its bandwidth, whichever binds."""
-    peak = device.peak(dtype) * 1e12
+def roofline_parts(count: StageCount, device: Device, dtype: str) -> dict[str, float]:
+    """Seconds of one call per op class if every op ran at the sustained peak or the bandwidth,
+    whichever binds."""
+    peak = device.sustained_peak(dtype) * 1e12
     bandwidth = device.bandwidth_gbps * 1e9
     elem = DTYPE_BYTES[dtype]
-    return sum(max(f / peak, e * elem / bandwidth) for f, e in count.ops)
+    parts = dict.fromkeys(OP_CLASSES, 0.0)
+    for f, e, cls in count.ops:
+        parts[cls] += max(f / peak, e * elem / bandwidth)
+    return parts
+
+
+def roofline_s(count: StageCount, device: Device, dtype: str) -> float:
+    return sum(roofline_parts(count, device, dtype).values())
 
 
 @dataclass(frozen=True)
 class StageFloor:
-    """Per-video roofline floor and FLOPs of one stage, summed over its calls."""
+    """Per-video roofline floor and FLOPs of one stage, summed over its calls, split by op class."""
 
     stage: str
     floor_s: float
     flops: int
     calls: tuple[StageCall, ...]
+    parts: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def compute_s(self) -> float:
+        """Matmul/conv and attention: what the calibrated compute efficiency applies to."""
+        return self.parts.get("mm", 0.0) + self.parts.get("attn", 0.0)
+
+    @property
+    def memory_s(self) -> float:
+        return self.parts.get("mem", 0.0)
 
 
 def stage_floors(workload: Workload, device: Device) -> dict[str, StageFloor]:
     floors: dict[str, list[Any]] = {}
     for call in stage_calls(workload):
         count = stage_count(workload.model, call.key_stage, call.shape)
-        entry = floors.setdefault(call.stage, [0.0, 0, []])
-        entry[0] += call.calls * roofline_s(count, device, workload.dtype)
+        entry = floors.setdefault(call.stage, [dict.fromkeys(OP_CLASSES, 0.0), 0, []])
+        for cls, seconds in roofline_parts(count, device, workload.dtype).items():
+            entry[0][cls] += call.calls * seconds
         entry[1] += call.calls * count.flops
         entry[2].append(call)
-    return {s: StageFloor(s, v[0], v[1], tuple(v[2])) for s, v in floors.items()}
+    return {s: StageFloor(s, sum(v[0].values()), v[1], tuple(v[2]), dict(v[0])) for s, v in floors.items()}
 
 
 def unet_step_flops(workload: Workload) -> int:

@@ -5,16 +5,31 @@ scenario's shapes, so a count needs no GPU, no weights and no memory, and takes 
 the SVD-XT UNet. Three things are tallied per aten op while it runs:
 
 - FLOPs, from `torch.utils.flop_counter.FlopCounterMode` (the same formulas the bench's MFU uses);
-- elements read and written (inputs plus new outputs): the traffic of one unfused kernel per op,
-  which is what eager PyTorch runs. Views move nothing and count nothing;
+- elements read and written (inputs plus new outputs): the traffic of one kernel per aten op, which
+  is what eager PyTorch runs. Views move nothing and count nothing; a broadcast input (a bias
+  expanded over a batch) is counted at the size of its storage, which is what the kernel reads from
+  memory (the rest comes from cache), not at the size it is viewed as;
+- the op class of each op: `mm` (matmul and convolution: tensor-core work), `attn` (the fused
+  attention kernel) and `mem` (everything without FLOPs: norms, activations, adds, copies). Each
+  class gets its own achieved efficiency in calibrate.py.
 - live activation elements: every op's new output storage is tracked until Python drops it, and
   the high-water mark is the stage's activation peak. Weights exist before the count and are
   accounted separately from the parameter count.
 
-Attention is the exception: on meta, `scaled_dot_product_attention` would fall back to the math
-path and materialise frames x frames and tokens x tokens score matrices that no GPU kernel keeps.
-It is intercepted and counted as one fused kernel (the memory-efficient / flash kernels a GPU
-runs): the SDPA FLOP formula, q + k + v + out traffic, and only the output as a new allocation.
+What is fused, and why. Counting follows the kernels eager PyTorch really launches:
+
+- attention: on meta, `scaled_dot_product_attention` would fall back to the math path and
+  materialise frames x frames and tokens x tokens score matrices that no GPU kernel keeps. It is
+  intercepted and counted as one fused kernel (the flash / memory-efficient kernels SDPA dispatches
+  to on a GPU): the SDPA FLOP formula, Q, K, V read once and O written once, and only the output as
+  a new allocation;
+- linear + bias (`addmm`) and convolution + bias are one aten op, so one kernel (the bias rides in
+  the GEMM epilogue): counted once already;
+- group norm, SiLU, GELU, the GEGLU multiply, residual adds and the `/ output_scale_factor` divide
+  stay separate: eager PyTorch launches one kernel for each (diffusers calls `F.group_norm` then
+  `F.silu`; nothing fuses them without torch.compile). Counting them fused would predict eager
+  runs faster than they are; the compiled UNet's lower traffic is what its separately calibrated
+  efficiency (calibrate.py) absorbs.
 
 Ops are folded by arithmetic intensity (FLOPs per element), which is all a roofline needs: two ops
 of the same intensity are on the same side of every GPU's ridge point. Only this module imports
@@ -40,8 +55,9 @@ class StageCount:
     """One call of one network at one shape."""
 
     flops: int
-    # (flops, elements) folded by intensity; a roofline evaluates sum(max(f / peak, e * bytes / bandwidth))
-    ops: tuple[tuple[int, int], ...]
+    # (flops, elements, class) folded by class and intensity; a roofline evaluates
+    # sum(max(f / peak, e * bytes / bandwidth)) per class (class: mm | attn | mem, see OP_CLASSES)
+    ops: tuple[tuple[int, int, str], ...]
     activation_peak_elements: int  # high-water mark of tensors created during the call
     params: int  # parameters of the network the call runs
 
@@ -57,14 +73,26 @@ class StageCount:
     def from_json(cls, data: dict[str, Any]) -> StageCount:
         return cls(
             int(data["flops"]),
-            tuple((int(f), int(e)) for f, e in data["ops"]),
+            tuple(_op(op) for op in data["ops"]),
             int(data["activation_peak_elements"]),
             int(data["params"]),
         )
 
     @property
     def elements_moved(self) -> int:
-        return sum(e for _, e in self.ops)
+        return sum(e for _, e, _ in self.ops)
+
+
+OP_CLASSES = ("mm", "attn", "mem")
+
+
+def _op(raw: Any) -> tuple[int, int, str]:
+    """One folded op from JSON; a two-field row (an older table) is classed by whether it has FLOPs."""
+    f, e = int(raw[0]), int(raw[1])
+    cls = str(raw[2]) if len(raw) > 2 else ("mm" if f else "mem")
+    if cls not in OP_CLASSES:
+        raise ValueError(f"unknown op class {cls!r}")
+    return f, e, cls
 
 
 def model_digest(model: str) -> str:
@@ -151,13 +179,13 @@ def _tally(torch: Any, call: Any, params: int) -> StageCount:
     sdpa_flop_count: Any = flop_counter.sdpa_flop_count
     FlopCounterMode: Any = flop_counter.FlopCounterMode
 
-    flops_by_intensity: dict[float, list[int]] = defaultdict(lambda: [0, 0])
+    flops_by_intensity: dict[tuple[str, float], list[int]] = defaultdict(lambda: [0, 0])
     live = {"now": 0, "peak": 0}
     refs: dict[int, list[int]] = {}  # storage id -> [elements, live tensors on it]
 
-    def record(flops: int, elements: int) -> None:
+    def record(flops: int, elements: int, cls: str) -> None:
         # Rounded to 4 significant digits: ops this close sit on the same side of any ridge point.
-        key = 0.0 if elements == 0 else float(f"{flops / elements:.4g}")
+        key = (cls, 0.0 if elements == 0 else float(f"{flops / elements:.4g}"))
         slot = flops_by_intensity[key]
         slot[0] += flops
         slot[1] += elements
@@ -199,10 +227,11 @@ def _tally(torch: Any, call: Any, params: int) -> StageCount:
             outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
             in_keys = {t.untyped_storage()._cdata for t in ins}
             new_outs = [t for t in outs if t.untyped_storage()._cdata not in in_keys]
+            cls = "mm" if flops else "mem"
             if func._overloadpacket.__name__ not in _NO_TRAFFIC and (ins or outs):
-                record(flops, sum(t.numel() for t in ins) + sum(t.numel() for t in new_outs))
+                record(flops, sum(_read_elements(t) for t in ins) + sum(t.numel() for t in new_outs), cls)
             elif flops:
-                record(flops, 0)
+                record(flops, 0, cls)
             for t in outs:
                 track(t, in_keys)
             return out
@@ -213,15 +242,24 @@ def _tally(torch: Any, call: Any, params: int) -> StageCount:
             if func is functional.scaled_dot_product_attention:
                 q, k, v = args[:3]
                 out = torch.empty(*q.shape[:-1], v.shape[-1], device=q.device, dtype=q.dtype)
-                record(int(sdpa_flop_count(q.shape, k.shape, v.shape)), q.numel() + k.numel() + v.numel() + out.numel())
+                record(int(sdpa_flop_count(q.shape, k.shape, v.shape)),
+                       q.numel() + k.numel() + v.numel() + out.numel(), "attn")
                 return out
             return func(*args, **kwargs)
 
     tally = Tally()
     with counter, tally, FusedAttention(), torch.no_grad():
         call()
-    ops = tuple(sorted((f, e) for f, e in flops_by_intensity.values()))
-    return StageCount(sum(f for f, _ in ops), ops, live["peak"], params)
+    ops = tuple(sorted((f, e, cls) for (cls, _), (f, e) in flops_by_intensity.items()))
+    return StageCount(sum(f for f, _, _ in ops), ops, live["peak"], params)
+
+
+def _read_elements(tensor: Any) -> int:
+    """Elements a kernel reads of an input: a broadcast view (stride 0) reads its storage, not its shape."""
+    numel = int(tensor.numel())
+    if 0 in tensor.stride():
+        return min(numel, int(tensor.untyped_storage().nbytes()) // max(1, int(tensor.element_size())))
+    return numel
 
 
 # Ops that only reinterpret a tensor's metadata (or allocate without writing): no memory traffic.

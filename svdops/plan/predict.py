@@ -24,18 +24,23 @@ from svdops.plan.calibrate import (
     Lookup,
     calibrate,
     default_calibration,
+    energy_floor_s,
     gather_points,
+    per_call,
     run_points,
+    stage_seconds,
 )
+from svdops.plan.clocks import host_copy, software_support
 from svdops.plan.costmodel import (
-    PCIE_EFFICIENCY,
     PCIE_GBPS,
     Device,
+    StageFloor,
     Workload,
     device_from_spec,
     memory_parts,
     stage_floors,
 )
+from svdops.plan.public import calibration_points
 from svdops.runs.store import Run
 
 # Fit verdicts: "yes" when even the top of the band fits, "tight" when only the estimate does.
@@ -106,6 +111,9 @@ class Prediction:
             "memory_gb": self.device.memory_gb,
             "price_usd_per_hour": self.device.price_usd_per_hour,
             "power_w": self.device.power_w,
+            "power_bound": self.device.clocks.power_bound,
+            "sustained_mhz": self.device.clocks.sustained_mhz,
+            "clock_basis": self.device.clocks.basis,
             "fits": self.fits,
             "fits_as_asked": self.fits_as_asked,
             "change": self.change,
@@ -132,8 +140,14 @@ def _sum(parts: Sequence[Estimate], basis: str) -> Estimate:
     return Estimate(sum(p.value for p in parts), sum(p.low for p in parts), sum(p.high for p in parts), basis)
 
 
-def _efficiency_estimate(floor_s: float, found: Lookup, extra_band: float = 0.0) -> Estimate:
-    return Estimate.banded(floor_s / found.value, found.band + extra_band, found.basis)
+def _efficiency_estimate(floor: StageFloor, found: Lookup, extra_band: float = 0.0) -> Estimate:
+    return Estimate.banded(stage_seconds(floor, found.value), found.band + extra_band, found.basis)
+
+
+def planning_calibration(runs: Sequence[Run] = (), *, anchors: bool = True) -> Calibration:
+    """What `svdops plan` calibrates on: the shipped anchors and the public rows marked `calibrate`
+    in svdops/data/plan_validation.yaml (both shipped data, both off with anchors=False), and the runs."""
+    return default_calibration(runs, anchors=anchors, extra=calibration_points() if anchors else ())
 
 
 def predict_stages(w: Workload, device: Device, calibration: Calibration) -> StagePrediction:
@@ -144,10 +158,16 @@ def predict_stages(w: Workload, device: Device, calibration: Calibration) -> Sta
     measured_settings = {(p.workload.forward_chunking, p.workload.cpu_offload) for p in calibration.points}
     if (w.forward_chunking, w.cpu_offload) not in measured_settings:
         unmeasured = UNMEASURED_SETTING_BAND
-    step = _efficiency_estimate(floors["unet"].floor_s / w.steps, unet_found, unmeasured)
-    decode = _efficiency_estimate(floors["decode"].floor_s, calibration.decode_efficiency(device, w.decode_chunk))
-    gpu_other = _efficiency_estimate(floors["encode"].floor_s + floors["clip"].floor_s, unet_found)
-    host = calibration.host_seconds(device)
+    step = _efficiency_estimate(per_call(floors["unet"], w.steps), unet_found, unmeasured)
+    floor = energy_floor_s(calibration, device, w)
+    if floor is not None and floor[0] > step.value:
+        step = Estimate.banded(floor[0], step.band, f"{step.basis}; {floor[1]}")
+    decode = _efficiency_estimate(floors["decode"], calibration.decode_efficiency(device, w.decode_chunk))
+    encode, clip = floors["encode"], floors["clip"]
+    other_floor = StageFloor("other", encode.floor_s + clip.floor_s, encode.flops + clip.flops, (),
+                             {k: encode.parts.get(k, 0.0) + clip.parts.get(k, 0.0) for k in encode.parts})
+    gpu_other = _efficiency_estimate(other_floor, unet_found)
+    host = calibration.host_seconds(device, w.frames * w.videos_per_call)
     others = [gpu_other, Estimate.banded(host.value, 0.25, f"host time {host.basis}")]
     if w.cpu_offload:
         others.append(_offload_copy(w, device))
@@ -158,12 +178,19 @@ def predict_stages(w: Workload, device: Device, calibration: Calibration) -> Sta
 
 
 def _offload_copy(workload: Workload, device: Device) -> Estimate:
+    """Weights host -> GPU once per pipeline call (enable_model_cpu_offload moves each network on when
+    it runs; moving it off is a free of GPU memory plus the CPU copy it keeps, not a transfer)."""
     parts = memory_parts(workload)
-    gbps = PCIE_GBPS.get(device.pcie_gen or 4, PCIE_GBPS[4]) * PCIE_EFFICIENCY
-    # each network comes onto the GPU once per pipeline call and goes back when the next one starts
-    seconds = 2 * sum(parts.weights_gib.values()) * 2**30 / (gbps * 1e9) / workload.videos_per_call
-    return Estimate(seconds, seconds * 0.5, seconds * 2.0,
-                    f"weights over PCIe gen {device.pcie_gen or 4} at {PCIE_EFFICIENCY:.0%} of the link (assumed)")
+    copy = host_copy()
+    gen = device.pcie_gen or 4
+    dma = PCIE_GBPS.get(gen, PCIE_GBPS[4]) * float(copy["dma_link_fraction"])
+    staging = float(copy["staging_gbps"])
+    gbps = min(dma, staging)
+    seconds = sum(parts.weights_gib.values()) * 2**30 / (gbps * 1e9) / workload.videos_per_call
+    # low: a server's staging copy is up to ~2x this VM's; high: the measured rate as it is, +25%
+    return Estimate(seconds, seconds * 0.5, seconds * 1.25,
+                    f"weights at {gbps:.1f} GB/s: the slower of the measured staging copy ({staging:.1f} GB/s, "
+                    f"dev VM) and {float(copy['dma_link_fraction']):.0%} of PCIe gen {gen} (assumed)")
 
 
 def predict_peak(workload: Workload, calibration: Calibration) -> tuple[Estimate, str]:
@@ -252,6 +279,12 @@ def predict(w: Workload, device: Device, calibration: Calibration, *, count: int
                           f"{device.power_w:.0f} W cap x {fraction.value:.2f} ({fraction.basis})")
     if fits == NO:
         notes.append("predicted peak exceeds the card's memory")
+    support = software_support(device.name) if device.is_gpu else None
+    if support is not None and not support.runs_on_current_wheels:
+        notes.append(f"current PyTorch wheels cannot run on it: {support.reason}; last that can: "
+                     f"{support.last_software or 'none recorded'}")
+    if device.clocks.power_bound:
+        notes.append(f"power-bound on this workload: {device.clocks.basis}")
     return Prediction(
         device=device, workload=chosen, asked=w, count=count, stages=stages, fits=fits, fits_as_asked=verdict,
         change=change, change_cost_s=cost, videos_per_hour=videos, usd_per_1000_videos=usd,
@@ -327,6 +360,8 @@ def predict_for_runs(runs: Sequence[Run], *, anchors: bool = True) -> list[dict[
             continue
         others = [r for r in runs if r.path != run.path]
         cal_points, _ = gather_points(others, anchors=anchors)
+        if anchors:
+            cal_points.extend(calibration_points())
         if not cal_points:
             rows.extend({"run": run.name, "point": p.id, "gpu": p.device.name,
                          "note": "nothing else to calibrate on"} for p in points)
@@ -372,6 +407,7 @@ __all__ = [
     "default_calibration",
     "fit_candidates",
     "fit_verdict",
+    "planning_calibration",
     "predict",
     "predict_for_runs",
     "predict_stages",

@@ -62,3 +62,16 @@ def test_the_gpu_table_has_every_plan_field_sourced():
             assert spec.field_sources.get(fieldname, "").strip(), (spec.name, fieldname)
     assert kb.gpu_spec("L40S").fp8_tflops == 733 and kb.gpu_spec("A100 SXM 80GB").fp8_tflops is None
     assert kb.gpu_spec("B200").power_w == 1000 and kb.gpu_spec("H100 SXM").power_w == 700
+
+
+def test_op_classes_and_broadcast_inputs_at_storage_size():
+    torch = pytest.importorskip("torch")
+    from svdops.plan.counting import _read_elements
+
+    bias = torch.empty(320, device="meta")
+    assert _read_elements(bias.expand(50, 9216, 320)) == 320  # a broadcast bias reads its storage once
+    assert _read_elements(torch.empty(4, 5, device="meta")) == 20
+    unet = stage_count("svd-xt", "unet", (2, 25, 72, 128))
+    classes = {cls for _, _, cls in unet.ops}
+    assert classes == {"mm", "attn", "mem"}
+    assert all(f == 0 for f, _, cls in unet.ops if cls == "mem")
