@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svdops.bench.multi.rank import RankContext, RankLog, heartbeat_path, rank_log_path
+from svdops.bench.multi.rank import RankContext, RankLog, heartbeat_path, rank_log_path, rendezvous_store
 from svdops.bench.multi.topology import format_cpu_list, pin_to_cpus
 from svdops.files import atomic_write_json
 
@@ -120,6 +120,7 @@ def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
             dist=dist,
             torch=torch,
             mark=lambda label: _mark(sampler, label),
+            store=rendezvous_store(dist),
         )
         if rank == 0:
             log.doc["versions"] = _versions(torch, device)
