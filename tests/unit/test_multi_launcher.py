@@ -267,3 +267,12 @@ def test_mig_devices_keep_their_prefix_for_nvml():
     assert nvidia_smi_indices([legacy, MIG_DEVICE, MIG_PARENT], facts) == [0, None, 0]
     slurm = {"CUDA_VISIBLE_DEVICES": f"{MIG_DEVICE},MIG-{bare[:-1]}0"}
     assert worker_env(plan(gpus=(0, 1)), base=slurm)["CUDA_VISIBLE_DEVICES"] == slurm["CUDA_VISIBLE_DEVICES"]
+
+
+def test_train_ddp_checkpoints_gradients_unless_told_not_to():
+    assert MultiRequest().grad_checkpointing is True
+    assert bench.make_context("bench", ["--workload", "train-ddp"]).params["grad_checkpointing"] is True
+    assert "--grad-checkpointing" not in bench_argv(request(workload="train-ddp"))
+    args = bench_argv(request(workload="train-ddp", grad_checkpointing=False))
+    assert "--no-grad-checkpointing" in args
+    assert bench.make_context("bench", args).params["grad_checkpointing"] is False

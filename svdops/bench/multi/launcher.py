@@ -319,8 +319,8 @@ def bench_argv(request: MultiRequest) -> list[str]:
         args += ["--telemetry-hz", f"{bench.telemetry_hz:g}"]
     if request.nccl_max_bytes:
         args += ["--nccl-max-mb", f"{request.nccl_max_bytes / 2**20:g}"]
-    if request.grad_checkpointing:
-        args.append("--grad-checkpointing")
+    if not request.grad_checkpointing:
+        args.append("--no-grad-checkpointing")
     return args
 
 

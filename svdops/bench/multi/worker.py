@@ -140,7 +140,8 @@ def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
         return 1
     except BaseException as exc:
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        log.doc.update(status="failed", error=text, traceback=traceback.format_exc(), failed_unix=time.time())
+        status = "oom" if _is_oom(exc) else "failed"
+        log.doc.update(status=status, error=text, traceback=traceback.format_exc(), failed_unix=time.time())
         print(f"[rank {rank}] {traceback.format_exc()}", file=sys.stderr, flush=True)
         return 1
     finally:
@@ -150,6 +151,16 @@ def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
                 dist.destroy_process_group()
             except Exception as exc:  # a peer already gone: nothing left to release cleanly
                 log.doc.setdefault("notes", []).append(f"destroy_process_group: {exc}")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """An out-of-memory (the single-GPU bench's test), without importing torch for it anew."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    from svdops.bench.environment import is_oom
+
+    return is_oom(exc, torch)
 
 
 def _start_telemetry(request: Any, device: str, torch: Any, log: RankLog) -> Any:
