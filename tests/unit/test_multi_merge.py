@@ -203,8 +203,9 @@ def test_a_rank_out_of_memory_makes_an_oom_run_like_a_single_gpu_point(tmp_path)
     atomic_write_json(staging / "rank-1.json", rank_doc(1, [], status="interrupted"))
     request = MultiRequest(bench=BenchRequest(scenario="tiny", store=str(tmp_path / "store")), workload="train-ddp")
     plan = LaunchPlan("train-ddp", "cuda", (0, 1), 2, 1, None, None, 600.0)
+    links = LinkReport(gpus=(0, 1), link_type=None)
     outcome = write_run(
-        staging=staging, request=request, plan=plan, links=LinkReport(gpus=(0, 1), link_type=None), facts=None, facts_note=None,
+        staging=staging, request=request, plan=plan, links=links, facts=None, facts_note=None,
         launch=ok_launch(returncode=1), started=datetime.now(UTC), name="run-oom", command=["torchrun"],
     )  # fmt: skip
     assert outcome.status == "oom"
