@@ -37,7 +37,7 @@ def test_a_broken_output_fails_on_both_measures():
     broken = np.random.default_rng(2).integers(0, 256, ref.shape, dtype=np.uint8)
     result = quality.evaluate(ref, broken)
     assert not result.passed and result.psnr_db < 15 and result.ssim < 0.2
-    assert "FAILED" in result.describe() and "needs >= 30" in result.describe()
+    assert "FAILED" in result.describe() and f"needs >= {quality.PSNR_MIN_DB:g}" in result.describe()
 
 
 def test_a_brightness_shift_keeps_structure_but_fails_psnr():

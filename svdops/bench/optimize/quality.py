@@ -17,11 +17,14 @@ from typing import Any
 # different videos (other seeds), and derive_thresholds() puts each line a stated margin below the
 # harmless floor and above the different ceiling. tests/unit/test_optimize_quality.py checks these
 # constants against the recorded results (benchmarks/results/quality_calibration.json).
-# Measured on the CPU with the tiny architecture; the trained SVD-XT on a GPU is not measured yet.
-PSNR_MARGIN_DB = 3.0  # below the harmless floor: half again the error energy (x2 MSE) still passes
+# Measured on the CPU with the tiny architecture and random weights, whose output is noise-like and
+# amplifies rounding (bf16 vs fp32: 24 dB; decode chunk 1 vs 2: 23 dB; another seed: 18 dB): the
+# lines below reject another video, not a subtly degraded one. The trained SVD-XT on a GPU, where
+# the harmless spread should be far narrower, is not measured yet; rerun the script there.
+PSNR_MARGIN_DB = 3.0  # below the harmless floor: twice the harmless error energy (x2 MSE) still passes
 SSIM_MARGIN = 2.0  # times the harmless floor's dissimilarity (1 - SSIM)
-PSNR_MIN_DB = 30.0
-SSIM_MIN = 0.95
+PSNR_MIN_DB = 20.0
+SSIM_MIN = 0.31
 CALIBRATION = "benchmarks/results/quality_calibration.json"
 # Identical frames have infinite PSNR; JSON has no infinity, so identical is reported as this.
 PSNR_IDENTICAL_DB = 100.0
