@@ -74,7 +74,8 @@ if TYPE_CHECKING:  # the bench's modules are imported when a run starts, not for
               help="Seconds without progress from any rank before the run is stopped.")
 @click.option("--nccl-max-mb", type=click.FloatRange(min=1), help="Largest all-reduce of --workload nccl "
               "(default 4096 on GPUs, 16 on the CPU).")
-@click.option("--grad-checkpointing", is_flag=True, help="Gradient checkpointing in --workload train-ddp.")
+@click.option("--grad-checkpointing/--no-grad-checkpointing", default=True, show_default=True,
+              help="Gradient checkpointing in --workload train-ddp (without it SVD-XT fits no card).")
 @click.option("--report", "report_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Also write an HTML report of this run to FILE (as `svdops report RUN -o FILE`).")
 @handles_errors

@@ -490,7 +490,9 @@ class NcclRow(Doc):
 
 @dataclass
 class Failure(Doc):
-    """The rank that brought a multi-GPU run down, how (stalled, died, exception, ...) and its error."""
+    """The rank that brought a multi-GPU run down, how (stalled, died, exception, oom, ...) and its error.
+
+    `oom`: the rank ran out of memory, and the run's status is `oom` like a single-GPU point's."""
 
     rank: int | None = None
     ranks: list[int] = field(default_factory=list)

@@ -21,6 +21,7 @@ from svdops.bench.config import BenchRequest, resolve_points
 from svdops.bench.flops import unet_flops
 from svdops.bench.invoke import conditioning_image, pipeline_call
 from svdops.bench.models import build_random_pipeline, check_shape
+from svdops.bench.optimize import quality
 from svdops.bench.optimize.attention import ChunkedSDPAProcessor
 from svdops.bench.optimize.levers import ChunkedAttention, CompileUNet, CompileVAEDecoder, FusedProjections, Lever
 from svdops.bench.runner import run_bench
@@ -119,8 +120,9 @@ def test_optimize_max_on_the_cpu_records_each_lever_and_passes_the_gate(tmp_path
     assert decisions["compile-unet"]["status"] == "declined" and "--compile" in decisions["compile-unet"]["reason"]
     assert decisions["channels-last"]["status"] == "declined" and "5-D" in decisions["channels-last"]["reason"]
     gate = opt["quality_gate"]
-    assert gate["checked"] and gate["passed"] and gate["psnr_min_db"] == 30.0 and gate["ssim_min"] == 0.95
-    assert gate["frames"] == 3 and gate["psnr_db"] >= 30.0
+    assert gate["checked"] and gate["passed"]
+    assert gate["psnr_min_db"] == quality.PSNR_MIN_DB and gate["ssim_min"] == quality.SSIM_MIN
+    assert gate["frames"] == 3 and gate["psnr_db"] >= quality.PSNR_MIN_DB
     assert results["points"][0]["status"] == "ok" and results["points"][0]["config"]["optimize"] == "max"
     config = json.loads((run / "config.json").read_text())
     assert config["request"]["optimize"] == "max" and config["optimize"]["applied"] == ["fused-qkv"]
@@ -149,7 +151,7 @@ def test_the_quality_gate_rejects_a_broken_path_and_fails_the_point(tmp_path, mo
     assert point.status == "failed" and "quality gate FAILED" in point.error
     assert len(point.timed) == 1  # judged on the first timed output; nothing more is timed after a failure
     gate = outcome.results.optimize.quality_gate
-    assert gate["checked"] and not gate["passed"] and gate["psnr_db"] < 30.0
+    assert gate["checked"] and not gate["passed"] and gate["psnr_db"] < quality.PSNR_MIN_DB
     assert outcome.results.optimize.applied == ["broken-decoder"]
 
 

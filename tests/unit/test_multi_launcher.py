@@ -215,3 +215,64 @@ def test_heartbeats_and_the_stall_report(tmp_path):
 
 def test_python_is_this_interpreter_by_default(tmp_path):
     assert torchrun_argv(plan(), tmp_path / "s.json")[0] == sys.executable
+
+
+def test_slurm_script_carries_every_option_the_bench_was_given():
+    """Each BenchRequest field set away from its default reaches the nodes' bench unchanged
+    (--compile-mode and --compile-cache were dropped, so the nodes compiled another way)."""
+    bench_options = {"scenario": "tiny", "device": "cuda", "dtype": "bf16", "decode_chunk": 4, "steps": 7,
+                     "frames": 8, "height": 128, "width": 192, "videos_per_call": 2, "compile": True,
+                     "iterations": 3, "warmup": 2, "seed": 11, "store": "/scratch/runs", "weights": "/models/svd",
+                     "telemetry": False, "telemetry_hz": 20.0, "compile_mode": "max-autotune",
+                     "compile_cache": "/scratch/inductor"}  # fmt: skip
+    # --sweep and --optimize run on one GPU only (the CLI refuses them with a workload).
+    assert set(BenchRequest.__dataclass_fields__) - set(bench_options) == {"sweep", "optimize"}
+    req = MultiRequest(bench=BenchRequest(**bench_options), workload="infer-dp", nproc_per_node=4, nnodes=2)
+    line = slurm_script(req, python="/opt/py")
+    options = shlex.split(line[line.index("srun --") :].replace("\\\n", " "))[5:-4]
+    params = bench.make_context("bench", [*options, "--nnodes", "2", "--rdzv-endpoint", "n0:1"]).params
+    cli_names = {"telemetry": "no_telemetry", "compile": "compile_unet"}
+    for name, value in bench_options.items():
+        got = params[cli_names.get(name, name)]
+        assert got == (not value if name == "telemetry" else value), (name, got, value)
+
+
+MIG_PARENT = "GPU-27b94a00-ed54-5c24-b1fd-1054085de32a"  # the MIG-mode A100 of the smi corpus (netdata)
+MIG_DEVICE = "MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f"  # R470+ form, as nvidia-smi -L lists a MIG device
+
+
+def test_mig_devices_keep_their_prefix_for_nvml():
+    from pathlib import Path
+
+    from svdops.bench.multi.topology import nvml_identity
+    from svdops.host.facts import HostFacts
+    from svdops.host.probe.gpu import parse_nvidia_smi_xml
+
+    xml = Path(__file__).parents[1] / "fixtures/corpus/smi_xml/netdata__a100-sxm4-mig.xml"
+    (gpu,) = parse_nvidia_smi_xml(xml.read_text()).gpus
+    assert gpu.uuid == MIG_PARENT and gpu.mig_enabled
+    bare = MIG_DEVICE.removeprefix("MIG-")
+    # torch reports a MIG slice by name ("... MIG 1g.5gb") and its UUID without a prefix.
+    assert nvml_identity(None, bare, "NVIDIA A100-SXM4-40GB MIG 1g.5gb", 0) == MIG_DEVICE
+    assert nvml_identity(None, bare, "NVIDIA A100-SXM4-40GB", 0) == f"GPU-{bare}"
+    # The scheduler's own entry is what NVML knows the device by, legacy MIG-GPU-…/GI/CI form included.
+    assert nvml_identity(MIG_DEVICE, bare, "NVIDIA A100-SXM4-40GB", 0) == MIG_DEVICE
+    legacy = f"MIG-{MIG_PARENT}/1/0"
+    assert nvml_identity(legacy, None, None, None) == legacy
+    assert nvml_identity("3", None, "NVIDIA H100", 3) == 3  # no UUID from torch: nvidia-smi's index
+    assert nvml_identity("0", "GPU-" + bare, "NVIDIA H100", 0) == "GPU-" + bare
+    # CUDA_VISIBLE_DEVICES entries of MIG devices keep their identity; the parent GPU (for NUMA
+    # pinning) is known for the legacy form, not for the R470+ UUID.
+    facts = HostFacts(hostname="mig", collected_at="", source="test", gpus=(gpu,))
+    assert nvidia_smi_indices([legacy, MIG_DEVICE, MIG_PARENT], facts) == [0, None, 0]
+    slurm = {"CUDA_VISIBLE_DEVICES": f"{MIG_DEVICE},MIG-{bare[:-1]}0"}
+    assert worker_env(plan(gpus=(0, 1)), base=slurm)["CUDA_VISIBLE_DEVICES"] == slurm["CUDA_VISIBLE_DEVICES"]
+
+
+def test_train_ddp_checkpoints_gradients_unless_told_not_to():
+    assert MultiRequest().grad_checkpointing is True
+    assert bench.make_context("bench", ["--workload", "train-ddp"]).params["grad_checkpointing"] is True
+    assert "--grad-checkpointing" not in bench_argv(request(workload="train-ddp"))
+    args = bench_argv(request(workload="train-ddp", grad_checkpointing=False))
+    assert "--no-grad-checkpointing" in args
+    assert bench.make_context("bench", args).params["grad_checkpointing"] is False

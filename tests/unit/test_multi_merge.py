@@ -193,3 +193,47 @@ def test_write_run_merges_ranks_and_telemetry(tmp_path):
     assert (outcome.path / "torchrun.log").read_text() == "torchrun said hello\n"
     assert not (outcome.path / "nccl.csv").exists()
     json.dumps(results.to_json(), allow_nan=False)  # plain JSON all the way down
+
+
+def test_a_rank_out_of_memory_makes_an_oom_run_like_a_single_gpu_point(tmp_path):
+    staging = tmp_path / "store" / ".tmp-multi-oom"
+    staging.mkdir(parents=True)
+    error = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB"
+    atomic_write_json(staging / "rank-0.json", {**rank_doc(0, [], status="oom"), "error": error, "failed_unix": 3.0})
+    atomic_write_json(staging / "rank-1.json", rank_doc(1, [], status="interrupted"))
+    request = MultiRequest(bench=BenchRequest(scenario="tiny", store=str(tmp_path / "store")), workload="train-ddp")
+    plan = LaunchPlan("train-ddp", "cuda", (0, 1), 2, 1, None, None, 600.0)
+    links = LinkReport(gpus=(0, 1), link_type=None)
+    outcome = write_run(
+        staging=staging, request=request, plan=plan, links=links, facts=None, facts_note=None,
+        launch=ok_launch(returncode=1), started=datetime.now(UTC), name="run-oom", command=["torchrun"],
+    )  # fmt: skip
+    assert outcome.status == "oom"
+    assert outcome.failure.how == "oom" and outcome.failure.rank == 0 and "out of memory" in outcome.failure.error
+    run = load_run(outcome.path)
+    assert run.results.status == "oom" and run.read_notes == []
+
+
+def test_the_worker_tells_out_of_memory_from_other_errors():
+    import torch
+
+    from svdops.bench.multi.worker import _is_oom
+
+    assert _is_oom(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert not _is_oom(ValueError("bad shape"))
+
+
+@pytest.mark.parametrize(
+    ("capacity_gib", "fixed_gib", "per_sample_gib", "batch"),
+    [
+        (141.0, 40.0, 20.0, 3),  # (141 x 0.85 - 40) / 20 = 3.99
+        (80.0, 40.0, 20.0, 1),  # 28 GiB usable: one sample
+        (80.0, 60.0, 20.0, 0),  # not even one: the rank will run out of memory, and says so
+        (1000.0, 10.0, 1.0, 8),  # capped: a bigger batch only makes the step longer
+    ],
+)
+def test_train_ddp_sizes_the_batch_from_the_card(capacity_gib, fixed_gib, per_sample_gib, batch):
+    from svdops.bench.multi.train_ddp import fitting_batch
+
+    gib = 2**30
+    assert fitting_batch(capacity_gib * gib, fixed_gib * gib, per_sample_gib * gib) == batch

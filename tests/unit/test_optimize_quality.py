@@ -37,7 +37,7 @@ def test_a_broken_output_fails_on_both_measures():
     broken = np.random.default_rng(2).integers(0, 256, ref.shape, dtype=np.uint8)
     result = quality.evaluate(ref, broken)
     assert not result.passed and result.psnr_db < 15 and result.ssim < 0.2
-    assert "FAILED" in result.describe() and "needs >= 30" in result.describe()
+    assert "FAILED" in result.describe() and f"needs >= {quality.PSNR_MIN_DB:g}" in result.describe()
 
 
 def test_a_brightness_shift_keeps_structure_but_fails_psnr():
@@ -65,3 +65,37 @@ def test_pil_frames_and_float_arrays_are_read_as_uint8_rgb():
     pil = [[Image.fromarray(frame) for frame in ref]]  # the pipeline's output: a list per video
     assert np.array_equal(quality.frames_array(pil), ref)
     assert np.array_equal(quality.frames_array(ref[None].astype(np.float32) / 255.0), ref)
+
+
+def test_the_thresholds_are_the_ones_derived_from_the_recorded_calibration():
+    import json
+    from pathlib import Path
+
+    recorded = json.loads((Path(__file__).parents[2] / quality.CALIBRATION).read_text())
+    derived = quality.derive_thresholds(recorded)
+    assert recorded["derived"] == derived  # the results file says what the script derived
+    assert derived["psnr_min_db"] == quality.PSNR_MIN_DB and derived["ssim_min"] == quality.SSIM_MIN
+    assert derived["separated"]  # harmless variants and other seeds were apart on both measures
+    # Every harmless variant passes the gate and every other seed fails it.
+    for row in recorded["rows"]:
+        passes = row["psnr_db"] >= quality.PSNR_MIN_DB and row["ssim"] >= quality.SSIM_MIN
+        assert passes == (row["kind"] == "harmless"), row
+
+
+def test_derivation_keeps_the_margin_and_stays_above_another_video():
+    calibration = {"harmless_min": {"psnr_db": 41.2, "ssim": 0.990}, "different_max": {"psnr_db": 14.0, "ssim": 0.4}}
+    derived = quality.derive_thresholds(calibration)
+    assert derived["psnr_min_db"] == 38.0 and derived["ssim_min"] == 0.98 and derived["separated"]
+    # A margin that would pass another video is cut back to halfway between the two.
+    close = {"harmless_min": {"psnr_db": 20.0, "ssim": 0.7}, "different_max": {"psnr_db": 18.0, "ssim": 0.5}}
+    derived = quality.derive_thresholds(close)
+    assert derived["psnr_min_db"] == 19.0 and derived["ssim_min"] == 0.6
+
+
+def test_the_result_says_what_was_compared_with_what():
+    result = quality.evaluate(video(), video())
+    doc = result.to_dict()
+    assert "--optimize none" in doc["reference"] and "levers applied" in doc["candidate"]
+    assert doc["thresholds_from"].startswith(quality.CALIBRATION)
+    assert doc["psnr_min_db"] == quality.PSNR_MIN_DB and doc["psnr_db"] == quality.PSNR_IDENTICAL_DB
+    assert "against the pipeline as built" in result.describe()

@@ -44,4 +44,4 @@ class MultiRequest:
     rdzv_endpoint: str | None = None
     rank_timeout_s: float = DEFAULT_RANK_TIMEOUT_S
     nccl_max_bytes: int | None = None
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool = True  # without it the SVD-XT UNet's activations fit no card

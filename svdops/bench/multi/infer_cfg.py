@@ -13,8 +13,9 @@ every run shows the split changes nothing but the speed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from svdops.bench.config import PointConfig
@@ -29,18 +30,33 @@ UNCOND, COND = 0, 1  # order of the halves in the pipeline's guidance batch
 TOLERANCE = {"fp32": 1e-3, "bf16": 5e-2, "fp16": 2e-2}
 
 
+@dataclass
+class SplitCalls:
+    """What the split saw: one entry per UNet call, so a run can prove the split ran every step."""
+
+    batches: list[int] = field(default_factory=list)  # the guidance batch the pipeline passed in
+    halves: list[int] = field(default_factory=list)  # the batch this rank's UNet forward ran
+
+    @property
+    def calls(self) -> int:
+        return len(self.halves)
+
+
 @contextmanager
-def split_guidance(unet: Any, group: Any, member: int, dist: Any, torch: Any) -> Iterator[None]:
+def split_guidance(unet: Any, group: Any, member: int, dist: Any, torch: Any) -> Iterator[SplitCalls]:
     """While active, `unet(...)` runs only this rank's half of the batch and returns the whole.
 
-    The forward is replaced on the instance (not the module wrapped), so the pipeline still sees
-    the UNet's own config, dtype and device.
+    The split lives in the module's own forward pre-hook and forward hook, not in `unet.forward`:
+    with model CPU offload, diffusers re-applies `enable_model_cpu_offload` after every pipeline
+    call, and accelerate's hook removal and re-install rewrite `unet.forward` (it would drop a
+    replaced forward from the second call on, and deleting ours on exit would drop accelerate's).
+    Neither touches the module's hook dicts, and removing our handles touches nothing else. The
+    pipeline still sees the UNet's own config, dtype and device.
     """
-    original = unet.forward
+    seen = SplitCalls()
 
-    def forward(
-        sample: Any, timestep: Any, encoder_hidden_states: Any, added_time_ids: Any, return_dict: bool = True
-    ) -> Any:
+    def halve(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        sample = args[0] if args else kwargs["sample"]
         batch = sample.shape[0]
         if batch % 2:
             raise RuntimeError(f"infer-cfg needs the guidance batch (even), got a UNet batch of {batch}")
@@ -50,27 +66,50 @@ def split_guidance(unet: Any, group: Any, member: int, dist: Any, torch: Any) ->
                 return tensor.chunk(2)[member]
             return tensor
 
-        out = original(
-            half(sample),
-            half(timestep),
-            encoder_hidden_states=half(encoder_hidden_states),
-            added_time_ids=half(added_time_ids),
-            return_dict=False,
-        )[0].contiguous()
+        seen.batches.append(batch)
+        seen.halves.append(batch // 2)
+        return tuple(half(a) for a in args), {k: half(v) for k, v in kwargs.items()}
+
+    def gather(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+        as_tuple = isinstance(output, tuple)
+        out = (output[0] if as_tuple else output.sample).contiguous()
         halves = [torch.empty_like(out) for _ in range(2)]
         dist.all_gather(halves, out, group=group)
         noise = torch.cat(halves)
-        if return_dict:
-            from diffusers.models.unets.unet_spatio_temporal_condition import UNetSpatioTemporalConditionOutput
+        if as_tuple:
+            return (noise, *output[1:])
+        output.sample = noise
+        return output
 
-            return UNetSpatioTemporalConditionOutput(sample=noise)
-        return (noise,)
-
-    unet.forward = forward
+    handles = [
+        unet.register_forward_pre_hook(halve, with_kwargs=True),
+        unet.register_forward_hook(gather, with_kwargs=True),
+    ]
     try:
-        yield
+        yield seen
     finally:
-        del unet.forward  # the class's forward shows through again
+        for handle in handles:
+            handle.remove()
+
+
+def verify_every_step(seen: SplitCalls) -> Callable[[int], None]:
+    """A check for VideoRunner.verify: the split ran at every UNet step of the call just made.
+
+    Raised before the call's row is recorded: a rank that ran the whole batch alone (the split
+    gone) would otherwise time duplicated work and report it as a speed-up.
+    """
+    last = seen.calls
+
+    def verify(steps: int) -> None:
+        nonlocal last
+        ran, last = seen.calls - last, seen.calls
+        if ran != steps:
+            raise RuntimeError(
+                f"the guidance split ran at {ran} of {steps} UNet step(s) of this call: the rank ran the whole "
+                "batch without its partner, so the call is not timed"
+            )
+
+    return verify
 
 
 def run(ctx: RankContext, point: PointConfig) -> None:
@@ -97,9 +136,11 @@ def run(ctx: RankContext, point: PointConfig) -> None:
     runner = VideoRunner(ctx, point)
     unet = runner.pipe.unet
 
-    with split_guidance(unet, groups[pair], member, dist, torch):
+    with split_guidance(unet, groups[pair], member, dist, torch) as seen:
+        runner.verify = verify_every_step(seen)
         for w in range(point.warmup):
             runner.timed("warmup", w, seed=point.seed, warmup=True, output_type=output)
+    runner.verify = None
     ctx.barrier("every pair warmed up")
     reference = None
     if ctx.rank == 0:
@@ -111,7 +152,8 @@ def run(ctx: RankContext, point: PointConfig) -> None:
         reference = runner.call(seed=point.seed, steps=point.steps, output_type="latent")
     ctx.barrier("rank 0's one-GPU baseline")
 
-    with split_guidance(unet, groups[pair], member, dist, torch):
+    with split_guidance(unet, groups[pair], member, dist, torch) as seen:
+        runner.verify = verify_every_step(seen)
         for i in range(point.iterations):
             runner.timed("parallel", i, seed=point.seed + pair * point.iterations + i, output_type=output)
         if pair == 0:
@@ -119,6 +161,8 @@ def run(ctx: RankContext, point: PointConfig) -> None:
             split = runner.call(seed=point.seed, steps=point.steps, output_type="latent")
             if reference is not None:
                 ctx.set_result(check=_compare(torch, reference, split, point.dtype))
+    runner.verify = None
+    ctx.set_result(split_unet_calls=seen.calls, split_unet_batch=sorted(set(seen.halves)))
     ctx.barrier("the other pairs' videos")
 
 

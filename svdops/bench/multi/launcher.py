@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svdops.bench.config import load_scenario
+from svdops.bench.config import BenchRequest, load_scenario
 from svdops.bench.multi import WORKLOADS, MultiRequest
 from svdops.bench.multi.rank import WAITING
 from svdops.errors import BadInputError
@@ -242,9 +242,20 @@ def device_entries(plan: LaunchPlan, base: dict[str, str] | None = None) -> list
 
 
 def nvidia_smi_indices(entries: list[str], facts: Any) -> list[int | None]:
-    """nvidia-smi's index of each entry (an index already, or a GPU UUID found in the facts)."""
+    """nvidia-smi's index of each entry's GPU (for its NUMA-local CPUs): an index already, a GPU
+    UUID found in the facts, or a MIG device's parent GPU where the entry names it (the legacy
+    `MIG-GPU-<uuid>/<gi>/<ci>` form; an R470+ `MIG-<uuid>` does not, and nvidia-smi's XML lists no
+    MIG UUIDs, so that one stays unknown: None, and the rank is not pinned)."""
     by_uuid = {g.uuid: g.index for g in getattr(facts, "gpus", ()) or () if g.uuid}
-    return [int(e) if e.isdigit() else by_uuid.get(e) for e in entries]
+
+    def index(entry: str) -> int | None:
+        if entry.isdigit():
+            return int(entry)
+        if entry.startswith("MIG-GPU-"):
+            entry = entry.removeprefix("MIG-").split("/")[0]
+        return by_uuid.get(entry)
+
+    return [index(e) for e in entries]
 
 
 def worker_env(plan: LaunchPlan, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -298,12 +309,18 @@ def bench_argv(request: MultiRequest) -> list[str]:
         args += ["--device", bench.device]
     if bench.compile:
         args.append("--compile")
+    if bench.compile_mode != "default":
+        args += ["--compile-mode", bench.compile_mode]
+    if bench.compile_cache:
+        args += ["--compile-cache", bench.compile_cache]
     if not bench.telemetry:
         args.append("--no-telemetry")
+    if bench.telemetry_hz != BenchRequest.telemetry_hz:
+        args += ["--telemetry-hz", f"{bench.telemetry_hz:g}"]
     if request.nccl_max_bytes:
         args += ["--nccl-max-mb", f"{request.nccl_max_bytes / 2**20:g}"]
-    if request.grad_checkpointing:
-        args.append("--grad-checkpointing")
+    if not request.grad_checkpointing:
+        args.append("--no-grad-checkpointing")
     return args
 
 

@@ -67,7 +67,7 @@ LOG_TAIL_CHARS = 4000
 @dataclass
 class MultiOutcome:
     path: Path
-    status: str  # ok | failed | interrupted
+    status: str  # ok | oom | failed | interrupted
     results: Results
 
     @property
@@ -312,10 +312,11 @@ def _find_failure(
         died.sort(key=lambda r: (not causes.get(r, {}).get("root_cause", False), r))
         rank = died[0]
         return {"rank": rank, "ranks": died, "how": "died", "error": _death(causes.get(rank))}
-    failed = sorted((docs[r].get("failed_unix", 0.0), r) for r, s in statuses.items() if s == "failed")
+    failed = sorted((docs[r].get("failed_unix", 0.0), r) for r, s in statuses.items() if s in ("failed", "oom"))
     if failed:
         rank = failed[0][1]
-        return {"rank": rank, "ranks": [r for _, r in failed], "how": "exception", "error": docs[rank].get("error")}
+        how = "oom" if statuses[rank] == "oom" else "exception"
+        return {"rank": rank, "ranks": [r for _, r in failed], "how": how, "error": docs[rank].get("error")}
     root = next((r for r, c in causes.items() if c.get("root_cause")), None)
     if root is not None:
         return {"rank": root, "ranks": [root], "how": "died", "error": _death(causes[root])}
@@ -367,6 +368,8 @@ def write_run(
         status = "interrupted"
     elif failure is None:
         status = "ok"
+    elif failure.how == "oom":
+        status = "oom"  # as a single-GPU point that ran out of memory: the configuration, not a fault
     else:
         status = "failed"
     notes = [n for n in (facts_note,) if n]

@@ -18,6 +18,13 @@ from typing import Any
 from svdops.files import atomic_write_json, atomic_write_text
 
 WAITING = "waiting: "
+BARRIER_POLL_S = 0.2
+
+
+def rendezvous_store(dist: Any) -> Any:
+    """The store init_process_group met the other ranks through (torchrun's TCPStore, shared by
+    every node of the job). torch has no public getter for it; this one has been there since 1.x."""
+    return dist.distributed_c10d._get_default_store()
 
 
 def rank_log_path(staging: Path, rank: int) -> Path:
@@ -63,6 +70,9 @@ class RankContext:
     dist: Any  # torch.distributed
     torch: Any
     mark: Callable[[str], None] = lambda label: None
+    # The rendezvous store (torchrun's TCPStore) the barriers wait on; None: a collective barrier.
+    store: Any = None
+    barriers: int = 0  # how many this rank has passed: every rank passes them in the same order
 
     def heartbeat(self, activity: str) -> None:
         self.log.heartbeat(activity)
@@ -72,9 +82,23 @@ class RankContext:
             self.torch.cuda.synchronize(self.device)
 
     def barrier(self, label: str) -> None:
-        """A barrier that tells the launcher this rank is waiting, not hung."""
+        """Every rank waits here for every other, and tells the launcher it is waiting, not hung.
+
+        Through the store, not a collective: the process group's timeout (the rank timeout plus a
+        margin) bounds every collective, and a wait here can be far longer (rank 0's one-GPU
+        baseline: 5 iterations at 160 s on a slow card). Polling the store has no such bound; a
+        rank that never arrives is the launcher's watchdog's to find (the waiting ranks' heartbeat
+        is written once, so it ages), a rank that dies is torchrun's.
+        """
         self.heartbeat(WAITING + label)
-        self.dist.barrier()
+        if self.store is None:
+            self.dist.barrier()
+        else:
+            self.barriers += 1
+            key = f"svdops/barrier/{self.barriers}"
+            self.store.add(key, 1)
+            while self.store.add(key, 0) < self.world_size:
+                time.sleep(BARRIER_POLL_S)
         self.heartbeat(f"past {label}")
 
     @contextmanager

@@ -34,6 +34,28 @@ EXPECTED_BUSBW: tuple[ExpectedBusbw, ...] = (
 )
 
 
+def nvml_identity(
+    visible_entry: str | None, cuda_uuid: str | None, cuda_name: str | None, index: int | None
+) -> int | str:
+    """What NVML knows a rank's CUDA device by, for its telemetry.
+
+    `visible_entry`: the rank's CUDA_VISIBLE_DEVICES entry; `cuda_uuid` and `cuda_name`: torch's
+    device properties (the UUID without a prefix); `index`: nvidia-smi's index, if known.
+    nvmlDeviceGetHandleByUUID takes `GPU-<uuid>` for a GPU and `MIG-<uuid>` (or the legacy
+    `MIG-GPU-<uuid>/<gi>/<ci>`) for a MIG device: a MIG device's UUID under `GPU-` finds nothing,
+    and every sample is lost. CUDA names a MIG device "<GPU> MIG <profile>".
+    """
+    if visible_entry and visible_entry.startswith(("GPU-", "MIG-")):
+        return visible_entry  # the scheduler's own name for the device: CUDA and NVML share it
+    if cuda_uuid:
+        text = str(cuda_uuid)
+        if text.startswith(("GPU-", "MIG-")):
+            return text
+        mig = " MIG " in f" {cuda_name or ''} "
+        return f"{'MIG' if mig else 'GPU'}-{text}"
+    return index if index is not None else 0
+
+
 def expected_busbw(link: str | None, gen: int | None) -> ExpectedBusbw | None:
     return next((row for row in EXPECTED_BUSBW if row.link == link and row.gen == gen), None)
 

@@ -7,6 +7,7 @@ replicas of a data-parallel service would load the same checkpoint.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from svdops.bench.config import PointConfig
@@ -31,6 +32,9 @@ class VideoRunner:
             self.pipe, ctx.sync, mark=ctx.mark, on_step=lambda i: ctx.heartbeat(f"{self.activity}: step {i}")
         )
         self.image = conditioning_image(point)
+        # Called with the call's step count after each call, before its row is recorded (infer-cfg
+        # proves its split ran at every step); raising fails the rank instead of keeping a wrong time.
+        self.verify: Callable[[int], None] | None = None
 
     def call(self, *, seed: int, steps: int, output_type: str = "pil") -> Any:
         """One pipeline call under the stage clock; returns the output frames (or latents)."""
@@ -48,6 +52,8 @@ class VideoRunner:
                 callback=self.clock.callback,
             )
         )
+        if self.verify is not None:
+            self.verify(steps)
         return out.frames
 
     def timed(

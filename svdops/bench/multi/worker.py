@@ -20,8 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svdops.bench.multi.rank import RankContext, RankLog, heartbeat_path, rank_log_path
-from svdops.bench.multi.topology import format_cpu_list, pin_to_cpus
+from svdops.bench.multi.rank import RankContext, RankLog, heartbeat_path, rank_log_path, rendezvous_store
+from svdops.bench.multi.topology import format_cpu_list, nvml_identity, pin_to_cpus
 from svdops.files import atomic_write_json
 
 if TYPE_CHECKING:
@@ -120,6 +120,7 @@ def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
             dist=dist,
             torch=torch,
             mark=lambda label: _mark(sampler, label),
+            store=rendezvous_store(dist),
         )
         if rank == 0:
             log.doc["versions"] = _versions(torch, device)
@@ -139,7 +140,8 @@ def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
         return 1
     except BaseException as exc:
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        log.doc.update(status="failed", error=text, traceback=traceback.format_exc(), failed_unix=time.time())
+        status = "oom" if _is_oom(exc) else "failed"
+        log.doc.update(status=status, error=text, traceback=traceback.format_exc(), failed_unix=time.time())
         print(f"[rank {rank}] {traceback.format_exc()}", file=sys.stderr, flush=True)
         return 1
     finally:
@@ -151,14 +153,23 @@ def _run(spec: dict[str, Any], log: RankLog, rank: int, local_rank: int) -> int:
                 log.doc.setdefault("notes", []).append(f"destroy_process_group: {exc}")
 
 
+def _is_oom(exc: BaseException) -> bool:
+    """An out-of-memory (the single-GPU bench's test), without importing torch for it anew."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    from svdops.bench.environment import is_oom
+
+    return is_oom(exc, torch)
+
+
 def _start_telemetry(request: Any, device: str, torch: Any, log: RankLog) -> Any:
     if not (request.telemetry and device.startswith("cuda")):
         log.doc["telemetry_note"] = "telemetry off" if not request.telemetry else "no telemetry on the CPU"
         return None
-    from svdops.bench.environment import nvml_device_id
     from svdops.telemetry import TelemetrySampler
 
-    sampler = TelemetrySampler(nvml_device_id(device, torch), hz=request.telemetry_hz)
+    sampler = TelemetrySampler(_nvml_identity(device, torch, log), hz=request.telemetry_hz)
     sampler.start()
     log.doc["telemetry_note"] = sampler.note
     log.doc["telemetry_gpu"] = sampler.gpu_name
@@ -167,6 +178,21 @@ def _start_telemetry(request: Any, device: str, torch: Any, log: RankLog) -> Any
         "marks": [m.as_row() for m in sampler.marks],
     }
     return sampler
+
+
+def _nvml_identity(device: str, torch: Any, log: RankLog) -> int | str:
+    local = int(device.partition(":")[2] or 0)
+    entries = [e.strip() for e in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if e.strip()]
+    properties = torch.cuda.get_device_properties(local)
+    uuid = getattr(properties, "uuid", None)
+    identity = nvml_identity(
+        entries[local] if local < len(entries) else None,
+        None if uuid is None else str(uuid),
+        getattr(properties, "name", None),
+        log.doc.get("gpu_index"),
+    )
+    log.doc["nvml_device"] = identity
+    return identity
 
 
 def _mark(sampler: TelemetrySampler | None, label: str) -> None:
