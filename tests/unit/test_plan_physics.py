@@ -139,3 +139,19 @@ def test_public_rows_are_sourced_and_a_bad_row_is_refused_by_id():
         parse_rows(bad, "test")
     with pytest.raises(BadInputError, match="no `rows`"):
         parse_rows([], "test")
+
+
+def test_every_clock_figure_names_the_stored_page_that_states_it_or_says_it_is_unverified():
+    """The clock table was once written from memory: each figure must now be stated, as the number it
+    is, in a source that names a stored page (a URL), be marked `unverified:`, or be null with the
+    reason it was not found."""
+    from svdops.plan.clocks import clock_rows
+
+    for name, row in clock_rows().items():
+        source = str(row.get("source", ""))
+        for key in ("boost_mhz", "base_mhz"):
+            value = row.get(key)
+            if value is None:
+                assert source.startswith("not found in a stored source"), (name, key)
+            elif "unverified" not in source:
+                assert "https://" in source and f"{value} MHz" in source, (name, key, value)
