@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -300,7 +301,6 @@ def extra_vars(plan: Plan, request: ProvisionRequest,
         "svdops_torch_variant": plan.torch_tag,
         "svdops_torch_index_url": kb.torch_index_url(plan.torch_variant),
         "svdops_pip_packages": list(plan.pip_packages),
-        "svdops_package_spec": f"svdops=={svdops.__version__}",
         "svdops_allow_reboot": request.allow_reboot,
         "svdops_storage_wipe_by_host": {host: list(disks) for host, disks in (wipe or {}).items()},
     }
@@ -316,6 +316,41 @@ def extra_vars(plan: Plan, request: ProvisionRequest,
         out["svdops_storage_data_min_devices"] = data.min_devices
     out.update(request.extra_vars)
     return out
+
+
+def svdops_source_dir() -> Path | None:
+    """The source tree the running svdops was imported from (a checkout or an editable install), or None."""
+    root = Path(svdops.__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "svdops" / "__init__.py").is_file() else None
+
+
+def build_svdops_wheel(dest: Path, source: Path | None = None) -> Path:
+    """A wheel of the running svdops, built on the controller: the conda role installs this file, never
+    a name from a public index (anyone can register one, and validate runs svdops as root)."""
+    source = source or svdops_source_dir()
+    if source is None:
+        raise BadInputError("no svdops source tree to build the wheel the hosts install",
+                            where=str(Path(svdops.__file__).resolve().parent),
+                            hint="run svdops from a checkout (pip install -e .), or give a wheel: "
+                                 "-e svdops_package_wheel=/path/to/svdops-X-py3-none-any.whl")
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                               "--no-input", "--quiet", "-w", str(dest), str(source)],
+                              capture_output=True, text=True, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RunFailedError(f"building the svdops wheel failed: {exc}", where=str(source)) from exc
+    wheels = sorted(dest.glob("svdops-*.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RunFailedError(f"building the svdops wheel failed (pip rc {done.returncode}): {' '.join(tail)}",
+                             where=str(source), hint="python -m pip wheel --no-deps --no-build-isolation . shows why; "
+                                                     "or give one with -e svdops_package_wheel=PATH")
+    return wheels[0]
+
+
+def conda_role_runs(request: ProvisionRequest) -> bool:
+    return (not request.tags or "conda" in request.tags) and "conda" not in request.skip_tags
 
 
 def parse_extra_vars(items: Sequence[str]) -> dict[str, Any]:
@@ -521,6 +556,10 @@ def run_provision(request: ProvisionRequest,
     private = run_dir / "runner"
     private.mkdir(mode=0o700)
     (run_dir / "tmp").mkdir(mode=0o700)
+    # svdops itself reaches the hosts as a wheel built here, unless -e names one (or a trusted spec)
+    if conda_role_runs(request) and not variables.get("svdops_package_wheel") \
+            and not variables.get("svdops_package_spec_trusted"):
+        variables["svdops_package_wheel"] = str(build_svdops_wheel(run_dir / "wheel"))
     if request.inventory is not None:
         inventory = str(request.inventory.resolve())
     else:

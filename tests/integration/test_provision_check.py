@@ -1,8 +1,10 @@
 """`svdops provision` for real: ansible-runner, ansible-playbook, SSH to real sshd hosts on loopback.
 
-The hosts (tests/integration/sshd_fleet.py) are this Debian 12 machine behind their own sshd, so the
-whole play runs in check mode: the NVIDIA roles say "skipped: not Ubuntu" and record their plan, which
-is asserted against the profile. Package mirrors are a small HTTP server on loopback, the way an
+The hosts (tests/integration/sshd_fleet.py) are this Debian 12 machine behind their own sshd. The
+roles support Debian 12 for real, but this is a shared machine: every run here sets
+svdops_nvidia_distributions=[Ubuntu], so the NVIDIA roles say why they skip and only record their plan,
+which is asserted against the profile (what they choose on Debian 12 is judged in test_roles_vars.py,
+and applied for real in the VM suite). Package mirrors are a small HTTP server on loopback, the way an
 air-gapped site points the playbooks at its own mirror. Real runs here are limited to roles that
 change nothing on a host that is not Ubuntu (preflight).
 """
@@ -93,6 +95,8 @@ def mirror_vars(fleet: SshdFleet, mirror: str) -> Path:
         "svdops_miniforge_version": MINIFORGE,
         "svdops_pip_index_url": f"{mirror}/pypi",
         "svdops_torch_index_url": f"{mirror}/whl/cu130",
+        # never install headers or drivers on this shared machine, though the roles support Debian 12
+        "svdops_nvidia_distributions": ["Ubuntu"],
     }))
     return path
 
@@ -107,7 +111,8 @@ def provision(fleet: SshdFleet, runs: Path, *args: str, known_hosts: Path | None
     ssh_args = f"-o ControlMaster=no -o UserKnownHostsFile={known_hosts or fleet.known_hosts}"
     env: dict[str, str | None] = {"SVDOPS_RUNS_DIR": str(runs), "SSH_AUTH_SOCK": None,
                                   "ANSIBLE_HOST_KEY_CHECKING": None, "ANSIBLE_SSH_ARGS": ssh_args}
-    result = CliRunner(env=env).invoke(cli, ["provision", *args])
+    # never install headers or drivers on this shared machine, though the roles support Debian 12
+    result = CliRunner(env=env).invoke(cli, ["provision", *args, "-e", "svdops_nvidia_distributions=[Ubuntu]"])
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     done = sorted(runs.iterdir()) if runs.exists() else []
@@ -142,8 +147,9 @@ def test_check_mode_changes_nothing_on_the_hosts(whole_play: tuple) -> None:  # 
 
 def test_roles_that_cannot_apply_say_why(whole_play: tuple) -> None:  # type: ignore[type-arg]
     out = whole_play[1]
-    assert "skipped: not Ubuntu (Debian" in out
-    assert "would install nvidia-driver-580-open" in out
+    assert "skipped: not a distribution NVIDIA's repository serves here (Debian" in out
+    # this machine is Debian 12: NVIDIA's pinning scheme (what Ubuntu gets is in test_roles_vars.py)
+    assert "would install nvidia-driver-pinning-580 nvidia-open" in out
     assert "would install cuda-toolkit-13-0" in out
     assert "skipped: no NVSwitch on this host" in out
     assert "skipped: no disks listed for this host" in out
@@ -154,10 +160,11 @@ def test_the_plan_follows_the_profile(whole_play: tuple) -> None:  # type: ignor
     summary = whole_play[2]
     for host in ("gpu01", "gpu02"):
         plan = summary["plan"][host]
-        assert plan["nvidia_driver"]["install"] == ["nvidia-driver-580-open"]
-        assert plan["nvidia_driver"]["flavor"] == "open"
-        assert set(plan["nvidia_driver"]["hold"]) >= {"nvidia-driver-580-open", "nvidia-dkms-580-open",
-                                                      "libnvidia-compute-580", "nvidia-utils-580"}
+        assert plan["nvidia_driver"]["pinning"] == ["nvidia-driver-pinning-580"]
+        assert plan["nvidia_driver"]["install"] == ["nvidia-open"]
+        assert plan["nvidia_driver"]["flavor"] == "open" and plan["nvidia_driver"]["scheme"] == "pinning"
+        assert set(plan["nvidia_driver"]["hold"]) == {"nvidia-driver-pinning-580", "nvidia-open", "libcuda1",
+                                                      "nvidia-kernel-open-dkms"}
         assert plan["cuda_toolkit"]["install"] == ["cuda-toolkit-13-0"]
         assert plan["cuda_toolkit"]["cuda_home"] == "/usr/local/cuda-13.0"
         assert "cudnn" not in plan and "nccl" not in plan  # the profile asks for neither
@@ -167,6 +174,9 @@ def test_the_plan_follows_the_profile(whole_play: tuple) -> None:  # type: ignor
         assert conda["pip"][:2] == ["torch==2.11.*", "diffusers==0.42.*"]
         assert conda["installer"].endswith(f"/miniforge/{MINIFORGE}/Miniforge3-{MINIFORGE}-Linux-x86_64.sh")
         assert conda["checksum"] == "sha256:" + conda["installer"] + ".sha256"
+        # the controller's own svdops, built as a wheel in the run folder, never a name from an index
+        assert conda["svdops"].startswith("/opt/miniforge3/svdops/svdops-") and conda["svdops"].endswith(".whl")
+        assert conda["locked"] is False
 
 
 def test_runner_artifacts_are_kept_with_the_run(whole_play: tuple) -> None:  # type: ignore[type-arg]
@@ -195,7 +205,7 @@ def test_pinned_libraries_are_planned_with_exact_versions_and_holds(
                                    "--tags", "nvidia_driver,cuda_toolkit,cudnn,nccl,fabricmanager")
     assert code == 0, out
     plan = summary["plan"]["gpu01"]
-    assert plan["nvidia_driver"]["install"] == ["nvidia-driver-570-open=570.133.20-*"]
+    assert plan["nvidia_driver"]["install"] == ["nvidia-open=570.133.20-*"]
     assert plan["cuda_toolkit"]["install"] == ["cuda-toolkit-12-8"]
     assert plan["cudnn"]["install"] == ["libcudnn9-cuda-12=9.8.0*", "libcudnn9-dev-cuda-12=9.8.0*",
                                         "libcudnn9-headers-cuda-12=9.8.0*"]

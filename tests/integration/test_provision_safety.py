@@ -37,6 +37,8 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path
         "provision", "-p", "h100-sxm-x8-nvlink", "--inventory", str(inventory), "--check", "--tags", "preflight",
         "-e", "svdops_check_mirrors=false", "-e", f"ansible_become_password={BECOME}",
         "-e", "svdops_free_space_paths=['/']", "-e", "svdops_min_free_gib=0",
+        # this shared Debian 12 machine: the NVIDIA parts (headers included) stay off it
+        "-e", "svdops_nvidia_distributions=[Ubuntu]",
     ])
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception

@@ -409,3 +409,47 @@ def test_inventory_host_vars_are_checked_before_ansible(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "host gpu02" in result.output and "svdops_storage_scratch_mount" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+# --- issue 14: the requested stack made concrete for the roles -----------------------------------------
+
+@pytest.mark.parametrize(("branch", "known"), [(580, True), (590, True), (595, True), (610, True), (620, True),
+                                               (600, False), (630, False)])
+def test_driver_branches_580_to_620_are_planned_from_the_knowledge_base(tmp_path: Path, branch: int,
+                                                                        known: bool) -> None:
+    prof = load_profile("h100-sxm-x8-nvlink")
+    plan = provision_plan.plan_for(prof, provision_plan.PlanOptions(driver_branch=branch))
+    failed = {f.id for f in provision_plan.validate_plan(plan) if f.status is Status.FAIL}
+    assert ("provision.driver.branch" not in failed) is known
+    if known:
+        out = provision_run.extra_vars(plan, provision_run.ProvisionRequest(profile=prof, hosts=("h",)))
+        assert out["svdops_driver_branch"] == str(branch)  # the roles pick the naming scheme from it
+
+
+def test_svdops_is_never_installed_by_index_name(tmp_path: Path) -> None:
+    prof = load_profile("h100-sxm-x8-nvlink")
+    out = provision_run.extra_vars(provision_plan.plan_for(prof), provision_run.ProvisionRequest(profile=prof,
+                                                                                                  hosts=("h",)))
+    assert "svdops_package_spec" not in out  # was svdops==0.1.0: anyone can register that name on PyPI
+    assert provision_run.conda_role_runs(provision_run.ProvisionRequest(profile=prof, hosts=("h",)))
+    assert not provision_run.conda_role_runs(provision_run.ProvisionRequest(profile=prof, hosts=("h",),
+                                                                            tags=("nvidia_driver",)))
+    assert not provision_run.conda_role_runs(provision_run.ProvisionRequest(profile=prof, hosts=("h",),
+                                                                            skip_tags=("conda",)))
+
+
+@pytest.mark.slow
+def test_the_controller_builds_the_wheel_the_hosts_install(tmp_path: Path) -> None:
+    import zipfile
+
+    wheel = provision_run.build_svdops_wheel(tmp_path / "wheel")
+    assert wheel.name.startswith("svdops-") and wheel.suffix == ".whl"
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "svdops/provision/run.py" in names and "svdops/__init__.py" in names
+
+
+def test_no_source_tree_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provision_run, "svdops_source_dir", lambda: None)  # svdops installed from a wheel
+    with pytest.raises(BadInputError, match="no svdops source tree") as info:
+        provision_run.build_svdops_wheel(tmp_path / "wheel")
+    assert "svdops_package_wheel" in (info.value.hint or "")
