@@ -159,3 +159,44 @@ def test_energy_falls_back_to_integrated_power():
     sampler.stop()
     assert energy_joules([s0, s1]) == pytest.approx(100.0 * (s1.t_mono - s0.t_mono))
     assert summarize([]) == {"samples": 0}
+
+
+def _sample_rows(nvml, rows):
+    sampler = TelemetrySampler(0, nvml=nvml)
+    assert sampler.open()
+    for row in rows:
+        nvml.apply_row(row)
+        sampler.sample_once()
+    sampler.stop()
+    return sampler
+
+
+def test_a_driver_older_than_535_is_asked_the_throttle_reasons_call():
+    """Before 535 the driver library has no nvmlDeviceGetCurrentClocksEventReasons (pynvml still has
+    the Python function): the sampler asks once, then uses the old name for the same mask."""
+    rows = recorded_series()
+    nvml = FakeNvml(driver="525.147.05")
+    sampler = _sample_rows(nvml, rows)
+    assert [s.clocks_event_mask for s in sampler.samples] == [r["throttle"] for r in rows]
+    assert nvml.calls["nvmlDeviceGetCurrentClocksEventReasons"] == 1
+    assert nvml.calls["nvmlDeviceGetCurrentClocksThrottleReasons"] == len(rows)
+    assert sampler.errors == 0
+    summary = summarize(sampler.samples)
+    assert summary["throttled"] is False and summary["power_capped"] is True
+    assert summary["clocks_event_reasons"]["sw_power_cap"] == pytest.approx(292 / 373, abs=1e-3)
+
+
+def test_clock_reasons_nvml_cannot_give_are_unknown_not_unthrottled():
+    rows = recorded_series()[:20]
+    nvml = FakeNvml(driver="525.147.05")
+    nvml.lacks.add("nvmlDeviceGetCurrentClocksThrottleReasons")  # neither name answers
+    sampler = _sample_rows(nvml, rows)
+    assert all(s.clocks_event_mask is None for s in sampler.samples)
+    assert sampler.samples[0].power_w is not None  # the rest of each sample is still read
+    assert nvml.calls["nvmlDeviceGetCurrentClocksThrottleReasons"] == 1  # not asked again every 100 ms
+    summary = summarize(sampler.samples)
+    assert summary["throttled"] is None and summary["power_capped"] is None
+    assert summary["clocks_event_reasons"] is None
+    nvml = FakeNvml()
+    nvml.unsupported.add("clocks_event_reasons")  # a GPU that answers NotSupported: unknown too
+    assert summarize(_sample_rows(nvml, rows).samples)["throttled"] is None
