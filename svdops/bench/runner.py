@@ -46,7 +46,7 @@ from svdops.bench.records import (
 from svdops.bench.timing import StageClock, inspect_frames
 from svdops.errors import BadInputError
 from svdops.runs.store import RunWriter, run_name, unfinished_notes
-from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySampler, energy_joules, samples_between
+from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySampler, energy_joules
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -234,7 +234,7 @@ def run_bench(
         gpu_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
         for r in results:
             for rec in r.records:
-                rec.energy_j = energy_joules(samples_between(samples, rec.t_start_mono, rec.t_end_mono))
+                rec.energy_j = energy_joules(samples, rec.t_start_mono, rec.t_end_mono)  # edges interpolated
             compiled = r.point.compile or bool(run.optimization and run.optimization.compiled)
             r.summary = summarize_point(r, samples, gpu_name, compiled)
         results_doc = results_document(request, device, gpu_name, results, run, sampler, use_telemetry)
