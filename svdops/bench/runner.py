@@ -22,8 +22,10 @@ from svdops.bench.environment import (
     first_line,
     gather_local_facts,
     is_oom,
+    module_dtypes,
     nvml_device_id,
     resolve_device,
+    restore_dtypes,
     sigterm_as_interrupt,
 )
 from svdops.bench.flops import unet_flops
@@ -81,6 +83,7 @@ class _Bench:
         """Run one configuration; an OOM or an error becomes its status, and the loop goes on.
         KeyboardInterrupt passes through (status stays "running" for the caller to mark)."""
         result.status = "running"
+        dtypes = module_dtypes(pipe)
         try:
             if before_point is not None:
                 before_point(pipe, result.point)
@@ -98,6 +101,11 @@ class _Bench:
                 result.status = "failed"
                 result.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 result.summary.traceback = traceback.format_exc()
+        # A call that failed halfway keeps what it cast (the VAE's fp32 upcast): the next point must
+        # run with the dtypes this one started with.
+        restored = restore_dtypes(pipe, dtypes)
+        if restored:
+            result.error = f"{result.error}; dtypes put back: {', '.join(restored)}"
         # Only here, after the except block has dropped the traceback (whose frames hold the
         # tensors), can the allocator give the memory back.
         self.release_memory(result.point.device)
