@@ -148,10 +148,7 @@ def collect_versions(torch: Any, sampler: TelemetrySampler, facts: Any, device: 
 
 def module_dtypes(pipe: Any) -> dict[str, dict[str, Any]]:
     """The dtype of every parameter and buffer of every module of the pipeline, by component and name."""
-    return {
-        name: {key: tensor.dtype for key, tensor in _tensors(module)}
-        for name, module in _pipeline_modules(pipe)
-    }
+    return {name: {key: tensor.dtype for key, tensor in _tensors(module)} for name, module in _pipeline_modules(pipe)}
 
 
 def restore_dtypes(pipe: Any, saved: dict[str, dict[str, Any]]) -> list[str]:
