@@ -130,9 +130,9 @@ class CompileUNet(Lever):
         return YES
 
     def apply(self, pipe: Any) -> str:
-        import torch
+        from svdops.bench.models import compile_module
 
-        pipe.unet = torch.compile(pipe.unet, mode=None if self.mode == "default" else self.mode)
+        pipe.unet = compile_module(pipe.unet, self.mode)
         return f"torch.compile(unet, mode={self.mode}); the first (warm-up) call compiles"
 
 
@@ -141,10 +141,10 @@ class CompileVAEDecoder(CompileUNet):
     summary = "torch.compile of the VAE decoder"
 
     def apply(self, pipe: Any) -> str:
-        import torch
+        from svdops.bench.models import compile_module
 
         # The decoder, not the VAE: the pipeline inspects vae.forward's signature to pass num_frames.
-        pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=None if self.mode == "default" else self.mode)
+        pipe.vae.decoder = compile_module(pipe.vae.decoder, self.mode)
         return f"torch.compile(vae.decoder, mode={self.mode}); a shorter last decode chunk compiles once more"
 
 
