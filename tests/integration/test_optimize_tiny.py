@@ -3,6 +3,7 @@ broken path, the run folder records every lever; and the compile cache turns col
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -246,3 +247,54 @@ def test_a_shape_sweep_past_the_recompile_limit_is_recorded_as_eager_not_compile
         "point 1 ran eagerly", "point 3 ran eagerly"]  # fmt: skip
     written = json.loads((outcome.path / "results.json").read_text())
     assert written["points"][1]["summary"]["compile"]["compiled"] is False
+
+
+def _decoder_weights_per_call(pipe, point, calls=2):
+    """(address, dtype) of a VAE decoder weight at each decode, the encoder's dtype at each encode, the
+    dtypes the pipeline cast the whole VAE to, and the outputs."""
+    decodes, encodes, casts = [], [], []
+    decode, encode, cast = pipe.decode_latents, pipe._encode_vae_image, pipe.vae.to
+
+    def watched_cast(*args, **kwargs):
+        casts.append(kwargs.get("dtype"))
+        return cast(*args, **kwargs)
+
+    def watched_decode(*args, **kwargs):
+        weight = pipe.vae.decoder.conv_in.weight
+        decodes.append((weight.data_ptr(), weight.dtype))
+        return decode(*args, **kwargs)
+
+    def watched_encode(*args, **kwargs):
+        encodes.append(pipe.vae.encoder.conv_in.weight.dtype)
+        return encode(*args, **kwargs)
+
+    pipe.decode_latents, pipe._encode_vae_image, pipe.vae.to = watched_decode, watched_encode, watched_cast
+    outputs = [frames(pipe, point) for _ in range(calls)]
+    return decodes, encodes, casts, outputs
+
+
+@pytest.mark.slow
+def test_compile_vae_keeps_the_decoder_weights_where_cuda_graphs_recorded_them(point, monkeypatch, fresh_dynamo):
+    """reduce-overhead records CUDA graphs over the decoder's weights by address. An fp16 VAE with
+    force_upcast is cast to fp32 for the encode and back in every call: new weight tensors every video,
+    so the graphs would be recorded again per video. The compile-vae lever keeps the encoder in fp32
+    once instead: the decoder's weights stay put and the output is the reference's. The fp16 pipeline
+    on the CPU, the lever applied past its CUDA-only decision with Dynamo's eager backend."""
+    from svdops.bench import models
+
+    monkeypatch.setattr(models, "COMPILE_BACKEND", "eager")
+    half = dataclasses.replace(point, dtype="fp16", steps=1)
+    reference_pipe, _ = build_random_pipeline(half, "cpu")
+    assert reference_pipe.vae.config.force_upcast
+    decodes, encodes, casts, (reference, _) = _decoder_weights_per_call(reference_pipe, half)
+    assert encodes == [torch.float32, torch.float32] and [d for _, d in decodes] == [torch.float16] * 2
+    # the mechanism: every video casts the whole VAE up and back, so the decoder's weights are new tensors
+    assert casts.count(torch.float32) == 2 and casts.count(torch.float16) >= 2
+
+    pipe, _ = build_random_pipeline(half, "cpu")
+    note = CompileVAEDecoder("reduce-overhead", requested=True).apply(pipe)
+    decodes, encodes, casts, (first, second) = _decoder_weights_per_call(pipe, half)
+    assert encodes == [torch.float32, torch.float32] and [d for _, d in decodes] == [torch.float16] * 2
+    assert casts == [] and decodes[0][0] == decodes[1][0]  # the same tensors every call: graphs recorded once
+    assert np.array_equal(first, reference) and np.array_equal(second, reference)
+    assert "encoder kept in fp32" in note
