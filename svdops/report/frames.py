@@ -132,8 +132,10 @@ def workload_label(config: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "unknown"
 
 
-def config_label(config: Mapping[str, Any]) -> str:
-    """`25f 576x1024 25 steps chunk 8 fp16` plus whatever departs from the defaults."""
+def config_label(config: Mapping[str, Any], compiled: object = None) -> str:
+    """`25f 576x1024 25 steps chunk 8 fp16` plus whatever departs from the defaults: `--optimize` and its
+    compile mode too, so optimized points never group with reference ones. `compiled` is what Dynamo
+    did at the point (summary.compile.compiled): False turns a requested `compiled` into `ran eager`."""
     parts = []
     if config.get("frames") is not None:
         parts.append(f"{config['frames']}f")
@@ -147,9 +149,14 @@ def config_label(config: Mapping[str, Any]) -> str:
         parts.append(str(config["dtype"]))
     if (config.get("videos_per_call") or 1) != 1:
         parts.append(f"x{config['videos_per_call']}/call")
+    optimized = config.get("optimize") not in (None, "none")
+    if optimized:
+        parts.append(f"optimize {as_text(config['optimize'])}")
+    if (config.get("compile") or optimized) and config.get("compile_mode") not in (None, "default"):
+        parts.append(str(as_text(config["compile_mode"])))
     for flag, word in (("compile", "compiled"), ("cpu_offload", "offload"), ("forward_chunking", "ff-chunks")):
         if config.get(flag):
-            parts.append(word)
+            parts.append("ran eager" if flag == "compile" and compiled is False else word)
     return " ".join(parts) or "default"
 
 
@@ -258,7 +265,7 @@ def _point_row(point: PointDoc, index: int, gpu: str | None) -> dict[str, Any]:
         mfu = unet_tflops / peak if peak else None
     return {
         "workload": workload_label(config),
-        "config": config_label(config),
+        "config": config_label(config, (summary.compile or {}).get("compiled")),
         "point": point.point if point.point is not None else index,
         "status": as_text(point.status) or "unknown",
         "error": as_text(point.error),
