@@ -132,9 +132,26 @@ def workload_label(config: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "unknown"
 
 
-def config_label(config: Mapping[str, Any], compiled: object = None) -> str:
-    """`25f 576x1024 25 steps chunk 8 fp16` plus whatever departs from the defaults: `--optimize` and its
-    compile mode too, so optimized points never group with reference ones. `compiled` is what Dynamo
+def optimize_label(config: Mapping[str, Any]) -> str | None:
+    """`optimize max max-autotune` from a point's own configuration: its --optimize level and, when anything
+    was compiled, a compile mode other than the default. None for a reference point (or one from before
+    --optimize). Short text values only: the configuration is free-form JSON."""
+
+    def text(key: str) -> str | None:
+        value = config.get(key)
+        return value[:40] if isinstance(value, str) and value else None
+
+    level, mode = text("optimize"), text("compile_mode")
+    optimized = level not in (None, "none")
+    parts = [f"optimize {level}"] if optimized else []
+    if (config.get("compile") is True or optimized) and mode not in (None, "default"):
+        parts.append(str(mode))
+    return " ".join(parts) or None
+
+
+def config_label(config: Mapping[str, Any], compiled: object = None, optimize: str | None = None) -> str:
+    """`25f 576x1024 25 steps chunk 8 fp16` plus whatever departs from the defaults, `optimize` (see
+    `optimize_label`) too, so optimized points never group with reference ones. `compiled` is what Dynamo
     did at the point (summary.compile.compiled): False turns a requested `compiled` into `ran eager`."""
     parts = []
     if config.get("frames") is not None:
@@ -149,11 +166,8 @@ def config_label(config: Mapping[str, Any], compiled: object = None) -> str:
         parts.append(str(config["dtype"]))
     if (config.get("videos_per_call") or 1) != 1:
         parts.append(f"x{config['videos_per_call']}/call")
-    optimized = config.get("optimize") not in (None, "none")
-    if optimized:
-        parts.append(f"optimize {as_text(config['optimize'])}")
-    if (config.get("compile") or optimized) and config.get("compile_mode") not in (None, "default"):
-        parts.append(str(as_text(config["compile_mode"])))
+    if optimize:
+        parts.append(optimize)
     for flag, word in (("compile", "compiled"), ("cpu_offload", "offload"), ("forward_chunking", "ff-chunks")):
         if config.get(flag):
             parts.append("ran eager" if flag == "compile" and compiled is False else word)
@@ -265,7 +279,7 @@ def _point_row(point: PointDoc, index: int, gpu: str | None) -> dict[str, Any]:
         mfu = unet_tflops / peak if peak else None
     return {
         "workload": workload_label(config),
-        "config": config_label(config, (summary.compile or {}).get("compiled")),
+        "config": config_label(config, (summary.compile or {}).get("compiled"), optimize_label(point.config)),
         "point": point.point if point.point is not None else index,
         "status": as_text(point.status) or "unknown",
         "error": as_text(point.error),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from svdops.report.frames import config_label, groups_frame, points_frame
+from svdops.report.frames import config_label, groups_frame, optimize_label, points_frame
 from svdops.runs.store import load_run
 from tests.unit.test_report import T0, make_run, point
 
@@ -35,3 +35,11 @@ def test_a_point_that_ran_eagerly_is_not_labelled_compiled(tmp_path):
     labels = list(points_frame([load_run(next(store.iterdir()))])["config"])
     assert labels == ["25f 576x1024 25 steps chunk 8 fp16 compiled", "25f 576x1024 25 steps chunk 8 fp16 ran eager"]
     assert config_label({"compile": True}) == "compiled"  # no record of what Dynamo did: as requested
+
+
+def test_the_optimize_label_reads_short_text_only():
+    assert optimize_label({"optimize": "safe", "compile_mode": "default"}) == "optimize safe"
+    assert optimize_label({"optimize": "none", "compile": True, "compile_mode": "reduce-overhead"}) == "reduce-overhead"
+    assert optimize_label({"optimize": "none", "compile": False, "compile_mode": "reduce-overhead"}) is None
+    assert optimize_label({"optimize": ["max"] * 10**5, "compile_mode": {"a": 1}}) is None  # hostile: left out
+    assert optimize_label({"optimize": "m" * 10**6}) == "optimize " + "m" * 40
