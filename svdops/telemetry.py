@@ -121,6 +121,7 @@ class TelemetrySampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unsupported: set[str] = set()
+        self._clocks_event: Callable[[Any], Any] = lambda handle: None
         self._initialised = False
         self.available = False
         self.note: str | None = None
@@ -156,6 +157,7 @@ class TelemetrySampler:
             return False
         self.gpu_name = _text(self._query("name", lambda: nvml.nvmlDeviceGetName(self._handle)))
         self.driver_version = _text(self._query("driver", nvml.nvmlSystemGetDriverVersion))
+        self._clocks_event = _ClocksEventReasons(nvml)
         self.available = True
         return True
 
@@ -239,7 +241,7 @@ class TelemetrySampler:
             util_mem_pct=_num(getattr(util, "memory", None)),
             mem_used_mib=_scaled(getattr(mem, "used", None), 1 / 2**20),
             energy_mj=_num(q("energy", lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(handle))),
-            clocks_event_mask=_int(q("clocks_event", lambda: _clocks_event_reasons(nvml, handle))),
+            clocks_event_mask=_int(q("clocks_event", lambda: self._clocks_event(handle))),
         )
         with self._lock:
             self._samples.append(sample)
@@ -262,12 +264,37 @@ class TelemetrySampler:
             return list(self._marks)
 
 
-def _clocks_event_reasons(nvml: Any, handle: Any) -> Any:
-    # Renamed from "throttle" to "clocks event" in driver 535; old bindings have only the old name.
-    getter = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
-    if getter is None:
-        getter = nvml.nvmlDeviceGetCurrentClocksThrottleReasons
-    return getter(handle)
+# Renamed from "throttle" to "clocks event" in driver 535. nvidia-ml-py has both Python functions
+# whatever the driver; an older libnvidia-ml.so lacks the new symbol and every call of it raises
+# NVMLError_FunctionNotFound (13). Old bindings lack the new function altogether.
+CLOCKS_EVENT_CALLS = ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons")
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
+
+
+class _ClocksEventReasons:
+    """The clocks-event mask through whichever name this binding and driver answer, found once."""
+
+    def __init__(self, nvml: Any) -> None:
+        self.nvml = nvml
+        self.calls = [name for name in CLOCKS_EVENT_CALLS if hasattr(nvml, name)]
+
+    def __call__(self, handle: Any) -> Any:
+        while self.calls:
+            try:
+                return getattr(self.nvml, self.calls[0])(handle)
+            except Exception as exc:
+                if not _function_not_found(exc):
+                    raise
+                self.calls.pop(0)  # the driver has no such symbol: it will not grow one
+        raise _ClocksEventCallNotSupported("neither clocks-event reasons call exists in this NVML")
+
+
+class _ClocksEventCallNotSupported(Exception):
+    """No name answers: NotSupported by its name, so the sampler does not ask again."""
+
+
+def _function_not_found(exc: BaseException) -> bool:
+    return getattr(exc, "value", None) == NVML_ERROR_FUNCTION_NOT_FOUND or "FunctionNotFound" in type(exc).__name__
 
 
 def _text(value: Any) -> str | None:
@@ -296,15 +323,51 @@ def samples_between(samples: Iterable[TelemetrySample], start_mono: float, end_m
     return [s for s in samples if start_mono <= s.t_mono <= end_mono]
 
 
-def energy_joules(samples: Sequence[TelemetrySample]) -> float | None:
-    """Energy over the samples' span: the NVML counter's difference, else power integrated over time."""
-    counters = [(s.t_mono, s.energy_mj) for s in samples if s.energy_mj is not None]
-    if len(counters) >= 2 and counters[-1][1] >= counters[0][1]:
-        return (counters[-1][1] - counters[0][1]) / 1000.0
-    powers = [(s.t_mono, s.power_w) for s in samples if s.power_w is not None]
-    if len(powers) < 2:
+def energy_joules(
+    samples: Sequence[TelemetrySample], start_mono: float | None = None, end_mono: float | None = None
+) -> float | None:
+    """Energy from `start_mono` to `end_mono` (default: the samples' span), in joules.
+
+    NVML's energy counter is read between samples by linear interpolation at the window's edges, so
+    a window is not cut short to the first and last sample inside it (at 10 Hz that lost up to 0.2 s
+    of a few-second iteration). Without a usable counter (unsupported, or it went backwards when the
+    driver reloaded), power is integrated over the same window, piecewise linear between samples.
+    Pass every sample, not only those inside the window: the edges need their neighbours. Nothing is
+    extrapolated: a window reaching past the samples is counted as far as they go, None if they miss it.
+    """
+    counters = sorted((s.t_mono, float(s.energy_mj)) for s in samples if s.energy_mj is not None)
+    span = _clamped(counters, start_mono, end_mono)
+    if span is not None:
+        start, end = span
+        inside = [e for t, e in counters if start < t < end]
+        edges = [_interpolate(counters, start), *inside, _interpolate(counters, end)]
+        if all(b >= a for a, b in itertools.pairwise(edges)):
+            return (edges[-1] - edges[0]) / 1000.0
+    powers = sorted((s.t_mono, float(s.power_w)) for s in samples if s.power_w is not None)
+    span = _clamped(powers, start_mono, end_mono)
+    if span is None:
         return None
-    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in itertools.pairwise(powers))
+    start, end = span
+    points = [(start, _interpolate(powers, start)), *((t, p) for t, p in powers if start < t < end)]
+    points.append((end, _interpolate(powers, end)))
+    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in itertools.pairwise(points))
+
+
+def _clamped(series: list[tuple[float, float]], start: float | None, end: float | None) -> tuple[float, float] | None:
+    """The window cut to the series' time span; None with fewer than two points or no overlap."""
+    if len(series) < 2:
+        return None
+    lo = series[0][0] if start is None else max(start, series[0][0])
+    hi = series[-1][0] if end is None else min(end, series[-1][0])
+    return (lo, hi) if lo <= hi else None
+
+
+def _interpolate(series: list[tuple[float, float]], t: float) -> float:
+    """The value at `t` (inside the series' span) on the straight line between its neighbours."""
+    for (t0, v0), (t1, v1) in itertools.pairwise(series):
+        if t0 <= t <= t1:
+            return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+    return series[-1][1]
 
 
 def summarize(samples: Sequence[TelemetrySample]) -> dict[str, Any]:
@@ -319,11 +382,14 @@ def summarize(samples: Sequence[TelemetrySample]) -> dict[str, Any]:
         values = series(name)
         return round(how(values), 3) if values else None
 
+    # Fractions of the samples whose mask NVML gave; with no mask at all throttling is unknown (None),
+    # never "not throttled": a driver without the call must not read as a cool, unthrottled GPU.
+    masked = [s for s in samples if s.clocks_event_mask is not None]
     reason_counts: dict[str, int] = {}
-    for s in samples:
+    for s in masked:
         for reason in s.clocks_event_reasons:
             reason_counts[reason] = reason_counts.get(reason, 0) + 1
-    seen = {name: round(count / len(samples), 4) for name, count in sorted(reason_counts.items())}
+    seen = {name: round(count / len(masked), 4) for name, count in sorted(reason_counts.items())}
     energy = energy_joules(samples)
     return {
         "samples": len(samples),
@@ -339,7 +405,7 @@ def summarize(samples: Sequence[TelemetrySample]) -> dict[str, Any]:
         "util_gpu_pct_median": stat("util_gpu_pct", statistics.median),
         "mem_used_mib_max": stat("mem_used_mib", max),
         "energy_j": None if energy is None else round(energy, 3),
-        "clocks_event_reasons": seen,  # reason -> fraction of samples it was set in
-        "throttled": any(name in THROTTLE_REASONS for name in seen),
-        "power_capped": "sw_power_cap" in seen,
+        "clocks_event_reasons": seen if masked else None,  # reason -> fraction of samples it was set in
+        "throttled": any(name in THROTTLE_REASONS for name in seen) if masked else None,
+        "power_capped": "sw_power_cap" in seen if masked else None,
     }

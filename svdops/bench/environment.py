@@ -146,6 +146,45 @@ def collect_versions(torch: Any, sampler: TelemetrySampler, facts: Any, device: 
     )
 
 
+def module_dtypes(pipe: Any) -> dict[str, dict[str, Any]]:
+    """The dtype of every parameter and buffer of every module of the pipeline, by component and name."""
+    return {name: {key: tensor.dtype for key, tensor in _tensors(module)} for name, module in _pipeline_modules(pipe)}
+
+
+def restore_dtypes(pipe: Any, saved: dict[str, dict[str, Any]]) -> list[str]:
+    """Cast back every tensor whose dtype changed since `module_dtypes`; what changed ("vae float32 -> float16").
+
+    A call that fails halfway leaves what it cast: diffusers' SVD pipeline moves an fp16 VAE with
+    `force_upcast` to fp32 for the encode and back after it, so an OOM in the encode leaves it in fp32,
+    and the next call, seeing fp32, neither upcasts nor casts back (diffusers 0.42 then fails the
+    decode on fp16 latents; older releases decoded in fp32, slower and larger, silently).
+    """
+    changed: list[str] = []
+    for name, module in _pipeline_modules(pipe):
+        before = saved.get(name, {})
+        moves: set[tuple[str, str]] = set()
+        for key, tensor in _tensors(module):
+            dtype = before.get(key)
+            if dtype is not None and tensor.dtype != dtype:
+                moves.add((_dtype_name(tensor.dtype), _dtype_name(dtype)))
+                tensor.data = tensor.data.to(dtype)
+        changed += [f"{name} {old} -> {new}" for old, new in sorted(moves)]
+    return changed
+
+
+def _pipeline_modules(pipe: Any) -> list[tuple[str, Any]]:
+    components = getattr(pipe, "components", None) or {}
+    return [(name, module) for name, module in components.items() if hasattr(module, "named_parameters")]
+
+
+def _tensors(module: Any) -> list[tuple[str, Any]]:
+    return [*module.named_parameters(), *module.named_buffers()]
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"

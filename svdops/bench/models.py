@@ -20,6 +20,15 @@ from svdops.errors import BadInputError, MissingDependencyError
 from svdops.versions import Version
 
 RANDOM_INIT = "random-init"
+# torch.compile's backend for --compile and the compile levers. Tests set "eager": Dynamo's tracing,
+# guards and recompiles as they are, without Inductor's C++ build (minutes on a small CPU).
+COMPILE_BACKEND = "inductor"
+
+
+def compile_module(module: Any, mode: str) -> Any:
+    """torch.compile(module) with a --compile-mode ("default" is torch's own default)."""
+    torch, _, _ = import_stack()
+    return torch.compile(module, mode=None if mode == "default" else mode, backend=COMPILE_BACKEND)
 
 
 def import_stack() -> tuple[Any, Any, Any]:
@@ -198,7 +207,7 @@ def prepare_pipeline(point: PointConfig, weights_path: str | None) -> tuple[Any,
         pipe.unet.enable_forward_chunking()
     if point.compile and point.optimize == "none":
         # With --optimize the compile lever compiles, after the other levers and the gate's reference run.
-        pipe.unet.compile(mode=None if point.compile_mode == "default" else point.compile_mode)
+        pipe.unet.compile(mode=None if point.compile_mode == "default" else point.compile_mode, backend=COMPILE_BACKEND)
     pipe.set_progress_bar_config(disable=True)
     return pipe, weights
 

@@ -71,6 +71,7 @@ class PointResult:
     records: list[IterationRecord] = field(default_factory=list)
     flops_per_step: int | None = None
     summary: PointSummary = field(default_factory=PointSummary)
+    dynamo: dict[str, Any] | None = None  # what torch.compile did at this point (compiled runs)
 
     @property
     def timed(self) -> list[IterationRecord]:
@@ -197,6 +198,7 @@ def summarize_point(
         warmup_iterations=len(result.records) - len(timed),
         unet_tflop_per_step=None if result.flops_per_step is None else result.flops_per_step / 1e12,
         traceback=result.summary.traceback,
+        compile=result.dynamo,
     )
     if not timed:
         return summary

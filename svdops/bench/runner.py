@@ -22,8 +22,10 @@ from svdops.bench.environment import (
     first_line,
     gather_local_facts,
     is_oom,
+    module_dtypes,
     nvml_device_id,
     resolve_device,
+    restore_dtypes,
     sigterm_as_interrupt,
 )
 from svdops.bench.flops import unet_flops
@@ -46,7 +48,7 @@ from svdops.bench.records import (
 from svdops.bench.timing import StageClock, inspect_frames
 from svdops.errors import BadInputError
 from svdops.runs.store import RunWriter, run_name, unfinished_notes
-from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySampler, energy_joules, samples_between
+from svdops.telemetry import MARK_COLUMNS, TELEMETRY_COLUMNS, TelemetrySampler, energy_joules
 
 Progress = Callable[[str, dict[str, Any]], None]
 
@@ -60,7 +62,9 @@ class _Bench:
         self.sampler = sampler
         self.where = (0, 0)  # (point, iteration) for the stage marks
         self.optimization: Any = None  # svdops.bench.optimize.Optimization with --optimize
+        self.dynamo: Any = None  # svdops.bench.optimize.dynamo.DynamoWatch when anything is compiled
         self.gate_failure: str | None = None
+        self.notes: list[str] = []  # the run's notes (RunState.notes)
 
     def sync(self, device: str) -> Callable[[], None]:
         if device.startswith("cuda"):
@@ -81,11 +85,15 @@ class _Bench:
         """Run one configuration; an OOM or an error becomes its status, and the loop goes on.
         KeyboardInterrupt passes through (status stays "running" for the caller to mark)."""
         result.status = "running"
+        dtypes = module_dtypes(pipe)
+        if self.dynamo is not None:
+            self.dynamo.start_point()
         try:
             if before_point is not None:
                 before_point(pipe, result.point)
             self.run_point(pipe, result, clock)
             result.status = "ok"
+            self.compile_report(result)
             return
         except BadInputError as exc:
             result.status, result.error = "failed", str(exc) + (f" ({exc.hint})" if exc.hint else "")
@@ -98,9 +106,22 @@ class _Bench:
                 result.status = "failed"
                 result.error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 result.summary.traceback = traceback.format_exc()
+        # A call that failed halfway keeps what it cast (the VAE's fp32 upcast): the next point must
+        # run with the dtypes this one started with.
+        self.compile_report(result)
+        restored = restore_dtypes(pipe, dtypes)
+        if restored:
+            result.error = f"{result.error}; dtypes put back: {', '.join(restored)}"
         # Only here, after the except block has dropped the traceback (whose frames hold the
         # tensors), can the allocator give the memory back.
         self.release_memory(result.point.device)
+
+    def compile_report(self, result: PointResult) -> None:
+        if self.dynamo is None:
+            return
+        result.dynamo = self.dynamo.report(len(result.timed))
+        if result.dynamo["compiled"] is False and result.timed:
+            self.notes.append(f"point {result.index} ran eagerly, not compiled: {result.dynamo['why']}")
 
     def run_point(self, pipe: Any, result: PointResult, clock: StageClock) -> None:
         point = result.point
@@ -119,6 +140,8 @@ class _Bench:
             warmup = i < point.warmup
             steps = min(point.steps, point.warmup_steps) if warmup else point.steps
             self.where = (result.index, i)
+            if self.dynamo is not None:
+                self.dynamo.timed = not warmup
             info = {"point": result.index, "iteration": i, "total": total, "warmup": warmup, "steps": steps}
             self.emit("iteration", info)
             result.records.append(self._iteration(pipe, point, clock, image, i, warmup, steps))
@@ -214,6 +237,7 @@ def run_bench(
     emit("plan", {"points": len(points), "iterations": sum(p.warmup + p.iterations for p in points)})
     bench = _Bench(torch, emit, sampler)
     run = RunState(started=started, notes=notes)
+    bench.notes = run.notes
     with RunWriter(request.store, run_name(host, request.scenario, started)) as writer, sigterm_as_interrupt():
         notes.extend(unfinished_notes(writer))
         if use_telemetry:
@@ -229,12 +253,14 @@ def run_bench(
                     r.status = "interrupted"
         finally:
             sampler.stop()
+            if bench.dynamo is not None:
+                bench.dynamo.close()
 
         samples = sampler.samples
         gpu_name = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
         for r in results:
             for rec in r.records:
-                rec.energy_j = energy_joules(samples_between(samples, rec.t_start_mono, rec.t_end_mono))
+                rec.energy_j = energy_joules(samples, rec.t_start_mono, rec.t_end_mono)  # edges interpolated
             compiled = r.point.compile or bool(run.optimization and run.optimization.compiled)
             r.summary = summarize_point(r, samples, gpu_name, compiled)
         results_doc = results_document(request, device, gpu_name, results, run, sampler, use_telemetry)
@@ -293,6 +319,10 @@ def _build_and_run(
         from svdops.bench.optimize import compile_cache
 
         run.compile_cache = compile_cache.configure(request.compile_cache)
+    if first.compile or (run.optimization is not None and run.optimization.compiled):
+        from svdops.bench.optimize.dynamo import DynamoWatch
+
+        bench.dynamo = DynamoWatch().install()
     clock = StageClock(
         pipe,
         bench.sync(first.device),

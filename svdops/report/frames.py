@@ -143,8 +143,27 @@ def workload_label(config: Mapping[str, Any]) -> str:
     return ", ".join(parts) or "unknown"
 
 
-def config_label(config: Mapping[str, Any]) -> str:
-    """`25f 576x1024 25 steps chunk 8 fp16` plus whatever departs from the defaults."""
+def optimize_label(config: Mapping[str, Any]) -> str | None:
+    """`optimize max max-autotune` from a point's own configuration: its --optimize level and, when anything
+    was compiled, a compile mode other than the default. None for a reference point (or one from before
+    --optimize). Short text values only: the configuration is free-form JSON."""
+
+    def text(key: str) -> str | None:
+        value = config.get(key)
+        return value[:40] if isinstance(value, str) and value else None
+
+    level, mode = text("optimize"), text("compile_mode")
+    optimized = level not in (None, "none")
+    parts = [f"optimize {level}"] if optimized else []
+    if (config.get("compile") is True or optimized) and mode not in (None, "default"):
+        parts.append(str(mode))
+    return " ".join(parts) or None
+
+
+def config_label(config: Mapping[str, Any], compiled: object = None, optimize: str | None = None) -> str:
+    """`25f 576x1024 25 steps chunk 8 fp16` plus whatever departs from the defaults, `optimize` (see
+    `optimize_label`) too, so optimized points never group with reference ones. `compiled` is what Dynamo
+    did at the point (summary.compile.compiled): False turns a requested `compiled` into `ran eager`."""
     parts = []
     if config.get("frames") is not None:
         parts.append(f"{config['frames']}f")
@@ -158,9 +177,11 @@ def config_label(config: Mapping[str, Any]) -> str:
         parts.append(str(config["dtype"]))
     if (config.get("videos_per_call") or 1) != 1:
         parts.append(f"x{config['videos_per_call']}/call")
+    if optimize:
+        parts.append(optimize)
     for flag, word in (("compile", "compiled"), ("cpu_offload", "offload"), ("forward_chunking", "ff-chunks")):
         if config.get(flag):
-            parts.append(word)
+            parts.append("ran eager" if flag == "compile" and compiled is False else word)
     return " ".join(parts) or "default"
 
 
@@ -290,7 +311,7 @@ def _point_row(point: PointDoc, index: int, gpu: str | None) -> dict[str, Any]:
         mfu = unet_tflops / peak if peak else None
     return {
         "workload": workload_label(config),
-        "config": config_label(config),
+        "config": config_label(config, (summary.compile or {}).get("compiled"), optimize_label(point.config)),
         "point": as_count(point.point) if as_count(point.point) is not None else index,
         "status": as_text(point.status) or "unknown",
         "error": as_text(point.error),

@@ -332,6 +332,7 @@ class PointSummary(Doc):
     nvml_mem_used_mib_max: float | None = None
     throttled: bool | None = None
     compile_s: float | None = field(default=None, metadata=OMITTED)  # compiled runs
+    compile: dict[str, Any] | None = field(default=None, metadata=OMITTED)  # compiled runs: what Dynamo did
     traceback: str | None = field(default=None, metadata=OMITTED)  # points that failed with a bug
 
     def stage(self, name: str) -> Stat | None:

@@ -218,3 +218,43 @@ def test_shape_the_model_cannot_take_is_a_failed_point_not_a_crash(tmp_path):
     outcome = run_bench(tiny(tmp_path, sweep=("height=64,60",), iterations=1, telemetry=False), gather=_facts)
     assert [p.status for p in outcome.points] == ["ok", "failed"]
     assert "--height 60 is not a multiple of 8" in outcome.points[1].error
+
+
+def test_an_oom_inside_the_upcast_vae_encode_leaves_no_point_after_it_in_fp32(tmp_path, monkeypatch):
+    """diffusers' SVD pipeline casts an fp16 VAE with force_upcast to fp32 for the encode and back to
+    fp16 afterwards. An OOM in between used to leave it in fp32: the next call sees an fp32 VAE, needs
+    no upcast, never casts back, and every later point decodes in fp32. The real pipeline in fp16 on
+    the CPU (refused for users as slow, allowed here), the OOM raised inside the VAE encoder."""
+    from svdops.bench import runner
+
+    monkeypatch.setattr(runner, "check_dtype", lambda point: None)
+    seen: dict[int, dict[str, torch.dtype]] = {}
+    handles = []
+
+    def oom_in_the_encode_of_the_second_point(pipe, point):
+        for h in handles:
+            h.remove()
+        index = len(seen)
+        seen[index] = {}
+
+        def encode(module, args):
+            seen[index]["vae_encode"] = next(module.parameters()).dtype  # fp32 here: the pipeline upcast
+            if point.decode_chunk == 4:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+
+        def decode(module, args):
+            seen[index]["vae_decode"] = next(module.parameters()).dtype
+
+        handles.append(pipe.vae.encoder.register_forward_pre_hook(encode))
+        handles.append(pipe.vae.decoder.register_forward_pre_hook(decode))
+        seen[index]["unet"] = pipe.unet.dtype
+
+    request = tiny(tmp_path, dtype="fp16", sweep=("decode_chunk=1,4,2",), warmup=0, iterations=1, steps=1,
+                   frames=2, telemetry=False)  # fmt: skip
+    outcome = run_bench(request, gather=_facts, before_point=oom_in_the_encode_of_the_second_point)
+    assert [p.status for p in outcome.points] == ["ok", "oom", "ok"], outcome.points[2].error
+    fp16, fp32 = torch.float16, torch.float32
+    assert seen[0] == {"unet": fp16, "vae_encode": fp32, "vae_decode": fp16}
+    assert seen[1] == {"unet": fp16, "vae_encode": fp32}
+    assert seen[2] == {"unet": fp16, "vae_encode": fp32, "vae_decode": fp16}  # upcast again, decoded in fp16
+    assert "vae float32 -> float16" in outcome.points[1].error  # what was put back is said

@@ -3,6 +3,7 @@ broken path, the run folder records every lever; and the compile cache turns col
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -209,3 +210,93 @@ def test_compile_cache_is_cold_then_warm_and_the_split_processor_compiles_whole(
     assert warm["fxgraph_cache_miss"] == 0
     assert cold["max_diff"] <= 1e-5 and warm["max_diff"] <= 1e-5
     assert warm["dir"] == str((tmp_path / "cache").resolve())
+
+
+@pytest.fixture
+def fresh_dynamo():
+    # Dynamo keeps compiled code per code object across pipelines: another test's entries would count
+    # towards this one's recompile limit.
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+def test_a_shape_sweep_past_the_recompile_limit_is_recorded_as_eager_not_compiled(tmp_path, monkeypatch, fresh_dynamo):
+    """`--compile` with a sweep: each new shape fails the compiled code's guards and Dynamo recompiles,
+    until torch._dynamo.config.recompile_limit (8) recompiles of the UNet's forward; then it runs that
+    shape eagerly and says so only in a log warning. Real Dynamo on the real tiny UNet, the limit set to
+    1 so the second shape hits it; the "eager" backend (Dynamo's tracing and guards, no Inductor C++
+    build: minutes on two cores) keeps it near a minute and a half."""
+    from svdops.bench import models
+
+    monkeypatch.setattr(models, "COMPILE_BACKEND", "eager")
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    request = BenchRequest(scenario="tiny", store=str(tmp_path / "runs"), steps=1, frames=2, iterations=1, warmup=1,
+                           compile=True, sweep=("decode_chunk=1,2", "height=64,48"), telemetry=False)  # fmt: skip
+    outcome = run_bench(request, gather=_facts)
+    assert outcome.status == "ok"
+    assert [(p.point.decode_chunk, p.point.height) for p in outcome.points] == [(1, 64), (1, 48), (2, 64), (2, 48)]
+    first, swept, back, swept_again = (p.summary.compile for p in outcome.results.points)
+    assert first["compiled"] is True and first["graphs_compiled"] >= 1 and first["timed"] == {"compiled": 1, "eager": 0}
+    assert swept["compiled"] is False and swept["recompile_limit_hit"] is True
+    assert swept["timed"] == {"compiled": 0, "eager": 1} and swept["graphs_compiled"] == 0
+    assert "recompile_limit" in swept["why"] and swept["recompile_limit"] == 1
+    assert back["compiled"] is True and back["guard_misses"] == 0  # the first shape's code still runs compiled
+    assert swept_again["compiled"] is False and swept_again["recompile_limit_hit"] is True
+    assert all(p.summary.compile["graph_breaks"] >= 0 for p in outcome.results.points)
+    assert [note.split(",")[0] for note in outcome.results.notes if "ran eagerly" in note] == [
+        "point 1 ran eagerly", "point 3 ran eagerly"]  # fmt: skip
+    written = json.loads((outcome.path / "results.json").read_text())
+    assert written["points"][1]["summary"]["compile"]["compiled"] is False
+
+
+def _decoder_weights_per_call(pipe, point, calls=2):
+    """(address, dtype) of a VAE decoder weight at each decode, the encoder's dtype at each encode, the
+    dtypes the pipeline cast the whole VAE to, and the outputs."""
+    decodes, encodes, casts = [], [], []
+    decode, encode, cast = pipe.decode_latents, pipe._encode_vae_image, pipe.vae.to
+
+    def watched_cast(*args, **kwargs):
+        casts.append(kwargs.get("dtype"))
+        return cast(*args, **kwargs)
+
+    def watched_decode(*args, **kwargs):
+        weight = pipe.vae.decoder.conv_in.weight
+        decodes.append((weight.data_ptr(), weight.dtype))
+        return decode(*args, **kwargs)
+
+    def watched_encode(*args, **kwargs):
+        encodes.append(pipe.vae.encoder.conv_in.weight.dtype)
+        return encode(*args, **kwargs)
+
+    pipe.decode_latents, pipe._encode_vae_image, pipe.vae.to = watched_decode, watched_encode, watched_cast
+    outputs = [frames(pipe, point) for _ in range(calls)]
+    return decodes, encodes, casts, outputs
+
+
+@pytest.mark.slow
+def test_compile_vae_keeps_the_decoder_weights_where_cuda_graphs_recorded_them(point, monkeypatch, fresh_dynamo):
+    """reduce-overhead records CUDA graphs over the decoder's weights by address. An fp16 VAE with
+    force_upcast is cast to fp32 for the encode and back in every call: new weight tensors every video,
+    so the graphs would be recorded again per video. The compile-vae lever keeps the encoder in fp32
+    once instead: the decoder's weights stay put and the output is the reference's. The fp16 pipeline
+    on the CPU, the lever applied past its CUDA-only decision with Dynamo's eager backend."""
+    from svdops.bench import models
+
+    monkeypatch.setattr(models, "COMPILE_BACKEND", "eager")
+    half = dataclasses.replace(point, dtype="fp16", steps=1)
+    reference_pipe, _ = build_random_pipeline(half, "cpu")
+    assert reference_pipe.vae.config.force_upcast
+    decodes, encodes, casts, (reference, _) = _decoder_weights_per_call(reference_pipe, half)
+    assert encodes == [torch.float32, torch.float32] and [d for _, d in decodes] == [torch.float16] * 2
+    # the mechanism: every video casts the whole VAE up and back, so the decoder's weights are new tensors
+    assert casts.count(torch.float32) == 2 and casts.count(torch.float16) >= 2
+
+    pipe, _ = build_random_pipeline(half, "cpu")
+    note = CompileVAEDecoder("reduce-overhead", requested=True).apply(pipe)
+    decodes, encodes, casts, (first, second) = _decoder_weights_per_call(pipe, half)
+    assert encodes == [torch.float32, torch.float32] and [d for _, d in decodes] == [torch.float16] * 2
+    assert casts == [] and decodes[0][0] == decodes[1][0]  # the same tensors every call: graphs recorded once
+    assert np.array_equal(first, reference) and np.array_equal(second, reference)
+    assert "encoder kept in fp32" in note

@@ -29,6 +29,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
     6: ("NotFound", "Not Found"),
     9: ("DriverNotLoaded", "Driver Not Loaded"),
     12: ("LibraryNotFound", "NVML Shared Library Not Found"),
+    13: ("FunctionNotFound", "Function Not Found"),
     15: ("GpuIsLost", "GPU is lost"),
     999: ("Unknown", "Unknown Error"),
 }
@@ -38,7 +39,14 @@ NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_ERROR_GPU_IS_LOST = 15
+
+# Entry points newer than some drivers still in service: nvidia-ml-py has the Python function whatever
+# the driver, and its lookup in libnvidia-ml.so raises NVMLError_FunctionNotFound where the driver lacks it.
+INTRODUCED_IN_DRIVER: dict[str, int] = {
+    "nvmlDeviceGetCurrentClocksEventReasons": 535,  # the renamed nvmlDeviceGetCurrentClocksThrottleReasons
+}
 
 _RECORDED_ERROR = re.compile(r"ERROR (NVMLError_\w+)\((\d+)\)")
 
@@ -108,8 +116,12 @@ def _recording(host_or_file: str | Path) -> Path:
 
 class FakeNvml(types.ModuleType):
     """pynvml for the GPUs of one recorded host. Test controls: `gpus` (the recorded answers, one dict
-    per GPU, editable), `unsupported` (recorded keys that answer NotSupported), `energy_step_mj`,
-    `apply_row`; and what was asked: `calls` (by pynvml function name), `initialised`, `shutdowns`."""
+    per GPU, editable), `unsupported` (recorded keys that answer NotSupported), `lacks` (pynvml functions
+    whose symbol the driver library does not have), `energy_step_mj`, `apply_row`; and what was asked:
+    `calls` (by pynvml function name), `initialised`, `shutdowns`.
+
+    `driver="525.147.05"` answers the recorded values through an older driver's library: every entry
+    point newer than that driver (INTRODUCED_IN_DRIVER) is missing, as it is there."""
 
     NVML_TEMPERATURE_GPU = 0
     NVML_TEMPERATURE_THRESHOLD_SHUTDOWN = 0
@@ -119,12 +131,16 @@ class FakeNvml(types.ModuleType):
     NVML_ERROR_NOT_SUPPORTED = NVML_ERROR_NOT_SUPPORTED
     NVMLError = NVMLError
 
-    def __init__(self, recording: str | Path = "h100-sxm-ubuntu2404", *, init_error: int | None = None) -> None:
+    def __init__(
+        self, recording: str | Path = "h100-sxm-ubuntu2404", *, init_error: int | None = None, driver: str | None = None
+    ) -> None:
         super().__init__("pynvml", "fake pynvml answering from " + str(recording))
         for name, cls in ERROR_CLASSES.items():
             setattr(self, name, cls)
         data = json.loads(_recording(recording).read_text())
-        self.driver: str = data["driver"]
+        self.driver: str = driver or data["driver"]
+        major = int(self.driver.split(".")[0])
+        self.lacks: set[str] = {name for name, since in INTRODUCED_IN_DRIVER.items() if major < since}
         self.gpus: list[dict[str, Any]] = [dict(gpu) for gpu in data["gpus"]]
         assert data["count"] == len(self.gpus), "the recording lists fewer GPUs than NVML counted"
         self.init_error = init_error  # an NVML_ERROR_* code nvmlInit raises, as on a host without a driver
@@ -153,6 +169,8 @@ class FakeNvml(types.ModuleType):
 
     def _count(self, call: str) -> None:
         self.calls[call] = self.calls.get(call, 0) + 1
+        if call in self.lacks:  # pynvml looks the symbol up before it calls: this comes first
+            raise NVMLError(NVML_ERROR_FUNCTION_NOT_FOUND)
         if self.initialised <= self.shutdowns:
             raise NVMLError(NVML_ERROR_UNINITIALIZED)
 
@@ -258,6 +276,10 @@ class FakeNvml(types.ModuleType):
 
     def nvmlDeviceGetCurrentClocksEventReasons(self, handle: FakeHandle) -> int:
         return int(self._answer("nvmlDeviceGetCurrentClocksEventReasons", handle, "clocks_event_reasons"))
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle: FakeHandle) -> int:
+        # the same mask under its pre-535 name (nvml.h keeps the old name as an alias)
+        return int(self._answer("nvmlDeviceGetCurrentClocksThrottleReasons", handle, "clocks_event_reasons"))
 
 
 def recorded_series() -> list[dict[str, Any]]:

@@ -79,3 +79,29 @@ def test_it_stands_in_for_the_module_and_behaves_like_nvml():
         fake.nvmlDeviceGetMaxClockInfo(handle, fake.NVML_CLOCK_SM)
     with pytest.raises(fake.NVMLError_DriverNotLoaded, match="Driver Not Loaded"):
         FakeNvml(init_error=9).nvmlInit()
+
+
+def test_an_older_driver_lacks_the_renamed_call_as_pynvml_reports_it(monkeypatch):
+    """pynvml has the Python function whatever the driver; a libnvidia-ml.so older than 535 lacks the
+    symbol and pynvml's lookup raises FunctionNotFound. The real lookup, against a library without it:"""
+
+    class DriverLibrary525:  # a loaded CDLL answers getattr with the symbol or AttributeError
+        nvmlDeviceGetCurrentClocksThrottleReasons = staticmethod(lambda handle, reasons: 0)
+
+    monkeypatch.setattr(pynvml, "nvmlLib", DriverLibrary525())
+    monkeypatch.setattr(pynvml, "_nvmlGetFunctionPointer_cache", {})
+    with pytest.raises(pynvml.NVMLError) as real:
+        pynvml.nvmlDeviceGetCurrentClocksEventReasons(None)
+    assert pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(None) == 0  # the old name is still there
+
+    fake = FakeNvml(driver="525.147.05")
+    fake.nvmlInit()
+    handle = fake.nvmlDeviceGetHandleByIndex(0)
+    with pytest.raises(NVMLError) as mine:
+        fake.nvmlDeviceGetCurrentClocksEventReasons(handle)
+    assert (type(mine.value).__name__, str(mine.value), mine.value.value) == (
+        type(real.value).__name__, str(real.value), real.value.value)  # fmt: skip
+    assert type(real.value).__name__ == "NVMLError_FunctionNotFound"
+    assert fake.nvmlDeviceGetCurrentClocksThrottleReasons(handle) == fake.gpus[0]["clocks_event_reasons"]
+    assert fake.nvmlSystemGetDriverVersion() == "525.147.05"
+    assert "nvmlDeviceGetCurrentClocksEventReasons" not in FakeNvml().lacks  # the recorded 580 driver has it

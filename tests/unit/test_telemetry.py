@@ -11,6 +11,7 @@ import pytest
 
 from svdops.telemetry import (
     TELEMETRY_COLUMNS,
+    TelemetrySample,
     TelemetrySampler,
     decode_clocks_event_reasons,
     energy_joules,
@@ -159,3 +160,76 @@ def test_energy_falls_back_to_integrated_power():
     sampler.stop()
     assert energy_joules([s0, s1]) == pytest.approx(100.0 * (s1.t_mono - s0.t_mono))
     assert summarize([]) == {"samples": 0}
+
+
+def _sample_rows(nvml, rows):
+    sampler = TelemetrySampler(0, nvml=nvml)
+    assert sampler.open()
+    for row in rows:
+        nvml.apply_row(row)
+        sampler.sample_once()
+    sampler.stop()
+    return sampler
+
+
+def test_a_driver_older_than_535_is_asked_the_throttle_reasons_call():
+    """Before 535 the driver library has no nvmlDeviceGetCurrentClocksEventReasons (pynvml still has
+    the Python function): the sampler asks once, then uses the old name for the same mask."""
+    rows = recorded_series()
+    nvml = FakeNvml(driver="525.147.05")
+    sampler = _sample_rows(nvml, rows)
+    assert [s.clocks_event_mask for s in sampler.samples] == [r["throttle"] for r in rows]
+    assert nvml.calls["nvmlDeviceGetCurrentClocksEventReasons"] == 1
+    assert nvml.calls["nvmlDeviceGetCurrentClocksThrottleReasons"] == len(rows)
+    assert sampler.errors == 0
+    summary = summarize(sampler.samples)
+    assert summary["throttled"] is False and summary["power_capped"] is True
+    assert summary["clocks_event_reasons"]["sw_power_cap"] == pytest.approx(292 / 373, abs=1e-3)
+
+
+def test_clock_reasons_nvml_cannot_give_are_unknown_not_unthrottled():
+    rows = recorded_series()[:20]
+    nvml = FakeNvml(driver="525.147.05")
+    nvml.lacks.add("nvmlDeviceGetCurrentClocksThrottleReasons")  # neither name answers
+    sampler = _sample_rows(nvml, rows)
+    assert all(s.clocks_event_mask is None for s in sampler.samples)
+    assert sampler.samples[0].power_w is not None  # the rest of each sample is still read
+    assert nvml.calls["nvmlDeviceGetCurrentClocksThrottleReasons"] == 1  # not asked again every 100 ms
+    summary = summarize(sampler.samples)
+    assert summary["throttled"] is None and summary["power_capped"] is None
+    assert summary["clocks_event_reasons"] is None
+    nvml = FakeNvml()
+    nvml.unsupported.add("clocks_event_reasons")  # a GPU that answers NotSupported: unknown too
+    assert summarize(_sample_rows(nvml, rows).samples)["throttled"] is None
+
+
+def _synthetic(period_s, until_s, *, counter, power):
+    """Samples every `period_s` from 0 to `until_s` of a GPU whose counter and power are known exactly."""
+    out = []
+    for k in range(round(until_s / period_s) + 1):
+        t = k * period_s
+        out.append(TelemetrySample(t_unix=1e9 + t, t_mono=t, energy_mj=counter(t), power_w=power(t)))
+    return out
+
+
+def test_energy_of_a_window_reads_the_counter_at_its_edges():
+    """A 300 W GPU sampled at 10 Hz: an iteration from 0.05 s to 1.03 s used exactly 294 J. The samples
+    inside the window span only 0.1-1.0 s (270 J, 8% low): the counter is interpolated at the edges."""
+    samples = _synthetic(0.1, 2.0, counter=lambda t: round(300_000 * t), power=lambda t: 300.0)
+    assert energy_joules(samples, 0.05, 1.03) == pytest.approx(294.0, rel=1e-9)
+    assert energy_joules(samples_between(samples, 0.05, 1.03)) == pytest.approx(270.0)  # the span of the samples
+    assert energy_joules(samples, 0.2, 0.2) == pytest.approx(0.0)
+    # A window past the last sample: only as far as the counter was read, never extrapolated.
+    assert energy_joules(samples, 1.95, 2.5) == pytest.approx(15.0)
+    assert energy_joules(samples, 2.5, 3.0) is None
+
+
+def test_energy_without_the_counter_integrates_power_over_the_exact_window():
+    """Power ramping 100 -> 300 W over 2 s (P = 100 + 100 t) and no energy counter: the integral from
+    0.05 to 1.03 s is 100 * 0.98 + 50 * (1.03**2 - 0.05**2), exactly, for a linear ramp."""
+    samples = _synthetic(0.1, 2.0, counter=lambda t: None, power=lambda t: 100.0 + 100.0 * t)
+    exact = 100.0 * 0.98 + 50.0 * (1.03**2 - 0.05**2)
+    assert energy_joules(samples, 0.05, 1.03) == pytest.approx(exact, rel=1e-9)
+    # a counter that went backwards (the driver reloaded) is not trusted: power is integrated instead
+    reset = [TelemetrySample(**{**s.__dict__, "energy_mj": 5_000_000 - k}) for k, s in enumerate(samples)]
+    assert energy_joules(reset, 0.05, 1.03) == pytest.approx(exact, rel=1e-9)

@@ -130,9 +130,9 @@ class CompileUNet(Lever):
         return YES
 
     def apply(self, pipe: Any) -> str:
-        import torch
+        from svdops.bench.models import compile_module
 
-        pipe.unet = torch.compile(pipe.unet, mode=None if self.mode == "default" else self.mode)
+        pipe.unet = compile_module(pipe.unet, self.mode)
         return f"torch.compile(unet, mode={self.mode}); the first (warm-up) call compiles"
 
 
@@ -141,11 +141,36 @@ class CompileVAEDecoder(CompileUNet):
     summary = "torch.compile of the VAE decoder"
 
     def apply(self, pipe: Any) -> str:
-        import torch
+        from svdops.bench.models import compile_module
 
+        split = split_vae_upcast(pipe)
         # The decoder, not the VAE: the pipeline inspects vae.forward's signature to pass num_frames.
-        pipe.vae.decoder = torch.compile(pipe.vae.decoder, mode=None if self.mode == "default" else self.mode)
-        return f"torch.compile(vae.decoder, mode={self.mode}); a shorter last decode chunk compiles once more"
+        pipe.vae.decoder = compile_module(pipe.vae.decoder, self.mode)
+        note = f"torch.compile(vae.decoder, mode={self.mode}); a shorter last decode chunk compiles once more"
+        return f"{note}; {split}" if split else note
+
+
+def split_vae_upcast(pipe: Any) -> str | None:
+    """An fp16 VAE with `force_upcast`: encoder in fp32 once, decoder left in fp16, no per-call casts.
+
+    The reference pipeline moves the whole VAE to fp32 for the encode and back to fp16 before the
+    decode, in every call: the decoder's weights are new tensors each video, and CUDA graphs
+    (reduce-overhead), which hold weights by address, are recorded again for every video. Keeping
+    the encoder (and quant_conv) in fp32 does what the upcast is for, once: `vae.dtype` (its first
+    parameter, the encoder's) reads fp32, so the pipeline neither upcasts nor casts back, the encode
+    runs in fp32 and the decode in fp16 as before. None when the VAE needs no upcast.
+    """
+    import torch
+
+    vae = pipe.vae
+    if vae.dtype != torch.float16 or not getattr(vae.config, "force_upcast", False):
+        return None
+    vae.encoder.to(torch.float32)
+    vae.quant_conv.to(torch.float32)
+    if vae.dtype != torch.float32:  # a VAE whose first parameter is not the encoder's: undo, say so
+        vae.to(torch.float16)
+        raise RuntimeError("the VAE's dtype does not follow its encoder; cannot keep the encode in fp32 once")
+    return "VAE encoder kept in fp32 once (force_upcast) so the decoder's fp16 weights stay in place"
 
 
 class Fp8Linear(Lever):
