@@ -7,6 +7,7 @@ Shared by the single-GPU runner and the multi-GPU ranks (which used to import th
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import signal
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 from svdops import __version__
 from svdops.bench.config import BenchRequest, PointConfig, load_scenario
+from svdops.bench.multi.topology import nvml_identity
 from svdops.errors import BadInputError
 from svdops.runs.documents import Versions
 from svdops.telemetry import TelemetrySampler
@@ -195,8 +197,11 @@ def nvml_device_id(device: str, torch: Any) -> int | str:
     if not device.startswith("cuda"):
         return 0
     index = int(device.partition(":")[2] or 0)
-    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    props = torch.cuda.get_device_properties(index)
+    uuid = getattr(props, "uuid", None)
     if uuid is None:
         return index
-    text = str(uuid)
-    return text if text.startswith("GPU-") else f"GPU-{text}"
+    visible = [e.strip() for e in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if e.strip()]
+    entry = visible[index] if index < len(visible) else None
+    # a MIG device is `MIG-<uuid>` to NVML: under `GPU-` every telemetry sample was lost
+    return nvml_identity(entry, str(uuid), getattr(props, "name", None), index)
