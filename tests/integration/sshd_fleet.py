@@ -247,8 +247,8 @@ def _write_bin(folder: Path, recorded: Path, *, hang: bool) -> None:
             tests += [f'[ "${{{i}}}" = {shlex.quote(a)} ]' for i, a in enumerate(args, 1)]
             path_arg = shlex.quote(args[-1]) if args else "''"
             lines.append(f"if {' && '.join(tests)}; then serve {shlex.quote(key)} {path_arg}; fi")
-        if program == "cat":
-            lines.append('exec /bin/cat "$@"')
+        if program in ("cat", "sh"):  # a shell is not a probe: anything but a recorded invocation is real
+            lines.append(f'exec /bin/{program} "$@"')
         else:
             lines.append(f'echo "{program}: this recorded host has no output for: $*" >&2; exit 127')
         script = bin_dir / program
