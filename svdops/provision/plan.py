@@ -449,9 +449,11 @@ def check_storage_vars(variables: Mapping[str, object], *, where: str) -> None:
             continue
         problems += [f"{key}: {why}" for item in value if (why := by_id_problem(item))]
     for array in STORAGE_ARRAYS:
-        mode, group = variables.get(f"svdops_storage_{array}_mode", ""), variables.get(f"svdops_storage_{array}_group", "")
+        mode = variables.get(f"svdops_storage_{array}_mode", "")
+        group = variables.get(f"svdops_storage_{array}_group", "")
         if mode != "" and not (isinstance(mode, str) and MODE.fullmatch(mode)):
-            problems.append(f"svdops_storage_{array}_mode: {mode!r} is not a mode (octal digits in quotes, e.g. '1777')")
+            problems.append(f"svdops_storage_{array}_mode: {mode!r} is not a mode (octal digits in quotes, "
+                            f"e.g. '1777')")
         if group != "" and not (isinstance(group, str) and GROUP.fullmatch(group)):
             problems.append(f"svdops_storage_{array}_group: {group!r} is not a group name")
     timeout = variables.get("svdops_storage_device_timeout_s", 90)
