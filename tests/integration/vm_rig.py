@@ -39,7 +39,7 @@ PACKAGES = ("systemd-sysv", "udev", "kmod", "openssh-server", "mdadm", "xfsprogs
 RECIPE_VERSION = "3"
 ROOT_SIZE = "2G"
 NVME_COUNT, NVME_SIZE_MIB = 4, 256
-DATA_COUNT, DATA_SIZE_MIB = 4, 256  # XFS needs 300 MB; a 4-disk RAID6 holds two disks' worth
+DATA_COUNT, DATA_SIZE_MIB = 4, 320  # XFS needs 300 MiB (the test puts one on a single disk)
 HOSTNAME = "svdvm"
 
 
