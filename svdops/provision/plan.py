@@ -392,6 +392,10 @@ SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/l
                 "/sys", "/usr")
 SYSTEM_DIRS = ("/", "/home", "/opt", "/root", "/srv", "/tmp", "/var", "/var/lib", "/var/log", "/mnt", "/media")
 STORAGE_ARRAYS = ("scratch", "data")
+# the mode of a mounted array's root, as a string ('' = the role's default on a new filesystem): YAML
+# reads 1777 unquoted as a decimal number, which is not mode 1777
+MODE = re.compile(r"[0-7]?[0-7]{3}")
+GROUP = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 
 
 def by_id_problem(path: object) -> str | None:
@@ -444,6 +448,17 @@ def check_storage_vars(variables: Mapping[str, object], *, where: str) -> None:
             problems.append(f"{key}: expected a list of /dev/disk/by-id/ paths, got {value!r}")
             continue
         problems += [f"{key}: {why}" for item in value if (why := by_id_problem(item))]
+    for array in STORAGE_ARRAYS:
+        mode = variables.get(f"svdops_storage_{array}_mode", "")
+        group = variables.get(f"svdops_storage_{array}_group", "")
+        if mode != "" and not (isinstance(mode, str) and MODE.fullmatch(mode)):
+            problems.append(f"svdops_storage_{array}_mode: {mode!r} is not a mode (octal digits in quotes, "
+                            f"e.g. '1777')")
+        if group != "" and not (isinstance(group, str) and GROUP.fullmatch(group)):
+            problems.append(f"svdops_storage_{array}_group: {group!r} is not a group name")
+    timeout = variables.get("svdops_storage_device_timeout_s", 90)
+    if not (type(timeout) is int and 1 <= timeout <= 9999):
+        problems.append(f"svdops_storage_device_timeout_s: {timeout!r} is not whole seconds (1 to 9999)")
     names = [variables.get(f"svdops_storage_{a}_name", a) for a in STORAGE_ARRAYS]
     mounts = [variables.get(f"svdops_storage_{a}_mount", f"/{a}") for a in STORAGE_ARRAYS]
     if not problems and names[0] == names[1]:

@@ -1,11 +1,17 @@
-"""The storage role for real, inside a qemu VM with four NVMe disks and two SCSI data disks.
+"""The storage role for real, inside a qemu VM with four NVMe disks and four SCSI data disks.
 
-`svdops provision --tags storage` builds an NVMe RAID0 scratch array and a RAID5 data array over
-by-id allowlists, twice (the second run changes nothing), then the VM reboots from the initramfs the
-role rebuilt and both arrays come back under their names, mounted by UUID. A data disk holding a
-filesystem is refused without --wipe, and nothing is created while any disk is refused.
+`svdops provision --tags storage` builds an NVMe RAID0 scratch array and a RAID6 data array over
+by-id allowlists. The VM starts with what a lab machine has lying around: an XFS filesystem on one
+data disk, an old md RAID1 ("legacy") over two others, mounted by fstab and listed in mdadm.conf, and
+an NFS line for /data in fstab. Without --wipe the disks are refused; with --wipe the foreign /data
+line is refused; nothing is created while anything is refused. Then --wipe builds both arrays (the
+legacy array's fstab and mdadm.conf lines retired, RAID6 with an internal bitmap, mounts with
+nofail and a device timeout, scratch 1777), a second run changes nothing (and keeps a mode the admin
+set), the VM reboots from the initramfs the role rebuilt and both arrays come back under their
+names, mounted by UUID. Last, it boots with one NVMe and one data disk missing: it must still boot
+(not emergency mode), with the RAID6 degraded but mounted and the RAID0 skipped.
 
-Slow (about 6 minutes, plus about 3 minutes once to build the cached root filesystem): skip with
+Slow (about 8 minutes, plus about 3 minutes once to build the cached root filesystem): skip with
 -m "not vm". The tests run in order against one VM.
 """
 
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,20 +39,31 @@ pytestmark = [
 
 SCRATCH = [vm_rig.nvme_by_id(i) for i in range(1, vm_rig.NVME_COUNT + 1)]
 DATA = [vm_rig.data_by_id(i) for i in range(1, vm_rig.DATA_COUNT + 1)]
+# DATA[0] holds XFS; DATA[2] and DATA[3] the legacy RAID1; DATA[1] is empty
+WIPE = ["--wipe", DATA[0], "--wipe", DATA[2], "--wipe", DATA[3]]
+NFS_LINE = "nas.lab:/export/data /data nfs4 noauto,_netdev 0 0"
+OPTIONS = "noatime,nofail,x-systemd.device-timeout=90s"
 PROFILE = """\
-description: "test: NVMe RAID0 scratch and a two-disk RAID5 data array"
+description: "test: NVMe RAID0 scratch and a four-disk RAID6 data array"
 extends: ci-cpu
 storage:
   scratch: {level: raid0, nvme: true, min_devices: 4}
-  data: {levels: [raid5], min_devices: 2}
+  data: {levels: [raid5, raid6], min_devices: 4}
 """
 
 
 @pytest.fixture(scope="module")
 def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vm_rig.Vm]:
     with vm_rig.running_vm(tmp_path_factory.mktemp("vm")) as running:
-        # a disk that is in use for something else: an XFS filesystem nobody listed for wiping
-        running.ssh(f"udevadm settle && mkfs.xfs -q -L precious {DATA[0]}")
+        # a disk that is in use for something else: an XFS filesystem nobody listed for wiping; an old
+        # array mounted through fstab and listed in mdadm.conf; an NFS export in fstab on /data
+        running.ssh(
+            f"set -e; udevadm settle; mkfs.xfs -q -L precious {DATA[0]}; "
+            f"mdadm --create /dev/md/legacy --name=legacy --metadata=1.2 --level=1 --raid-devices=2 --run "
+            f"{DATA[2]} {DATA[3]}; mkfs.ext4 -q -F -L legacy /dev/md/legacy; mkdir -p /legacy; "
+            f"echo \"UUID=$(blkid -p -o value -s UUID /dev/md/legacy) /legacy ext4 defaults 0 2\" >> /etc/fstab; "
+            f"mdadm --detail --brief /dev/md/legacy >> /etc/mdadm/mdadm.conf; echo '{NFS_LINE}' >> /etc/fstab; "
+            f"systemctl daemon-reload; mount /legacy")
         yield running
 
 
@@ -83,46 +101,74 @@ def test_a_disk_holding_a_filesystem_is_refused_and_nothing_is_created(vm: vm_ri
     code, out, summary = provision(setup)
     assert code == 1, out
     assert DATA[0] in out and "xfs signature" in out and "--wipe" in out
+    assert DATA[2] in out and "in use by /dev/md" in out
     assert summary["recap"][vm_rig.HOSTNAME]["failed"] == 1
     # the scratch disks were fine, but no array was started while any disk was refused
-    assert md_arrays(vm) == []
+    assert len(md_arrays(vm)) == 1 and vm.ssh("findmnt -n /legacy", check=False).returncode == 0
     assert "xfs" in vm.ssh(f"blkid -p -o value -s TYPE {DATA[0]}").stdout
 
 
+def test_an_fstab_line_for_the_mount_point_that_svdops_did_not_write_is_refused(vm: vm_rig.Vm,
+                                                                                 setup: dict[str, Path]) -> None:
+    code, out, _summary = provision(setup, *WIPE)
+    # before: the NFS line was replaced by the array's line without a word
+    assert code == 1, out
+    assert "/data already has an fstab line that svdops did not write" in out and "nas.lab:/export/data" in out
+    # refused before any wipe: the legacy array still runs and is mounted, the XFS is still there
+    assert len(md_arrays(vm)) == 1 and vm.ssh("findmnt -n /legacy", check=False).returncode == 0
+    assert "xfs" in vm.ssh(f"blkid -p -o value -s TYPE {DATA[0]}").stdout
+    assert NFS_LINE in vm.ssh("cat /etc/fstab").stdout
+    vm.ssh("sed -i '/^nas.lab:/d' /etc/fstab")
+
+
 def test_check_mode_plans_without_touching_the_disks(vm: vm_rig.Vm, setup: dict[str, Path]) -> None:
-    code, out, summary = provision(setup, "--check", "--wipe", DATA[0])
+    code, out, summary = provision(setup, "--check", *WIPE)
     assert code == 0, out
-    assert "would create /dev/md/scratch (raid0" in out and "would create /dev/md/data (raid5" in out
+    assert "would create /dev/md/scratch (raid0" in out and "would create /dev/md/data (raid6" in out
     plan = summary["plan"][vm_rig.HOSTNAME]["storage"]
     assert [a["name"] for a in plan["arrays"]] == ["scratch", "data"]
-    assert plan["arrays"][1]["options"] == "noatime,nofail"
-    assert md_arrays(vm) == []
+    assert [a["options"] for a in plan["arrays"]] == [OPTIONS, OPTIONS]
+    assert len(md_arrays(vm)) == 1 and vm.ssh("findmnt -n /legacy", check=False).returncode == 0
     assert "xfs" in vm.ssh(f"blkid -p -o value -s TYPE {DATA[0]}").stdout
     assert "/scratch" not in vm.ssh("cat /etc/fstab").stdout
 
 
 def test_wipe_lets_the_arrays_be_built(vm: vm_rig.Vm, setup: dict[str, Path]) -> None:
-    code, out, summary = provision(setup, "--wipe", DATA[0])
+    code, out, summary = provision(setup, *WIPE)
     assert code == 0, out
     assert summary["recap"][vm_rig.HOSTNAME]["changed"] > 0
-    detail = vm.ssh("mdadm --detail /dev/md/scratch; mdadm --detail /dev/md/data").stdout
-    assert re.search(r"Raid Level : raid0", detail) and re.search(r"Raid Level : raid5", detail)
-    assert f"Name : {vm_rig.HOSTNAME}:scratch" in detail and f"Name : {vm_rig.HOSTNAME}:data" in detail
-    assert detail.count("active sync") >= 4  # the data array may still be resyncing its second disk
+    scratch, data = vm.ssh("mdadm --detail /dev/md/scratch").stdout, vm.ssh("mdadm --detail /dev/md/data").stdout
+    assert "Raid Level : raid0" in scratch and "Raid Level : raid6" in data
+    assert f"Name : {vm_rig.HOSTNAME}:scratch" in scratch and f"Name : {vm_rig.HOSTNAME}:data" in data
+    assert scratch.count("active sync") == 4 and data.count("active sync") == 4
+    # without a bitmap an unclean shutdown means a full resync (newer mdadm no longer adds one itself)
+    assert "Intent Bitmap : Internal" in data, data
     fstab = vm.ssh("cat /etc/fstab").stdout
-    assert re.search(r"^UUID=\S+ /scratch xfs noatime 0 0$", fstab, re.M), fstab
-    assert re.search(r"^UUID=\S+ /data xfs noatime,nofail 0 0$", fstab, re.M), fstab
+    # before: `/scratch xfs noatime 0 0`: one dead NVMe and the host stopped in emergency mode
+    assert re.search(rf"^UUID=\S+ /scratch xfs {OPTIONS} 0 0$", fstab, re.M), fstab
+    assert re.search(rf"^UUID=\S+ /data xfs {OPTIONS} 0 0$", fstab, re.M), fstab
+    # the wiped legacy array: its fstab line retired (kept as a comment), its mdadm.conf line gone
+    assert re.search(r"^# svdops --wipe destroyed this filesystem: UUID=\S+ /legacy ext4", fstab, re.M), fstab
+    assert not re.search(r"^[^#].*/legacy", fstab, re.M), fstab
     conf = vm.ssh("cat /etc/mdadm/mdadm.conf").stdout
     assert re.search(r"^ARRAY /dev/md/scratch .*name=\S+:scratch", conf, re.M), conf
     assert re.search(r"^ARRAY /dev/md/data .*name=\S+:data", conf, re.M), conf
+    assert "legacy" not in conf, conf
     mounts = vm.ssh("findmnt -n -o TARGET,FSTYPE,OPTIONS /scratch; findmnt -n -o TARGET,FSTYPE /data").stdout
     assert "/scratch xfs" in mounts and "noatime" in mounts and "/data" in mounts
+    assert vm.ssh("findmnt -n /legacy", check=False).returncode != 0
+    # before: 0755 on both, so users could not write to /scratch
+    assert vm.ssh("stat -c %a /scratch /data").stdout.split() == ["1777", "755"]
 
 
-def test_a_second_run_changes_nothing(vm: vm_rig.Vm, setup: dict[str, Path]) -> None:
-    code, out, summary = provision(setup, "--wipe", DATA[0])
+def test_a_second_run_changes_nothing_and_keeps_the_mode_the_admin_set(vm: vm_rig.Vm,
+                                                                       setup: dict[str, Path]) -> None:
+    vm.ssh("chmod 0770 /data")
+    code, out, summary = provision(setup, *WIPE)
     assert code == 0, out
+    # before: the mount root went back to 0755 on every run
     assert summary["recap"][vm_rig.HOSTNAME]["changed"] == 0, out
+    assert vm.ssh("stat -c %a /data").stdout.strip() == "770"
 
 
 def test_after_a_reboot_the_arrays_keep_their_names_and_mount_by_uuid(vm: vm_rig.Vm, setup: dict[str, Path]) -> None:
@@ -134,7 +180,30 @@ def test_after_a_reboot_the_arrays_keep_their_names_and_mount_by_uuid(vm: vm_rig
         assert vm.ssh(f"findmnt -n -o UUID {mount}").stdout.strip() == uuids[mount]
         # the mount came from the fstab's UUID= line, and that UUID is the array's filesystem
         assert vm.ssh(f"blkid -p -o value -s UUID /dev/md/{name}").stdout.strip() == uuids[mount]
-    code, out, summary = provision(setup)
+    # the legacy array was taken out of mdadm.conf and the initramfs: nothing assembled it again
+    assert vm.ssh("test -e /dev/md/legacy", check=False).returncode != 0
+    # a mode asked for is applied, and it is the only change
+    code, out, summary = provision(setup, "-e", "svdops_storage_data_mode='2775'")
     assert code == 0, out
-    assert summary["recap"][vm_rig.HOSTNAME]["changed"] == 0, out
+    assert summary["recap"][vm_rig.HOSTNAME]["changed"] == 1, out
+    assert vm.ssh("stat -c %a /data").stdout.strip() == "2775"
+
+
+def test_the_host_still_boots_with_a_member_disk_missing(vm: vm_rig.Vm, setup: dict[str, Path]) -> None:
+    # one NVMe of the RAID0 and one disk of the RAID6 gone while the machine was off
+    vm.reboot(without=frozenset({f"nvme{vm_rig.NVME_COUNT}", f"data{vm_rig.DATA_COUNT}"}))
+    # before: no nofail on /scratch, so the boot stopped in emergency mode and SSH never came back
+    state = vm.ssh("systemctl is-system-running", check=False).stdout.strip()
+    assert state != "maintenance", state
+    assert vm.ssh("systemctl is-active emergency.target rescue.target", check=False).stdout.split() == \
+        ["inactive", "inactive"]
+    # the RAID6 runs degraded (md's last-resort timer starts it after 30 s) and is mounted
+    deadline = time.monotonic() + 150
+    while vm.ssh("findmnt -n /data", check=False).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(5)
+    assert vm.ssh("findmnt -n -o FSTYPE /data", check=False).stdout.strip() == "xfs"
+    detail = vm.ssh("mdadm --detail /dev/md/data").stdout
+    assert re.search(r"State : .*degraded", detail) and "Active Devices : 3" in detail, detail
+    # the RAID0 cannot run without a member: its mount is skipped, not waited for
+    assert vm.ssh("findmnt -n /scratch", check=False).returncode != 0
 

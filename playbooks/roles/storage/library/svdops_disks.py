@@ -27,6 +27,10 @@ options:
     description: Inspect the devices too; false reads only the arrays (after they are built).
     type: bool
     default: true
+  fstab:
+    description: The fstab to read for lines that already mount something on an array's C(mount).
+    type: str
+    default: /etc/fstab
 author: svdops
 """
 
@@ -34,11 +38,20 @@ RETURN = r"""
 arrays:
   description: >-
     NAME -> {exists, path, members (resolved paths), level, uuid, brief (its mdadm.conf ARRAY line),
-    fs_type, fs_uuid (blkid), mounted_uuid (of what is mounted on C(mount), when given)}.
+    fs_type, fs_uuid (blkid), mounted_uuid (of what is mounted on C(mount), when given),
+    fstab_foreign (fstab lines for C(mount) that svdops did not write: refused)}.
   returned: always
   type: dict
 devices:
-  description: PATH -> {exists, resolved, holds (what is on it), in_array, wipe, refused}.
+  description: PATH -> {exists, resolved, holds (what is on it), in_array, wipe, refused, fs_uuids}.
+  returned: always
+  type: dict
+wipe_plan:
+  description: >-
+    What wiping the disks named for it takes: {unmount (mount points), stop (md arrays to stop),
+    refused (holders svdops does not take apart: device-mapper, LVM, dm-crypt, or an md array with
+    something on top), fs_uuids and md_uuids (filesystems and arrays destroyed: their fstab and
+    mdadm.conf lines are retired)}.
   returned: always
   type: dict
 """
@@ -64,6 +77,48 @@ def _export(text):
         if sep:
             out[key.strip()] = value.strip()
     return out
+
+
+def _unescape(field):
+    """fstab and mountinfo write space, tab, newline and backslash as octal escapes (\\040...)."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def _normal_mount(path):
+    path = _unescape(path)
+    return os.path.normpath(path) if path.startswith("/") else path
+
+
+def fstab_entries(text, mount):
+    """The fstab lines (comments and blank lines aside) that mount something on `mount`."""
+    found = []
+    want = _normal_mount(mount)
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or fields[0].startswith("#"):
+            continue
+        if _normal_mount(fields[1]) == want:
+            found.append({"spec": fields[0], "fstype": fields[2], "line": line.strip()})
+    return found
+
+
+def spec_uuid(spec):
+    """The filesystem UUID an fstab source names (UUID=... or /dev/disk/by-uuid/...), else None."""
+    for prefix in ("UUID=", "/dev/disk/by-uuid/"):
+        if spec.startswith(prefix):
+            return spec[len(prefix):].strip('"').lower() or None
+    return None
+
+
+def foreign_fstab_lines(entries, own_uuid, destroyed_uuids):
+    """The lines of `entries` svdops did not write for this array: not the array's own filesystem
+    (UUID= of what is on it now) and not a filesystem a wipe in this run destroys (those are retired).
+    An NFS export, a bind mount or a disk someone else mounts there is foreign: svdops refuses to
+    replace it."""
+    ours = {u.lower() for u in (own_uuid, *destroyed_uuids) if u}
+    return [e["line"] for e in entries if spec_uuid(e["spec"]) not in ours]
 
 
 def _mounted_sources():
@@ -132,9 +187,89 @@ def signatures(module, device):
     return [" at ".join(line.split()) for line in out.splitlines() if line.strip()]
 
 
+def holder_kind(sys_block, name):
+    """What /dev/NAME, found in a disk's holders/, is: ("md", "") for an md array, else the
+    device-mapper user that its dm/uuid names (LVM, dm-crypt, multipath...) and its dm name."""
+    if name.startswith("md"):
+        return "md", ""
+    base = f"{sys_block}/{name}"
+    uuid, label = _read(f"{base}/dm/uuid").strip(), _read(f"{base}/dm/name").strip()
+    if not name.startswith("dm-") and not uuid:
+        return "unknown", label
+    prefix = uuid.split("-", 1)[0] if "-" in uuid else ""
+    return {"LVM": "LVM", "CRYPT": "dm-crypt", "mpath": "multipath", "part1": "kpartx partition",
+            "stratis": "Stratis"}.get(prefix, "device-mapper"), label
+
+
+DM_HINTS = {
+    "LVM": "vgchange -an VG, then vgreduce/pvremove the disk",
+    "dm-crypt": "cryptsetup close NAME",
+    "multipath": "multipath -f NAME",
+}
+
+
+def holder_refusal(holder):
+    """Why svdops will not take `holder` (a holder_state) off a disk to wipe, or None: it stops md arrays
+    and nothing else (mdadm --stop on a device-mapper device fails half-way, and an LVM volume or an
+    open LUKS mapping holds data the allowlist never named)."""
+    if holder["kind"] != "md":
+        label = f" ({holder['label']})" if holder["label"] else ""
+        hint = DM_HINTS.get(holder["kind"], "dmsetup remove NAME")
+        return (f"{holder['path']}{label} is a {holder['kind']} device: svdops stops only md arrays; "
+                f"take it down yourself ({hint}) and rerun")
+    if holder["holders"]:
+        return (f"{holder['path']} is itself in use by {', '.join(holder['holders'])}: svdops stops only an md "
+                f"array nothing is built on")
+    return None
+
+
+def wipe_plan(devices, holders):
+    """What wiping the devices marked `wipe` takes (pure). `devices`: PATH -> device_state with `wipe`;
+    `holders`: /dev/NAME -> holder_state."""
+    plan = {"unmount": [], "stop": [], "refused": [], "fs_uuids": [], "md_uuids": []}
+
+    def add(key, value):
+        if value and value not in plan[key]:
+            plan[key].append(value)
+
+    for path, dev in devices.items():
+        if not dev.get("wipe"):
+            continue
+        for point in dev["mountpoints"]:
+            add("unmount", point)
+        for uuid in dev.get("fs_uuids", []):
+            add("fs_uuids", uuid)
+        for name in dev["holders"]:
+            holder = holders[name]
+            why = holder_refusal(holder)
+            if why:
+                add("refused", f"{path}: {why}")
+                continue
+            for point in holder["mountpoints"]:
+                add("unmount", point)
+            add("stop", holder["path"])
+            add("fs_uuids", holder["fs_uuid"])
+            add("md_uuids", holder["md_uuid"])
+    return plan
+
+
+def holder_state(module, name, mounts, sys_block="/sys/class/block"):
+    kind, label = holder_kind(sys_block, name)
+    above_dir = f"{sys_block}/{name}/holders"
+    state = {"path": f"/dev/{name}", "kind": kind, "label": label,
+             "holders": [f"/dev/{h}" for h in sorted(os.listdir(above_dir))] if os.path.isdir(above_dir) else [],
+             "mountpoints": mounts.get(f"/dev/{name}", []), "md_uuid": None, "fs_uuid": None}
+    if kind == "md":
+        mdadm = module.get_bin_path("mdadm", required=True)
+        rc, out, _err = module.run_command([mdadm, "--detail", "--export", state["path"]])
+        state["md_uuid"] = _export(out).get("MD_UUID") if rc == 0 else None
+        state["fs_uuid"] = _uuid_of(module, state["path"])
+    return state
+
+
 def device_state(module, path, mounts):
     if not os.path.exists(path):
-        return {"exists": False, "resolved": None, "holds": [], "mountpoints": [], "holders": []}
+        return {"exists": False, "resolved": None, "holds": [], "mountpoints": [], "holders": [], "fs_uuids": []}
     resolved = os.path.realpath(path)
     name = os.path.basename(resolved)
     sys_dir = f"/sys/class/block/{name}"
@@ -147,16 +282,20 @@ def device_state(module, path, mounts):
         holds.append(f"partition /dev/{part}")
     for sig in signatures(module, resolved):
         holds.append(f"{sig.split()[0]} signature" + (f" ({sig})" if " at " in sig else ""))
-    mountpoints, holders = [], []
+    mountpoints, holders, fs_uuids = [], [], []
     for part in [name, *partitions]:
+        uuid = _uuid_of(module, f"/dev/{part}") if holds else None
+        if uuid:
+            fs_uuids.append(uuid)
         for point in mounts.get(f"/dev/{part}", []):
             holds.append(f"/dev/{part} mounted on {point}")
             mountpoints.append(point)
         holder_dir = f"/sys/class/block/{part}/holders"
         for holder in sorted(os.listdir(holder_dir)) if os.path.isdir(holder_dir) else []:
             holds.append(f"/dev/{part} in use by /dev/{holder}")
-            holders.append(f"/dev/{holder}")
-    return {"exists": True, "resolved": resolved, "holds": holds, "mountpoints": mountpoints, "holders": holders}
+            holders.append(holder)
+    return {"exists": True, "resolved": resolved, "holds": holds, "mountpoints": mountpoints, "holders": holders,
+            "fs_uuids": fs_uuids}
 
 
 def wipe_set(items):
@@ -175,12 +314,13 @@ def main():
     module = AnsibleModule(
         argument_spec={"arrays": {"type": "list", "elements": "dict", "required": True},
                        "wipe": {"type": "list", "elements": "str", "default": []},
-                       "devices": {"type": "bool", "default": True}},
+                       "devices": {"type": "bool", "default": True},
+                       "fstab": {"type": "str", "default": "/etc/fstab"}},
         supports_check_mode=True,
     )
     wipe_names = wipe_set(module.params["wipe"])
     mounts = _mounted_sources()
-    arrays, devices = {}, {}
+    arrays, devices, holders = {}, {}, {}
     for spec in module.params["arrays"]:
         name = spec["name"]
         state = array_state(module, name)
@@ -200,7 +340,17 @@ def main():
             dev["wipe"] = dirty and named
             dev["refused"] = dirty and not named
             devices[path] = dev
-    module.exit_json(changed=False, arrays=arrays, devices=devices)
+            for holder in dev["holders"] if dev["wipe"] else []:
+                if holder not in holders:
+                    holders[holder] = holder_state(module, holder, mounts)
+    plan = wipe_plan(devices, holders)
+    # the fstab lines for each mount point that svdops did not write: checked before anything changes
+    fstab_text = _read(module.params["fstab"])
+    for spec in module.params["arrays"]:
+        state = arrays[spec["name"]]
+        entries = fstab_entries(fstab_text, spec["mount"]) if spec.get("mount") else []
+        state["fstab_foreign"] = foreign_fstab_lines(entries, state["fs_uuid"], plan["fs_uuids"])
+    module.exit_json(changed=False, arrays=arrays, devices=devices, wipe_plan=plan)
 
 
 if __name__ == "__main__":
