@@ -14,13 +14,17 @@ secret value svdops knows (ansible-runner's `command`, `stdout`, `job_events/`).
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import importlib.metadata
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -328,12 +332,10 @@ def build_svdops_wheel(dest: Path, source: Path | None = None) -> Path:
     """A wheel of the running svdops, built on the controller: the conda role installs this file, never
     a name from a public index (anyone can register one, and validate runs svdops as root)."""
     source = source or svdops_source_dir()
-    if source is None:
-        raise BadInputError("no svdops source tree to build the wheel the hosts install",
-                            where=str(Path(svdops.__file__).resolve().parent),
-                            hint="run svdops from a checkout (pip install -e .), or give a wheel: "
-                                 "-e svdops_package_wheel=/path/to/svdops-X-py3-none-any.whl")
     dest.mkdir(parents=True, exist_ok=True)
+    if source is None:
+        # installed from a wheel (pip, pipx, uv tool): the installed files are the wheel, packed again
+        return repack_installed_wheel(dest)
     try:
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                                "--no-input", "--quiet", "-w", str(dest), str(source)],
@@ -347,6 +349,61 @@ def build_svdops_wheel(dest: Path, source: Path | None = None) -> Path:
                              where=str(source), hint="python -m pip wheel --no-deps --no-build-isolation . shows why; "
                                                      "or give one with -e svdops_package_wheel=PATH")
     return wheels[0]
+
+
+# written by the installer, not part of the wheel (PEP 376/610/627)
+_INSTALLER_FILES = frozenset({"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"})
+
+
+def repack_installed_wheel(dest: Path) -> Path:
+    """The installed svdops distribution packed back into the wheel it came from.
+
+    Every file the installation's RECORD lists under site-packages (the package and its .dist-info, less
+    what the installer itself wrote, less bytecode) goes in unchanged, each checked against the hash the
+    RECORD holds: a file changed since installation is refused, never shipped to the hosts.
+    """
+    where = str(Path(svdops.__file__).resolve().parent)
+    try:
+        dist = importlib.metadata.distribution("svdops")
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise BadInputError("svdops is neither a checkout nor an installed distribution", where=where,
+                            hint="give a wheel: -e svdops_package_wheel=/path/to/svdops-X-py3-none-any.whl") from exc
+    site = Path(str(dist.locate_file(""))).resolve()
+    info = f"svdops-{dist.version}.dist-info"
+    tags = [line.split(":", 1)[1].strip() for line in (dist.read_text("WHEEL") or "").splitlines()
+            if line.startswith("Tag:")]
+    entries: list[tuple[str, bytes]] = []
+    for record in dist.files or ():
+        path = Path(str(dist.locate_file(record))).resolve()
+        rel = record.as_posix()
+        top = rel.split("/", 1)[0]
+        if top not in ("svdops", info) or "__pycache__" in rel or rel.endswith(".pyc"):
+            continue  # the console script, bytecode: the installer writes those on the host
+        if top == info and rel.split("/")[-1] in _INSTALLER_FILES:
+            continue
+        if not path.is_relative_to(site):
+            continue
+        data = path.read_bytes()
+        if record.hash is not None:
+            digest = base64.urlsafe_b64encode(hashlib.new(record.hash.mode, data).digest()).rstrip(b"=").decode()
+            if digest != record.hash.value:
+                raise RunFailedError("an installed svdops file changed since installation: not shipping it",
+                                     where=str(path), hint="reinstall svdops, or give a wheel with "
+                                                           "-e svdops_package_wheel=PATH")
+        entries.append((rel, data))
+    if not tags or not any(rel.startswith("svdops/") for rel, _ in entries):
+        raise RunFailedError("the installed svdops cannot be packed again (no WHEEL tag or no package files)",
+                             where=str(site), hint="give a wheel with -e svdops_package_wheel=PATH")
+    wheel = dest / f"svdops-{dist.version}-{tags[0]}.whl"
+    lines = []
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for rel, data in sorted(entries):
+            zf.writestr(rel, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            lines.append(f"{rel},sha256={digest},{len(data)}")
+        lines.append(f"{info}/RECORD,,")
+        zf.writestr(f"{info}/RECORD", "\n".join(lines) + "\n")
+    return wheel
 
 
 def conda_role_runs(request: ProvisionRequest) -> bool:

@@ -278,7 +278,7 @@ def test_plan(installed: Installed) -> None:
     done = installed.svdops("plan", "--format", "json")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["calibrated_on"].startswith("H100 SXM")  # the shipped anchors were found
+    assert "H100 SXM (" in document["calibrated_on"]  # the shipped anchors were found (beside public rows)
     assert any(p["gpu"] == "H200" for p in document["predictions"])
 
 
@@ -322,3 +322,23 @@ def test_provision_check_reaches_the_ansible_play(with_extras: Installed) -> Non
     assert "port 1" in result["failures"][0]["message"], result
     command = next((run / "runner" / "artifacts").rglob("command")).read_text(encoding="utf-8")
     assert str(with_extras.venv / "lib") in command and "site.yml" in command
+
+
+def test_an_installed_svdops_ships_the_wheel_it_was_installed_from(with_extras: Installed, built: Built) -> None:
+    # no checkout to build from: the hosts get the installed files packed again, never a name from an index
+    runs = with_extras.home / "svdops-runs" / "provision"
+    shutil.rmtree(runs, ignore_errors=True)
+    with_extras.svdops("provision", "--check", "--host", "127.0.0.1:1", timeout=600)
+    (run,) = runs.iterdir()
+    (shipped,) = (run / "wheel").glob("svdops-*.whl")
+    assert shipped.name == built.wheel.name
+    with zipfile.ZipFile(shipped) as got, zipfile.ZipFile(built.wheel) as want:
+        def contents(z: zipfile.ZipFile) -> dict[str, bytes]:
+            return {n: z.read(n) for n in z.namelist() if not n.endswith("/RECORD")}
+        assert contents(got) == contents(want)
+        record = got.read(next(n for n in got.namelist() if n.endswith(".dist-info/RECORD"))).decode()
+        for line in record.splitlines()[:-1]:  # every file with its hash; RECORD itself last, unhashed
+            name, digest, size = line.rsplit(",", 2)
+            data = got.read(name)
+            assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert int(size) == len(data)
