@@ -231,10 +231,12 @@ def test_a_shape_sweep_past_the_recompile_limit_is_recorded_as_eager_not_compile
     from svdops.bench import models
 
     monkeypatch.setattr(models, "COMPILE_BACKEND", "eager")
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     request = BenchRequest(scenario="tiny", store=str(tmp_path / "runs"), steps=1, frames=2, iterations=1, warmup=1,
                            compile=True, sweep=("decode_chunk=1,2", "height=64,48"), telemetry=False)  # fmt: skip
-    outcome = run_bench(request, gather=_facts)
+    # Dynamo's own patcher: monkeypatch's undo of an aliased config key (recompile_limit) left the config
+    # broken for every later test in the process ("recompile_limit does not exist")
+    with torch._dynamo.config.patch(recompile_limit=1):
+        outcome = run_bench(request, gather=_facts)
     assert outcome.status == "ok"
     assert [(p.point.decode_chunk, p.point.height) for p in outcome.points] == [(1, 64), (1, 48), (2, 64), (2, 48)]
     first, swept, back, swept_again = (p.summary.compile for p in outcome.results.points)
