@@ -199,7 +199,7 @@ def test_ctrl_c_aborts_the_connector_and_starts_no_more_hosts() -> None:
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         probe_fleet([target(f"h{i}") for i in range(6)], FleetOptions(forks=2), connect=stuck)
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 5.0  # under load; the bug waited out the whole connect timeout
     assert stuck.released.is_set()
     time.sleep(0.2)  # the two released workers must not pick up the four queued hosts
     assert stuck.started == 2
