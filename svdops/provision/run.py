@@ -395,14 +395,16 @@ def repack_installed_wheel(dest: Path) -> Path:
         raise RunFailedError("the installed svdops cannot be packed again (no WHEEL tag or no package files)",
                              where=str(site), hint="give a wheel with -e svdops_package_wheel=PATH")
     wheel = dest / f"svdops-{dist.version}-{tags[0]}.whl"
+    partial = wheel.with_name(wheel.name + ".part")  # the role installs svdops-*.whl: never half of one
     lines = []
-    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for rel, data in sorted(entries):
             zf.writestr(rel, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             lines.append(f"{rel},sha256={digest},{len(data)}")
         lines.append(f"{info}/RECORD,,")
         zf.writestr(f"{info}/RECORD", "\n".join(lines) + "\n")
+    partial.replace(wheel)
     return wheel
 
 

@@ -15,7 +15,7 @@ import yaml
 from click.testing import CliRunner
 
 from svdops.cli.main import cli
-from svdops.errors import BadInputError
+from svdops.errors import BadInputError, RunFailedError
 from svdops.findings import Status
 from svdops.judge.profiles import load_profile
 from svdops.provision import plan as provision_plan
@@ -448,8 +448,13 @@ def test_the_controller_builds_the_wheel_the_hosts_install(tmp_path: Path) -> No
     assert "svdops/provision/run.py" in names and "svdops/__init__.py" in names
 
 
-def test_no_source_tree_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(provision_run, "svdops_source_dir", lambda: None)  # svdops installed from a wheel
-    with pytest.raises(BadInputError, match="no svdops source tree") as info:
+def test_neither_a_source_tree_nor_packable_files_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # without a checkout svdops packs its installed files again (tests/integration/test_packaging.py shows
+    # that on a real wheel install); this venv's editable install has none to pack: said, with the way out
+    monkeypatch.setattr(provision_run, "svdops_source_dir", lambda: None)
+    with pytest.raises(RunFailedError, match="cannot be packed again") as info:
         provision_run.build_svdops_wheel(tmp_path / "wheel")
     assert "svdops_package_wheel" in (info.value.hint or "")
+    assert list((tmp_path / "wheel").iterdir()) == []  # no half-written wheel left for the role to install
