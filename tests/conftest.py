@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,14 @@ def host_text() -> Callable[[str, str], str]:
         return (recorded_host(name) / key).read_text()
 
     return read
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_back() -> Iterator[None]:
+    """A test that runs ansible-runner in this process (its handlers only set a cancel flag) or installs its
+    own must not take Ctrl-C away from the tests after it: SIGINT and SIGTERM are put back after each."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)

@@ -22,8 +22,10 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -649,6 +651,9 @@ def run_provision(request: ProvisionRequest,
     })
     sink = _EventSink(on_progress, secrets)
     runner_env = _runner_env(run_dir)
+    # ansible-runner replaces SIGINT/SIGTERM with handlers that only set its cancel flag, and never puts
+    # ours back: after one run, Ctrl-C in this process would no longer interrupt anything
+    handlers = _signal_handlers()
     try:
         result = runner.run(
             private_data_dir=str(private),
@@ -668,6 +673,7 @@ def run_provision(request: ProvisionRequest,
             quiet=True,
         )
     finally:
+        _restore_signal_handlers(handlers)
         vars_file.unlink(missing_ok=True)
         _redact_command_file(private / "artifacts" / "run" / "command", secrets)
         scrub_run_folder(run_dir, secrets)
@@ -694,6 +700,18 @@ def run_provision(request: ProvisionRequest,
         "reboot_required": outcome.reboot_required, "artifacts": str(private / "artifacts" / "run"),
     })
     return outcome
+
+
+def _signal_handlers() -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # only the main thread may set them (and ansible-runner then leaves them alone)
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signal_handlers(handlers: Mapping[int, Any]) -> None:
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 def _storage_host_vars(request: ProvisionRequest, hosts: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path
                          f"ansible_python_interpreter={sys.executable}\n")
     runs = root / "runs"
     env = {"SVDOPS_RUNS_DIR": str(runs), "MY_API_TOKEN": TOKEN}
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     result = CliRunner(env=env).invoke(cli, [
         "provision", "-p", "h100-sxm-x8-nvlink", "--inventory", str(inventory), "--check", "--tags", "preflight",
         "-e", "svdops_check_mirrors=false", "-e", f"ansible_become_password={BECOME}",
@@ -42,6 +44,9 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path
     ])
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
+    # ansible-runner swaps in handlers that only set its cancel flag: svdops puts the caller's back, or a
+    # later Ctrl-C in this process would interrupt nothing
+    assert {sig: signal.getsignal(sig) for sig in before} == before
     (run,) = list(runs.iterdir())
     return result.exit_code, result.output, run
 
