@@ -27,12 +27,22 @@ def host_text() -> Callable[[str, str], str]:
     return read
 
 
+@pytest.fixture(scope="session")
+def _signal_handlers_at_start() -> dict[int, object]:
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
 @pytest.fixture(autouse=True)
-def _signal_handlers_back() -> Iterator[None]:
-    """A test that runs ansible-runner in this process (its handlers only set a cancel flag) or installs its
-    own must not take Ctrl-C away from the tests after it: SIGINT and SIGTERM are put back after each."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+def _signal_handlers_back(_signal_handlers_at_start: dict[int, object]) -> Iterator[None]:
+    """A test (or a module fixture) that runs ansible-runner in this process, whose handlers only set a
+    cancel flag, must not take Ctrl-C away from the tests after it: SIGINT and SIGTERM are put back to what
+    they were when the session started, before and after each test."""
+    _put_back(_signal_handlers_at_start)
     yield
-    for sig, handler in saved.items():
+    _put_back(_signal_handlers_at_start)
+
+
+def _put_back(handlers: dict[int, object]) -> None:
+    for sig, handler in handlers.items():
         if handler is not None and signal.getsignal(sig) is not handler:
-            signal.signal(sig, handler)
+            signal.signal(sig, handler)  # type: ignore[arg-type]
