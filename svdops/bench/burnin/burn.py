@@ -20,6 +20,7 @@ What is judged, and why:
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 import threading
@@ -152,6 +153,11 @@ def burn_all(
     ]
 
 
+def _svdops_check(name: str, gpu: int | None, figures: dict[str, Any], status: str, detail: str) -> BurnCheck:
+    """One svdops measurement's finding: each judge below fixes the test, the GPU and the figures once."""
+    return BurnCheck(name=name, source="svdops", gpu=gpu, status=status, figures=figures, detail=detail)
+
+
 def matmul_check(result: MatmulResult, gpu: int | None) -> BurnCheck:
     figures = {
         "iterations": result.iterations,
@@ -159,14 +165,11 @@ def matmul_check(result: MatmulResult, gpu: int | None) -> BurnCheck:
         "tflops": None if result.tflops is None else round(result.tflops, 2),
         "mismatches": result.mismatches,
     }
+    verdict = functools.partial(_svdops_check, "matmul", gpu, figures)
     if result.error:
-        return BurnCheck(
-            name="matmul",
-            source="svdops",
-            gpu=gpu,
-            status="fail",
-            figures=figures,
-            detail=f"the matmul burn stopped with an error: {result.error}",
+        return verdict(
+            "fail",
+            f"the matmul burn stopped with an error: {result.error}",
         )
     if result.non_finite or result.mismatches:
         what = (
@@ -174,31 +177,19 @@ def matmul_check(result: MatmulResult, gpu: int | None) -> BurnCheck:
             if result.non_finite
             else (f"{result.mismatches} of {result.checked} checked products differed from the first")
         )
-        return BurnCheck(
-            name="matmul",
-            source="svdops",
-            gpu=gpu,
-            status="fail",
-            figures=figures,
-            detail=f"{what}: the GPU computes wrong results under load; drain it and run "
+        return verdict(
+            "fail",
+            f"{what}: the GPU computes wrong results under load; drain it and run "
             "`dcgmi diag -r 3`, then RMA if it repeats",
         )
     if not result.iterations:
-        return BurnCheck(
-            name="matmul",
-            source="svdops",
-            gpu=gpu,
-            status="skip",
-            figures=figures,
-            detail="stopped before a full round of products",
+        return verdict(
+            "skip",
+            "stopped before a full round of products",
         )
-    return BurnCheck(
-        name="matmul",
-        source="svdops",
-        gpu=gpu,
-        status="pass",
-        figures=figures,
-        detail=f"{result.iterations} products in {result.seconds:.0f} s, all identical"
+    return verdict(
+        "pass",
+        f"{result.iterations} products in {result.seconds:.0f} s, all identical"
         + (f", {result.tflops:.1f} TFLOP/s" if result.tflops else ""),
     )
 
@@ -377,42 +368,27 @@ def memory_check(result: MemoryResult, gpu: int | None) -> BurnCheck:
         "mismatches": result.mismatches,
         "seconds": round(result.seconds, 3),
     }
+    verdict = functools.partial(_svdops_check, "memory", gpu, figures)
     if result.error:
-        return BurnCheck(
-            name="memory",
-            source="svdops",
-            gpu=gpu,
-            status="fail",
-            figures=figures,
-            detail=f"the memory test stopped with an error: {result.error}",
+        return verdict(
+            "fail",
+            f"the memory test stopped with an error: {result.error}",
         )
     if result.mismatches:
-        return BurnCheck(
-            name="memory",
-            source="svdops",
-            gpu=gpu,
-            status="fail",
-            figures=figures,
-            detail=f"{result.mismatches} byte(s) read back differently from what was written: "
+        return verdict(
+            "fail",
+            f"{result.mismatches} byte(s) read back differently from what was written: "
             "check `nvidia-smi -q -d ROW_REMAPPER,ECC`, reset the GPU, RMA if it repeats",
         )
     if not result.passes:
-        return BurnCheck(
-            name="memory",
-            source="svdops",
-            gpu=gpu,
-            status="skip",
-            figures=figures,
-            detail="no pattern finished within the time limit",
+        return verdict(
+            "skip",
+            "no pattern finished within the time limit",
         )
     gib = result.bytes_tested / 2**30
-    return BurnCheck(
-        name="memory",
-        source="svdops",
-        gpu=gpu,
-        status="pass",
-        figures=figures,
-        detail=f"{result.passes} pattern(s) over {gib:.1f} GiB read back unchanged"
+    return verdict(
+        "pass",
+        f"{result.passes} pattern(s) over {gib:.1f} GiB read back unchanged"
         + (" (time limit reached before the last patterns)" if result.stopped_early else ""),
     )
 
