@@ -73,3 +73,49 @@ def test_a_baseline_longer_than_the_collective_timeout_does_not_kill_the_waiting
     assert json.loads((tmp_path / "out-0.json").read_text())["sum"] == 3.0
     # It said it was waiting (the launcher's watchdog tells waiting from hung by this), then moved on.
     assert (tmp_path / "rank-1.beat").read_text() == "past the end"
+
+
+LAST_OUT_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    from datetime import timedelta
+    from pathlib import Path
+    import torch, torch.distributed as dist
+    from svdops.bench.multi.rank import RankContext, RankLog, rendezvous_store
+
+    rank, staging = int(sys.argv[1]), Path(sys.argv[2])
+    dist.init_process_group("gloo", timeout=timedelta(seconds=10))
+    log = RankLog(staging / f"rank-{rank}.json", staging / f"rank-{rank}.beat")
+    ctx = RankContext(rank=rank, world_size=2, local_rank=rank, device="cpu", backend="gloo", spec={}, log=log,
+                      dist=dist, torch=torch, store=rendezvous_store(dist))
+    if rank == 0:
+        time.sleep(1.0)  # rank 1 is already polling the store, between two polls
+    ctx.barrier("the end")
+    if rank == 0:
+        os._exit(0)  # the store's host leaves at once, as a process that has nothing left to do
+    (staging / "rank-1.done").write_text("ok")
+    os._exit(0)
+    """
+)
+
+
+def test_the_store_host_leaves_the_last_barrier_only_after_every_rank_has(tmp_path):
+    """Rank 0 hosts the TCPStore here (no torchrun agent): leaving the last barrier and exiting
+    while rank 1 still polled it failed rank 1 with "recvValue failed ... remote server shutdown"."""
+    script = tmp_path / "rank.py"
+    script.write_text(LAST_OUT_SCRIPT)
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(r), str(tmp_path)],
+            env={**env, "RANK": str(r)},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for r in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert (tmp_path / "rank-1.done").read_text() == "ok"

@@ -99,6 +99,13 @@ class RankContext:
             self.store.add(key, 1)
             while self.store.add(key, 0) < self.world_size:
                 time.sleep(BARRIER_POLL_S)
+            # Rank 0 may host the store (init_process_group without torchrun's agent store): it
+            # leaves only once every rank has seen the count, or a rank still polling finds the
+            # store gone ("recvValue failed ... remote server shutdown") when rank 0 exits.
+            self.store.add(key + "/out", 1)
+            if self.rank == 0:
+                while self.store.add(key + "/out", 0) < self.world_size:
+                    time.sleep(BARRIER_POLL_S)
         self.heartbeat(f"past {label}")
 
     @contextmanager
