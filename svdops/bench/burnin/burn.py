@@ -153,9 +153,12 @@ def burn_all(
     ]
 
 
-def _svdops_check(name: str, gpu: int | None, figures: dict[str, Any], status: str, detail: str) -> BurnCheck:
-    """One svdops measurement's finding: each judge below fixes the test, the GPU and the figures once."""
-    return BurnCheck(name=name, source="svdops", gpu=gpu, status=status, figures=figures, detail=detail)
+def _svdops_check(
+    name: str, gpu: int | None, figures: dict[str, Any] | None, status: str, detail: str, *, peer: int | None = None
+) -> BurnCheck:
+    """One svdops measurement's finding: each judge below fixes the test, the GPU (and peer) and the
+    figures once (a judge may add to the figures before its verdict: the partial holds the dict)."""
+    return BurnCheck(name=name, source="svdops", gpu=gpu, peer=peer, status=status, figures=figures, detail=detail)
 
 
 def matmul_check(result: MatmulResult, gpu: int | None) -> BurnCheck:
@@ -201,13 +204,7 @@ def judge_clocks(samples: Sequence[TelemetrySample], gpu: int | None, note: str 
     """Throttling and clock collapse in the NVML samples of one GPU taken during the burn."""
     usable = [s for s in samples if s.sm_mhz is not None]
     if len(usable) < 2:
-        return BurnCheck(
-            name="clocks",
-            source="svdops",
-            gpu=gpu,
-            status="skip",
-            detail=f"no NVML clock samples ({note or 'NVML gave none'})",
-        )
+        return _svdops_check("clocks", gpu, None, "skip", f"no NVML clock samples ({note or 'NVML gave none'})")
     t0 = usable[0].t_mono
     span = usable[-1].t_mono - t0
     window = min(REFERENCE_WINDOW_S, span / 3) if span < 3 * REFERENCE_WINDOW_S else REFERENCE_WINDOW_S
@@ -243,46 +240,31 @@ def judge_clocks(samples: Sequence[TelemetrySample], gpu: int | None, note: str 
         "clocks_event_reasons": {k: round(v / len(samples), 4) for k, v in sorted(reasons.items())},
         "collapsed_samples": longest,
     }
+    verdict = functools.partial(_svdops_check, "clocks", gpu, figures)
     hardware = sorted(HW_REASONS & reasons.keys())
     if hardware:
-        return BurnCheck(
-            name="clocks",
-            source="svdops",
-            gpu=gpu,
-            status="fail",
-            figures=figures,
-            detail=f"NVML reported {', '.join(hardware)} during the burn: the board slowed the GPU "
+        return verdict(
+            "fail",
+            f"NVML reported {', '.join(hardware)} during the burn: the board slowed the GPU "
             "(overheating, a failing power supply or fan); check cooling and `nvidia-smi -q "
             "-d PERFORMANCE`, then the chassis vendor",
         )
     if longest >= CLOCK_COLLAPSE_MIN_SAMPLES and worst is not None and ref_mhz:
-        return BurnCheck(
-            name="clocks",
-            source="svdops",
-            gpu=gpu,
-            status="fail",
-            figures=figures,
-            detail=f"SM clock collapsed to {worst.sm_mhz:.0f} MHz, below {CLOCK_COLLAPSE_FRACTION:.0%} of "
+        return verdict(
+            "fail",
+            f"SM clock collapsed to {worst.sm_mhz:.0f} MHz, below {CLOCK_COLLAPSE_FRACTION:.0%} of "
             f"the first minute's {ref_mhz:.0f} MHz, while power ({worst.power_w or 0:.0f} W) was "
             "below its cap: not power management; check cooling and clocks-event reasons",
         )
     if SW_THERMAL in reasons:
-        return BurnCheck(
-            name="clocks",
-            source="svdops",
-            gpu=gpu,
-            status="warn",
-            figures=figures,
-            detail="the driver slowed the GPU for heat (sw_thermal_slowdown) during the burn: "
+        return verdict(
+            "warn",
+            "the driver slowed the GPU for heat (sw_thermal_slowdown) during the burn: "
             "check airflow and inlet temperature",
         )
-    return BurnCheck(
-        name="clocks",
-        source="svdops",
-        gpu=gpu,
-        status="pass",
-        figures=figures,
-        detail=f"SM clock held (min {figures['sm_mhz_min']:.0f} MHz, first minute median "
+    return verdict(
+        "pass",
+        f"SM clock held (min {figures['sm_mhz_min']:.0f} MHz, first minute median "
         f"{ref_mhz or 0:.0f} MHz), no hardware slowdown",
     )
 
@@ -460,25 +442,16 @@ def bandwidth_check(
         "link": link,
     }
     where = f"GPU{gpu}->GPU{peer}" if peer is not None else ("host->CPU" if gpu is None else f"host->GPU{gpu}")
+    verdict = functools.partial(_svdops_check, name, gpu, figures, peer=peer)
     if measured is None:
-        return BurnCheck(
-            name=name,
-            source="svdops",
-            gpu=gpu,
-            peer=peer,
-            status="skip",
-            figures=figures,
-            detail=f"{where}: no copy finished within the time limit",
+        return verdict(
+            "skip",
+            f"{where}: no copy finished within the time limit",
         )
     if expected is None:
-        return BurnCheck(
-            name=name,
-            source="svdops",
-            gpu=gpu,
-            peer=peer,
-            status="pass",
-            figures=figures,
-            detail=f"{where}: {measured:.1f} GB/s ({link}; no rated figure to compare with)",
+        return verdict(
+            "pass",
+            f"{where}: {measured:.1f} GB/s ({link}; no rated figure to compare with)",
         )
     share = measured / expected
     figures["fraction"] = round(share, 3)
@@ -490,20 +463,13 @@ def bandwidth_check(
             else "the link trained narrower or slower than it should: check `nvidia-smi -q -d PCIE` "
             "under load, reseat the card or riser, check the slot's BIOS setting"
         )
-        return BurnCheck(
-            name=name, source="svdops", gpu=gpu, peer=peer, status="fail", figures=figures, detail=f"{said}; {hint}"
-        )
+        return verdict("fail", f"{said}; {hint}")
     if share < BANDWIDTH_PASS_FRACTION:
-        return BurnCheck(
-            name=name,
-            source="svdops",
-            gpu=gpu,
-            peer=peer,
-            status="warn",
-            figures=figures,
-            detail=f"{said}: lower than a healthy link gives (75-90%); rerun on an idle host",
+        return verdict(
+            "warn",
+            f"{said}: lower than a healthy link gives (75-90%); rerun on an idle host",
         )
-    return BurnCheck(name=name, source="svdops", gpu=gpu, peer=peer, status="pass", figures=figures, detail=said)
+    return verdict("pass", said)
 
 
 def _sync(torch: Any, device: str) -> None:

@@ -14,6 +14,7 @@ status "interrupted" and the tests that did not run listed as such.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import os
 import platform
@@ -510,25 +511,16 @@ def nccl_check(outcome: Any) -> BurnCheck:
         "expected_busbw_gbps": expected,
     }
     said = f"all-reduce bus bandwidth {busbw or 0:.1f} GB/s at {best.size_bytes or 0:,} bytes (run {run})"
+    verdict = functools.partial(BurnCheck, name="nccl", source="svdops", figures=figures)
     if expected is None or busbw is None:
-        return BurnCheck(
-            name="nccl",
-            source="svdops",
-            status="pass",
-            figures=figures,
-            detail=f"{said}; no expected figure for this topology",
-        )
+        return verdict(status="pass", detail=f"{said}; no expected figure for this topology")
     share = busbw / expected
     figures["fraction"] = round(share, 3)
     said += f", {share:.0%} of the {expected:.0f} GB/s this topology gives"
     if share < NCCL_FAIL_FRACTION:
-        return BurnCheck(
-            name="nccl",
-            source="svdops",
-            status="fail",
-            figures=figures,
-            detail=f"{said}: check `nvidia-smi nvlink -s`, nvidia-fabricmanager and NCCL_DEBUG=INFO",
+        return verdict(
+            status="fail", detail=f"{said}: check `nvidia-smi nvlink -s`, nvidia-fabricmanager and NCCL_DEBUG=INFO"
         )
     if share < NCCL_PASS_FRACTION:
-        return BurnCheck(name="nccl", source="svdops", status="warn", figures=figures, detail=said)
-    return BurnCheck(name="nccl", source="svdops", status="pass", figures=figures, detail=said)
+        return verdict(status="warn", detail=said)
+    return verdict(status="pass", detail=said)
