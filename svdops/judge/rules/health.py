@@ -42,6 +42,13 @@ def _rma(gpu: GpuFacts) -> str:
             f"and open an RMA with its result ({MEMORY_DOC})")
 
 
+def _unread(check_id: str, title: str, expected: str, level: str, facts: HostFacts, gpu: GpuFacts) -> Finding:
+    """One GPU whose figures for this subject could not be read: never a pass (UNKNOWN when the
+    profile lets this subject fail, else a skip), with why the facts lack them."""
+    return Finding(check_id, title, could_not_look(level == "fail"), expected,
+                   f"{gpu_label(gpu)}: {not_available(facts, f'gpus.{gpu.index}', 'gpus')}", subject=f"GPU{gpu.index}")
+
+
 # --- memory ------------------------------------------------------------------------------------
 
 def health_memory(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
@@ -62,8 +69,7 @@ def health_memory(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
                               f"{gpu_label(gpu)} reports no memory error counters (ECC off or a GPU without ECC)",
                               subject=subject)
             else:
-                yield Finding("health.memory", title, could_not_look(level == "fail"), expected,
-                              f"{gpu_label(gpu)}: {not_available(facts, f'gpus.{gpu.index}', 'gpus')}", subject=subject)
+                yield _unread("health.memory", title, expected, level, facts, gpu)
             continue
         retired = (h.retired_pages_sbe or 0) + (h.retired_pages_dbe or 0)
         problems: list[tuple[Status, str, str]] = []  # status, what, what to do
@@ -130,8 +136,7 @@ def health_pcie(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         h = gpu.health
         subject = f"GPU{gpu.index}"
         if gpu.pcie_gen_max is None and gpu.pcie_width_max is None:
-            yield Finding("health.pcie", title, could_not_look(level == "fail"), expected,
-                          f"{gpu_label(gpu)}: {not_available(facts, f'gpus.{gpu.index}', 'gpus')}", subject=subject)
+            yield _unread("health.pcie", title, expected, level, facts, gpu)
             continue
         idle = _idle(gpu)
         problems: list[str] = []
@@ -291,8 +296,7 @@ def health_thermal(facts: HostFacts, profile: Profile) -> Iterator[Finding]:
         idle = _idle(gpu)
         reasons = h.clocks_event_reasons
         if reasons is None and gpu.temperature_c is None:
-            yield Finding("health.thermal", title, could_not_look(level == "fail"), expected,
-                          f"{gpu_label(gpu)}: {not_available(facts, f'gpus.{gpu.index}', 'gpus')}", subject=subject)
+            yield _unread("health.thermal", title, expected, level, facts, gpu)
             continue
         problems: list[tuple[Status, str]] = []
         hw = [r for r in reasons or () if r in _HW_REASONS]
