@@ -64,8 +64,27 @@ def test_the_shipped_knowledge_is_what_the_refresher_makes_of_the_sources() -> N
     result = rf.refresh(sources(), shipped(), today=TODAY)
     assert [(c.file, c.key) for c in result.of("added") + result.of("changed")] == []
     assert result.texts == shipped()
-    # torch 2.15 is on PyPI; its CUDA variants need the wheel index, which no public copy was found of
+    # torch 2.15 is on PyPI; its CUDA variants need the wheel index, and the saved real copy is of 2023-10
     assert [c.key for c in result.of("pending")] == ["2.15"]
+
+
+# the CUDA variants of each torch release, read by eye from PyTorch's RELEASE.md compatibility matrix and
+# https://pytorch.org/get-started/previous-versions/ (the sources the hand-written rows of torch.yaml cite)
+RELEASE_MATRIX = {"1.10": ("10.2", "11.1", "11.3"), "1.11": ("10.2", "11.3", "11.5"), "1.12": ("10.2", "11.3", "11.6"),
+                  "1.13": ("11.6", "11.7"), "2.0": ("11.7", "11.8"), "2.1": ("11.8", "12.1")}
+
+
+def test_torch_cuda_variants_from_the_saved_wheel_index_agree_with_the_release_matrix() -> None:
+    variants = rf.torch_cuda_variants(sources())
+    assert set(variants) >= set(RELEASE_MATRIX) and max(variants, key=V) == "2.1"  # the page was saved 2023-10-16
+    for minor, cudas in RELEASE_MATRIX.items():
+        assert variants[minor][0] == tuple(V(c) for c in cudas), minor
+        release = kb.find_torch_release(V(minor))
+        assert release is not None and release.cuda_variants == tuple(V(c) for c in cudas), minor
+    # the releases the page does not list are kept, saying why
+    kept = {c.key: c.why for c in rf.refresh(sources(), shipped(), today=TODAY).of("kept") if c.table == "releases"}
+    assert "2.14" in kept and "not listed in the download.pytorch.org wheel index in the sources" in kept["2.14"]
+    assert "2.1" not in kept
 
 
 def test_torch_python_ranges_are_pypis_linux_wheels() -> None:
@@ -190,6 +209,8 @@ def test_a_new_cuda_release_in_the_sources_is_added(upstream: Path, knowledge_di
          "found Version '5.20.0'"),
         ("pytorch/torch.html", b"\xff\xfe not text", "not UTF-8"),
         ("pytorch/torch.html", b"<html><body>404 Not Found</body></html>", "not a PEP 503 index page"),
+        ("pytorch/torch.html", (UPSTREAM / "pytorch" / "torch.html").read_bytes().replace(b"torch-", b"torchvision-"),
+         "no torch-X.Y.Z wheel links"),
     ],
 )
 def test_a_source_it_cannot_parse_is_refused_naming_the_file(upstream: Path, knowledge_dir: Path, path: str,
@@ -215,7 +236,7 @@ def test_the_command_needs_one_place_to_read_from(tmp_path: Path) -> None:
     assert code == 2 and "no nvidia/, pypi/ or pytorch/ sources" in out
 
 
-# --- the wheel index, in its documented shape (no saved real copy was found: see the fixtures README) ----------
+# --- a wheel index page listing a release the saved real page (2023-10) predates ---------------------------------
 
 # Shaped as download.pytorch.org/whl/torch/ (PEP 503): these lines are written for this test, not saved upstream.
 _LINK = ('    <a href="/whl/{v}/torch-{t}%2B{v}-{py}-{py}-{plat}.whl#sha256=00">'
@@ -231,10 +252,10 @@ WHEEL_INDEX = "\n".join([
 
 
 def test_a_wheel_index_page_adds_the_torch_release_pypi_has(upstream: Path, knowledge_dir: Path) -> None:
-    (upstream / "pytorch").mkdir()
-    (upstream / "pytorch" / "torch.html").write_text(WHEEL_INDEX)
+    (upstream / "pytorch" / "cu-written-for-test.html").write_text(WHEEL_INDEX)
     variants = rf.torch_cuda_variants(sources(upstream))
-    assert variants["2.15"][0] == (V("12.6"), V("13.0"), V("13.2")) and set(variants) == {"2.15"}
+    assert variants["2.15"][0] == (V("12.6"), V("13.0"), V("13.2")) and "2.16" not in variants  # no dev builds
+    assert variants["2.0"][0] == (V("11.7"), V("11.8"))  # the real page still counts
     code, out = run("--from", str(upstream), "--knowledge-dir", str(knowledge_dir), "--write", "--as-of", "2026-12-03")
     assert code == 0, out
     assert "+ torch.yaml releases 2.15: cuda ['12.6', '13.0', '13.2'], python_min 3.11, python_max 3.15" in out
