@@ -3,6 +3,7 @@ each parsed with svdops' parsers and checked against an independent reading of t
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from svdops.cli.render import facts_table, file_console
 from svdops.findings import Finding, Status
 from svdops.host.facts import BlockDevice, CudaFacts, DriverFacts, HostFacts, StorageFacts
 from svdops.host.probe.driver import loaded_driver_version, module_behind_userspace
 from svdops.host.probe.gpu import parse_nvidia_smi_xml
-from svdops.host.probe.storage import parse_mdstat
+from svdops.host.probe.storage import parse_lsblk_json, parse_mdstat
 from svdops.host.probe.topology import parse_topo_matrix
 from svdops.judge import rules
 from svdops.judge.profiles import (
@@ -36,11 +38,12 @@ XMLS = sorted((CORPUS / "smi_xml").glob("*.xml"))
 TOPOS = sorted((CORPUS / "topo").glob("*.txt"))
 MDSTATS = sorted(p for p in (CORPUS / "mdstat").iterdir() if p.name != "expected.json")
 MD_EXPECTED = json.loads((CORPUS / "mdstat" / "expected.json").read_text())
+LSBLKS = sorted((CORPUS / "lsblk").glob("*.json"))
 
 
 def test_corpus_holds_at_least_40_real_outputs_each_with_provenance():
-    files = [*XMLS, *TOPOS, *MDSTATS]
-    assert len(files) >= 40
+    files = [*XMLS, *TOPOS, *MDSTATS, *LSBLKS]
+    assert len(files) >= 40 and len(LSBLKS) >= 4
     readme = (CORPUS / "README.md").read_text()
     for path in files:
         assert path.name in readme, f"{path.name} has no provenance line in the corpus README"
@@ -159,6 +162,38 @@ def test_h800_numa_affinity_from_a_truncated_terminal_copy():
     topo = parse_topo_matrix((CORPUS / "topo" / "llm-action__8xh800-nv8-truncated.txt").read_text())
     assert [a.numa_affinity for a in topo.affinity] == ["0"] * 4 + ["1"] * 4
     assert {link.nvlinks for link in topo.links} == {8}
+
+
+@pytest.mark.parametrize("name", ["ml-engineering__8xh100-nv18-network.txt",
+                                  "ml-engineering__8xh100-nv18-performance.txt"])
+def test_h100_nv18_all_to_all(name):
+    # 8x H100 SXM (HGX/DGX H100): every pair over NVSwitch, 18 links each; two NUMA nodes of four GPUs.
+    # Read by eye: 8 rows, 28 pairs, every off-diagonal cell NV18, NUMA 0 for GPU0-3 and 1 for GPU4-7.
+    topo = parse_topo_matrix((CORPUS / "topo" / name).read_text())
+    assert topo.gpu_count == 8 and len(topo.links) == 28
+    assert {(link.kind, link.nvlinks) for link in topo.links} == {("NV18", 18)}
+    assert [a.numa_affinity for a in topo.affinity] == ["0"] * 4 + ["1"] * 4
+    assert topo.affinity[0].cpu_affinity in ("0-51", "0-51,104-155")
+    assert topo.affinity[7].cpu_affinity in ("52-103", "52-103,156-207")
+
+
+def test_dgx1_v100_hybrid_cube_mesh():
+    # DGX-1 (8x V100 SXM2): each GPU has NVLink to four others, two of them doubled (NV2), and no
+    # link to the other three (SYS); four NIC columns, CPU affinity and no NUMA column.
+    topo = parse_topo_matrix((CORPUS / "topo" / "msccl-tools__dgx1-8xv100-nv1-nv2-4nics.txt").read_text())
+    kinds = {(link.gpu_a, link.gpu_b): link.kind for link in topo.links}
+    assert topo.gpu_count == 8 and len(kinds) == 28
+    # the matrix read by eye, upper triangle
+    assert {pair for pair, kind in kinds.items() if kind == "NV2"} == {
+        (0, 3), (0, 4), (1, 2), (1, 5), (2, 3), (4, 7), (5, 6), (6, 7)}
+    assert {pair for pair, kind in kinds.items() if kind == "NV1"} == {
+        (0, 1), (0, 2), (1, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7)}
+    assert sum(kind == "SYS" for kind in kinds.values()) == 12
+    for gpu in range(8):
+        peers = [link for link in topo.links if gpu in (link.gpu_a, link.gpu_b) and link.nvlinks]
+        assert sorted(link.nvlinks for link in peers) == [1, 1, 2, 2], gpu
+    assert [a.cpu_affinity for a in topo.affinity] == ["0-19,40-59"] * 4 + ["20-39,60-79"] * 4
+    assert all(a.numa_affinity is None for a in topo.affinity)
 
 
 @pytest.mark.parametrize("path", MDSTATS, ids=lambda p: p.name)
@@ -392,3 +427,116 @@ def test_mig_on_without_mig_devices_gives_no_process_a_gpu():
     assert count.status is Status.FAIL and count.actual.startswith("0 ") and "-mig 0" in count.hint
     vram = _one(findings, "svd.vram")
     assert vram.status is Status.FAIL and "no MIG device" in vram.actual
+
+
+# --- lsblk -J from several util-linux versions ------------------------------------------------------------------
+
+def _lsblk(name: str) -> dict[str, BlockDevice]:
+    """Every device of a corpus lsblk output, children included, by name (an LV under four loops: the last)."""
+    found: dict[str, BlockDevice] = {}
+
+    def walk(devices: tuple[BlockDevice, ...]) -> None:
+        for dev in devices:
+            found[dev.name] = dev
+            walk(dev.children)
+
+    devices = parse_lsblk_json((CORPUS / "lsblk" / name).read_text())
+    assert devices is not None
+    walk(devices)
+    return found
+
+
+@pytest.mark.parametrize("path", LSBLKS, ids=lambda p: p.name)
+def test_lsblk_devices_match_a_json_reading(path):
+    # the independent reading: json.loads, walked by hand; sizes as integers wherever lsblk printed bytes
+    raw: list[dict] = []
+
+    def walk(items: list[dict]) -> None:
+        for item in items:
+            raw.append(item)
+            walk(item.get("children") or [])
+
+    walk(json.loads(path.read_text())["blockdevices"])
+    parsed = _lsblk(path.name)
+    assert set(parsed) == {item["name"] for item in raw}
+    for item in raw:
+        dev = parsed[item["name"]]
+        assert dev.type == item["type"]
+        assert dev.size_bytes > 0, item["name"]  # never 0: a disk with size 0 is left out of the summary
+        if re.fullmatch(r"\d+", str(item["size"])):
+            assert dev.size_bytes == int(item["size"])
+
+
+def test_util_linux_2_32_strings_with_b_chromeos_caroline_and_eve():
+    # `lsblk -J -b` of util-linux 2.32: every value a string, "rm": null on one partition (Caroline).
+    # tast's own test of the same outputs expects these disk sizes (hardware_test.go): the second reading
+    caroline, eve = _lsblk("tast__caroline-util-linux-2.32__J-b.json"), _lsblk("tast__eve-util-linux-2.32__J-b.json")
+    assert caroline["mmcblk0"].size_bytes == 31268536320 and caroline["mmcblk0"].type == "disk"
+    assert [c.name for c in caroline["mmcblk0"].children] == ["mmcblk0p1", "mmcblk0p2", "mmcblk0p3", "mmcblk0p12"]
+    assert caroline["mmcblk0p1"].mountpoint == "/mnt/stateful_partition"
+    assert caroline["zram0"].mountpoint == "[SWAP]" and caroline["zram0"].size_bytes == 5907427328
+    assert eve["nvme0n1"].size_bytes == 512110190592 and eve["nvme0n1"].is_nvme
+    assert eve["nvme0n1p1"].size_bytes == 503358750720
+    assert caroline["loop0"].rotational is None  # ROTA was not asked for: unknown, not False
+
+
+def test_lsblk_without_b_old_util_linux_keeps_every_disk_with_its_size():
+    # autoval-ssd's `lsblk -J` (util-linux < 2.33, no -b): "size": "1.8T". Read by eye: sda 1.8T with four
+    # partitions, nvme0n1 1.7T, loop0 100G. lsblk rounds to 3 significant digits, so do the bounds here.
+    devices = _lsblk("autoval-ssd__lsblk-J-human-sizes.json")
+    tib, gib, mib = 2**40, 2**30, 2**20
+    for name, value, unit in [("sda", 1.8, tib), ("nvme0n1", 1.7, tib), ("loop0", 100, gib), ("sda4", 1.8, tib),
+                              ("sda1", 243, mib), ("sda2", 488, mib), ("sda3", 1.9, gib)]:
+        assert abs(devices[name].size_bytes - value * unit) <= 0.05 * unit, name
+    assert [d.mountpoint for d in devices["sda"].children] == ["/boot/efi", "/boot", "[SWAP]", "/"]
+    # the summary lists both disks (it left out size-0 disks: the defect of `lsblk -J` without -b)
+    facts = HostFacts("corpus", "2026-06-01T00:00:00Z", "recorded:autoval",
+                      storage=StorageFacts(block_devices=tuple(d for d in devices.values() if d.name in
+                                                               ("loop0", "sda", "nvme0n1"))))
+    buffer = io.StringIO()
+    facts_table(facts, file_console(buffer, 120))
+    disks = [line for line in buffer.getvalue().splitlines() if re.match(r"^\W*(sda|nvme0n1)\b", line)]
+    assert len(disks) == 2 and "1.8 TiB" in disks[0] and "1.7 TiB" in disks[1]
+
+
+# util-linux's own sysfs dumps (tests/ts/lsblk/dumps), read by this machine's lsblk 2.38.1 with --sysroot; the
+# second reading is the dump itself: sys/block/*/size (512-byte sectors) and the dump's lsblk table output
+SECTORS = {"sda": 468862128, "sdb": 156301488, "nvme0n1": 468862128, "nvme0n1p2": 419430400,
+           "nvme0n1p3": 33111183, "sda1": 409600, "sdb1": 156299440}
+
+
+@pytest.mark.parametrize("name", ["util-linux-2.38.1__simple-nvme__J-b-o-svdops.json",
+                                  "util-linux-2.38.1__simple-lvm__J-b-o-svdops.json"])
+def test_util_linux_2_38_booleans_and_numbers_with_the_probes_columns(name):
+    devices = _lsblk(name)
+    for dev, sectors in SECTORS.items():
+        assert devices[dev].size_bytes == sectors * 512, dev
+    mounts = {d.name: d.mountpoint for d in devices.values() if d.mountpoint}
+    assert {k: v for k, v in mounts.items()} == {"sda1": "/boot/efi", "sda2": "/boot", "sda4": "/",
+                                                  "sdb1": "/home/archive", "nvme0n1p2": "/home",
+                                                  "nvme0n1p3": "/home/test"}
+    assert (devices["sdb"].rotational, devices["sda"].rotational, devices["nvme0n1"].rotational) == (True, False, False)
+    assert devices["nvme0n1"].transport == "nvme" and devices["nvme0n1"].model == "KINGSTON SKC1000240G"
+    assert devices["sdb"].model == "WDC WD800JD-00MS"
+    if "lvm" in name:  # one LV on four loop devices: lsblk lists it under each of them
+        top = parse_lsblk_json((CORPUS / "lsblk" / name).read_text())
+        assert top is not None
+        loops = [d for d in top if d.type == "loop"]
+        assert len(loops) == 4 and all(d.size_bytes == 20480 * 512 for d in loops)
+        assert {c.name for d in loops for c in d.children} == {"vg_foo.4059-lv_foo.4059"}
+        assert devices["vg_foo.4059-lv_foo.4059"].size_bytes == 65536 * 512
+
+
+def test_util_linux_2_38_default_columns_mountpoints_array_and_human_sizes():
+    # plain `lsblk -J` of 2.37+: "mountpoints": [...] instead of "mountpoint", sizes like "953.9G", rm/ro booleans
+    devices = _lsblk("util-linux-2.38.1__multi-devs-bcachefs__J.json")
+    # the dump's own table (lsblk 2.43-devel, `lsblk-multi-devs-bcachefs-basic`), read by eye; sdc2 is the
+    # bcachefs second member that 2.38.1 does not yet show as mounted (the regression the dump was made for)
+    assert {d.name: d.mountpoint for d in devices.values() if d.mountpoint} == {
+        "sda1": "/boot/efi", "sda2": "/boot", "sda3": "/var", "sda4": "/", "sda5": "/var/cache", "sdb1": "/mnt/virt",
+        "sdc1": "/mnt/test", "nvme0n1p1": "/home/data", "nvme0n1p2": "/home/work", "nvme0n1p3": "/home/mail",
+        "nvme0n1p4": "/home/kzak"}
+    assert devices["sdc2"].mountpoint is None and devices["nvme0n1"].mountpoint is None
+    for dev, sectors in {"sda": 468862128, "sdb": 156301488, "sdc": 1024000, "nvme0n1": 2000409264}.items():
+        assert abs(devices[dev].size_bytes - sectors * 512) <= 0.001 * sectors * 512, dev
+    assert devices["sr0"].type == "rom" and devices["sr0"].size_bytes == 1024 * 2**20

@@ -27,7 +27,9 @@ MAX_MOUNTS = 4096
 def parse_lsblk_json(text: str) -> tuple[BlockDevice, ...] | None:
     """`lsblk -J -b -o NAME,TYPE,SIZE,ROTA,TRAN,MODEL,MOUNTPOINT,FSTYPE`, children included.
 
-    util-linux before 2.33 prints every value as a string ("rota": "1", "size": "480103981056").
+    util-linux before 2.33 prints every value as a string ("rota": "1", "size": "480103981056"), and
+    without -b human sizes ("1.8T"); from 2.37 plain `lsblk -J` lists "mountpoints" (an array, [null]
+    when unmounted) instead of "mountpoint". tests/fixtures/corpus/lsblk holds real outputs of each.
     """
     data = load_json(text)
     if not isinstance(data, dict) or not isinstance(data.get("blockdevices"), list):
@@ -46,10 +48,21 @@ def _block_device(item: Any, depth: int) -> BlockDevice | None:
         rotational=_bool(item.get("rota")),
         transport=_str(item.get("tran")),
         model=_str(item.get("model")),
-        mountpoint=_str(item.get("mountpoint")),
+        mountpoint=_mountpoint(item),
         fstype=_str(item.get("fstype")),
         children=tuple(dev for child in children if (dev := _block_device(child, depth + 1)) is not None),
     )
+
+
+def _mountpoint(item: dict[str, Any]) -> str | None:
+    """MOUNTPOINT, or else the first mounted entry of MOUNTPOINTS (util-linux 2.37+ default columns).
+    Without the second, a whole disk mounted without partitions would look unused."""
+    if "mountpoint" in item:
+        return _str(item["mountpoint"])
+    points = item.get("mountpoints")
+    if isinstance(points, list):
+        return next((point for p in points[:64] if (point := _str(p)) is not None), None)
+    return None
 
 
 def _int(value: Any) -> int | None:

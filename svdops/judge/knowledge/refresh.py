@@ -200,10 +200,14 @@ def torch_first_upload(sources: Mapping[str, bytes]) -> dict[str, str]:
 _WHEEL = re.compile(r"torch-(\d+(?:\.\d+)+)(?:\+|%2B)cu(\d+)(\d)-", re.IGNORECASE)
 
 
+def wheel_index_pages(sources: Mapping[str, bytes]) -> list[str]:
+    return sorted(p for p in sources if p.startswith("pytorch/") and p.endswith(".html"))
+
+
 def torch_cuda_variants(sources: Mapping[str, bytes]) -> dict[str, tuple[tuple[Version, ...], str]]:
     """torch major.minor -> (CUDA variants with Linux x86_64 wheels, the page), from download.pytorch.org pages."""
     found: dict[str, set[Version]] = {}
-    pages = sorted(p for p in sources if p.startswith("pytorch/") and p.endswith(".html"))
+    pages = wheel_index_pages(sources)
     for path in pages:
         try:
             text = sources[path].decode("utf-8")
@@ -213,8 +217,12 @@ def torch_cuda_variants(sources: Mapping[str, bytes]) -> dict[str, tuple[tuple[V
         if "<html" not in text.lower() or not hrefs:
             raise UpstreamSourceError("not a PEP 503 index page (no <a href=...> links)", where=path,
                                       hint="save https://download.pytorch.org/whl/torch/ unchanged")
-        for href in hrefs:
-            name = html.unescape(href).split("#", 1)[0].rsplit("/", 1)[-1]
+        names = [html.unescape(href).split("#", 1)[0].rsplit("/", 1)[-1] for href in hrefs]
+        if not any(re.match(r"torch-\d", name) for name in names):
+            raise UpstreamSourceError("no torch-X.Y.Z wheel links: not the torch wheel index", where=path,
+                                      hint="save https://download.pytorch.org/whl/torch/ (or /whl/cuNNN/torch/) "
+                                           "unchanged")
+        for name in names:
             if "linux" not in name or "x86_64" not in name:
                 continue
             match = _WHEEL.match(name)
@@ -373,6 +381,9 @@ def refresh(sources: Mapping[str, bytes], texts: Mapping[str, str], *, today: da
     pythons = torch_python_ranges(sources)
     variants = torch_cuda_variants(sources)
     uploads = torch_first_upload(sources)
+    pages = wheel_index_pages(sources)
+    index_words = (f"the download.pytorch.org wheel index in the sources ({', '.join(pages)})" if pages
+                   else "a download.pytorch.org wheel index: none in the sources")
     release_edits: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
     shipped_torch = {str(r["torch"]): r for r in _rows(torch, "releases")}
     for minor, row in shipped_torch.items():
@@ -392,7 +403,7 @@ def refresh(sources: Mapping[str, bytes], texts: Mapping[str, str], *, today: da
                 why.append(words)
         elif pythons:
             note(Change("torch.yaml", "releases", minor, "kept", row, row,
-                        "hand-sourced CUDA variants: no download.pytorch.org wheel index in the sources"))
+                        f"hand-sourced CUDA variants: not listed in {index_words}"))
         if why:
             new["source"] = f"{'; '.join(why)} (svdops knowledge refresh, {today.isoformat()})"
             if minor not in variants:
@@ -409,7 +420,7 @@ def refresh(sources: Mapping[str, bytes], texts: Mapping[str, str], *, today: da
             note(Change("torch.yaml", "releases", minor, "pending", None,
                         {"torch": minor, "python_min": _short(lo), "python_max": _short(hi)},
                         f"torch {minor} is on PyPI (first upload {uploads.get(minor, '?')}) but its CUDA variants "
-                        "come from the download.pytorch.org wheel index, which is not in the sources: not added"))
+                        f"come from the wheel index, and it is not listed in {index_words}: not added"))
             continue
         cudas, vwords = variants[minor]
         new = {"torch": minor, "cuda": [_short(c) for c in cudas], "python_min": _short(lo), "python_max": _short(hi),
