@@ -311,11 +311,19 @@ class BatchShell:
     def run(self, command: Command) -> CommandResult:
         if self._primed.get(command.key) != command:
             return self.inner.run(command)
+        answer = self._batch().get(command.key)
+        return answer if answer is not None else self.inner.run(command)
+
+    def prefetch(self) -> bool:
+        """Run the script now (if it has not run); True when it answered every primed command, so no
+        `run` of them will go to the host."""
+        return len(self._batch()) == len(self._primed)
+
+    def _batch(self) -> dict[str, CommandResult]:
         with self._lock:
             if self._answers is None:
                 self._answers = self._run_batch()
-        answer = self._answers.get(command.key)
-        return answer if answer is not None else self.inner.run(command)
+            return self._answers
 
     def _run_batch(self) -> dict[str, CommandResult]:
         commands = list(self._primed.values())

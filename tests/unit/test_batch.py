@@ -293,3 +293,21 @@ def test_a_command_env_would_misread_is_refused_without_running() -> None:
 def test_the_boundary_must_be_plain() -> None:
     with pytest.raises(ValueError):
         build_script([(0, 1.0, ["true"])], "a b")
+
+
+def test_prefetch_says_whether_the_script_answered_every_command(tmp_path: Path) -> None:
+    """probe_host reads a host's answers one after another, without a thread pool, only when prefetch
+    says the script answered them all; otherwise they are asked in parallel, as before."""
+    commands = (Command("a.txt", ("echo", "a")), Command("b.txt", ("echo", "b")))
+    runner = LocalScript()
+    shell = BatchShell(runner, commands)
+    assert shell.prefetch() is True and runner.scripts == 1
+    assert [shell.run(c).stdout for c in commands] == ["a\n", "b\n"]
+    assert runner.scripts == 1 and runner.one_by_one == []  # the script ran once, before any run()
+
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    refused = NoMemoryFs(env={**env, "TMPDIR": str(tmp_path / "absent")})
+    shell = BatchShell(refused, commands)
+    assert shell.prefetch() is False and refused.one_by_one == []
+    assert [shell.run(c).stdout for c in commands] == ["a\n", "b\n"]
+    assert refused.scripts == 1 and refused.one_by_one == ["a.txt", "b.txt"]
