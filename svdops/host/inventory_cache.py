@@ -219,7 +219,11 @@ def _add_tree(add: Callable[..., None], top: Path, budget: _Budget, *, inventory
     if top.is_file():  # group_vars/all as a file
         _add_file(add, top, top.name, budget, inventory_part=False)
         return
-    for folder, dirs, files in os.walk(top, followlinks=True):
+    def unreadable(exc: OSError) -> None:
+        raise _Uncacheable(f"cannot list {exc.filename}") from exc
+
+    for folder, dirs, files in os.walk(top, onerror=unreadable, followlinks=True):
+        budget.take(0)  # folders count too: a symlink loop ends here, not at PATH_MAX
         dirs.sort()
         relative = Path(folder).relative_to(top)
         for name in sorted(files):

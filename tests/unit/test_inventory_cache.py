@@ -307,3 +307,20 @@ def test_old_entries_are_pruned(lab: Path) -> None:
         (lab / "hosts.ini").write_text(INI + f"\n[extra]\nspare{i:02d}\n")
         select_targets(inventory=inventory, limit="head")
     assert len(entries()) == cache.KEEP_ENTRIES
+
+
+def test_an_inventory_folder_with_a_symlink_loop_or_an_unreadable_folder_is_not_cached(lab: Path) -> None:
+    folder = lab / "inv"
+    folder.mkdir()
+    (folder / "hosts").write_text("[gpu]\ngpu01\n")
+    (folder / "again").symlink_to(folder)  # a walk that follows links would never end
+    assert cache.key_for(folder, None, None) is None
+    (folder / "again").unlink()
+    assert cache.key_for(folder, None, None) is not None
+    (folder / "locked").mkdir(mode=0)
+    try:
+        if os.access(folder / "locked", os.R_OK):  # root reads anything: nothing to refuse
+            pytest.skip("running as a user who can read a mode-000 folder")
+        assert cache.key_for(folder, None, None) is None
+    finally:
+        (folder / "locked").chmod(0o700)
