@@ -70,9 +70,14 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# the 1-minute load average at the start of every trial: other work on the machine, said in the results
+LOADS: list[float] = []
+
+
 def _timed(fleet: SshdFleet, tool: str, argv: list[str],
            env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     time.sleep(_SETTLE_S)  # the previous trial's sessions are reaped and counted before we start
+    LOADS.append(os.getloadavg()[0])
     host0, cpu0, start = fleet.host_cpu_s(), _children_cpu(), time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
@@ -254,6 +259,10 @@ def main() -> int:
                          f"host: sshd and the ~30 commands) in {r['median_s']:.2f} s of wall time on the same CPUs")
     lines += ["", "Machine:", ""] + [f"- {k}: {v}" for k, v in info.items()]
     lines += ["", f"Forks: {args.forks} for both tools. The sshd servers share the same CPUs as both clients."]
+    if LOADS:
+        lines += [f"Load average (1 min) at the start of the trials: median {statistics.median(LOADS):.1f}, "
+                  f"min {min(LOADS):.1f}, max {max(LOADS):.1f} (a load above 2 is other work competing for the "
+                  "2 CPUs; it slows whichever tool is running, and trials alternate)."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown:
