@@ -46,6 +46,23 @@ VENV_BIN = Path(sys.executable).parent
 CPU: dict[tuple[int, str], list[tuple[float, float]]] = {}
 # sshd reaps a session's processes a moment after the client hangs up
 _SETTLE_S = 0.5
+# svdops reading the inventory through Ansible on every run (its inventory cache turned off)
+NO_CACHE = "svdops, inventory cache off"
+
+
+def byte_compile() -> None:
+    """Compile this tree's svdops once, as installing a wheel does (pip byte-compiles; the venv's Ansible
+    is compiled too). Without it, a PYTHONDONTWRITEBYTECODE environment recompiles every module of
+    every svdops run from source, which no installed svdops does."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "svdops")], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def assert_runs_this_tree(fleet: SshdFleet) -> None:
+    out = subprocess.run([str(VENV_BIN / "python"), "-c", "import svdops; print(svdops.__file__)"],
+                         capture_output=True, text=True, check=True, env=ours_env(fleet), cwd="/").stdout
+    if not Path(out.strip()).is_relative_to(ROOT):
+        raise SystemExit(f"the svdops under test is {out.strip()}, not this tree's")
 
 
 def _children_cpu() -> float:
@@ -53,9 +70,14 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# the 1-minute load average at the start of every trial: other work on the machine, said in the results
+LOADS: list[float] = []
+
+
 def _timed(fleet: SshdFleet, tool: str, argv: list[str],
            env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
     time.sleep(_SETTLE_S)  # the previous trial's sessions are reaped and counted before we start
+    LOADS.append(os.getloadavg()[0])
     host0, cpu0, start = fleet.host_cpu_s(), _children_cpu(), time.monotonic()
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
@@ -65,10 +87,19 @@ def _timed(fleet: SshdFleet, tool: str, argv: list[str],
     return elapsed, proc
 
 
-def ours(fleet: SshdFleet, inventory: Path, forks: int, out: Path) -> tuple[float, str]:
+def ours_env(fleet: SshdFleet, *, cache: bool = True) -> dict[str, str]:
+    """The fleet's client environment, running this tree's svdops (ahead of any installed copy)."""
+    env = fleet.client_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    if not cache:
+        env["SVDOPS_INVENTORY_CACHE"] = "off"
+    return env
+
+
+def ours(fleet: SshdFleet, inventory: Path, forks: int, out: Path, *, cache: bool = True) -> tuple[float, str]:
     argv = [str(VENV_BIN / "svdops"), "check", "--inventory", str(inventory), "--forks", str(forks),
             "--format", "json", "-o", str(out)]
-    elapsed, proc = _timed(fleet, "svdops", argv, fleet.client_env())
+    elapsed, proc = _timed(fleet, "svdops" if cache else NO_CACHE, argv, ours_env(fleet, cache=cache))
     data = json.loads(out.read_text())
     by_status = data["summary"]["by_status"]
     if by_status["ok"] != len(fleet.hosts):
@@ -141,6 +172,7 @@ def main() -> int:
         return 2
 
     rows = []
+    byte_compile()
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix=f"svdops-bench-{size}-") as tmp:
             work = Path(tmp)
@@ -152,15 +184,19 @@ def main() -> int:
                     extra_vars={"ansible_python_interpreter": "/usr/bin/python3",
                                 "ansible_remote_tmp": str(work / "ansible-remote")},
                 )
+                assert_runs_this_tree(fleet)
                 variants = [("ansible", False)] + ([("ansible+pipelining", True)] if args.pipelining else [])
-                times: dict[str, list[float]] = {"svdops": []} | {name: [] for name, _ in variants}
+                times: dict[str, list[float]] = {"svdops": [], NO_CACHE: []} | {name: [] for name, _ in variants}
                 notes: dict[str, str] = {}
-                # one untimed round each: page cache, .pyc files, sshd's first fork
+                # one untimed round each: page cache, .pyc files, sshd's first fork; svdops' inventory cache
+                # (in the fleet's HOME) is filled here, so timed `svdops` runs read it
                 ours(fleet, inventory, args.forks, work / "out.json")
                 ansible(fleet, inventory, args.forks, work, False)
                 for i in range(args.repeats):
                     t, notes["svdops"] = ours(fleet, inventory, args.forks, work / "out.json")
                     times["svdops"].append(t)
+                    t, notes[NO_CACHE] = ours(fleet, inventory, args.forks, work / "out.json", cache=False)
+                    times[NO_CACHE].append(t)
                     for name, pipelining in variants:
                         t, notes[name] = ansible(fleet, inventory, args.forks, work, pipelining)
                         times[name].append(t)
@@ -190,32 +226,43 @@ def main() -> int:
         "them against the svd-host profile; `ansible -m setup` gathers Ansible's facts (ControlMaster off,",
         "pipelining off unless noted). CPU columns are medians: the client process, and the hosts (the",
         "fleet's sshd servers with every session and remote command they ran).",
+        "svdops runs byte-compiled, as an installed wheel does (so is the venv's Ansible). Its inventory",
+        "cache (svdops/host/inventory_cache.py) is filled by the warm-up run, so `svdops` rows read the",
+        f"inventory from it; `{NO_CACHE}` rows read it through Ansible on every run, as before the cache",
+        "(their ratio column is that run's time over the `svdops` row's).",
         "",
         "| hosts | tool | median wall s | min | max | runs | ansible / svdops (wall) | client CPU s | host CPU s "
         "| ansible / svdops (CPU) | result |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        ratio = "1.0 (reference)" if r["tool"] == "svdops" else f"**{r['ratio']:.1f}x**"
+        ratio = "1.0 (reference)" if r["tool"] == "svdops" else \
+            f"{r['ratio']:.2f}x" if r["tool"] == NO_CACHE else f"**{r['ratio']:.1f}x**"
         cpu_ratio = "1.0" if r["tool"] == "svdops" else f"{r['cpu_ratio']:.1f}x"
         lines.append(f"| {r['hosts']} | {r['tool']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} "
                      f"| {r['runs']} | {ratio} | {r['client_cpu_s']:.2f} | {r['host_cpu_s']:.2f} | {cpu_ratio} "
                      f"| {r['note']} |")
     lines += ["", "Goals: issue 4, svdops at least 3x faster than `ansible all -m setup`; issue 17, at least 5x "
               "faster than the same with pipelining."]
+    by = {(r["hosts"], r["tool"]): r for r in rows}
     for r in rows:
-        if r["tool"] != "svdops":
+        if r["tool"] not in ("svdops", NO_CACHE):
             goal = 5 if r["tool"] == "ansible+pipelining" else 3
             verdict = "met" if r["ratio"] >= goal else "NOT met"
+            uncached = r["median_s"] / by[(r["hosts"], NO_CACHE)]["median_s"]
             lines.append(f"- {r['hosts']} hosts, {r['tool']}: {r['ratio']:.1f}x (goal {goal}x: {verdict}); "
-                         f"{r['cpu_ratio']:.1f}x the CPU")
+                         f"{r['cpu_ratio']:.1f}x the CPU; {uncached:.1f}x svdops with its inventory cache off")
     for r in rows:
-        if r["tool"] == "svdops":
-            lines.append(f"- {r['hosts']} hosts: svdops' own process used {r['client_cpu_s']:.2f} s of CPU and the "
-                         f"hosts {r['host_cpu_s']:.2f} s ({1000 * r['host_cpu_s'] / r['hosts']:.0f} ms per host: sshd "
-                         f"and the ~30 commands) in {r['median_s']:.2f} s of wall time on the same CPUs")
+        if r["tool"] in ("svdops", NO_CACHE):
+            lines.append(f"- {r['hosts']} hosts, {r['tool']}: its own process used {r['client_cpu_s']:.2f} s of "
+                         f"CPU and the hosts {r['host_cpu_s']:.2f} s ({1000 * r['host_cpu_s'] / r['hosts']:.0f} ms per "
+                         f"host: sshd and the ~30 commands) in {r['median_s']:.2f} s of wall time on the same CPUs")
     lines += ["", "Machine:", ""] + [f"- {k}: {v}" for k, v in info.items()]
     lines += ["", f"Forks: {args.forks} for both tools. The sshd servers share the same CPUs as both clients."]
+    if LOADS:
+        lines += [f"Load average (1 min) at the start of the trials: median {statistics.median(LOADS):.1f}, "
+                  f"min {min(LOADS):.1f}, max {max(LOADS):.1f} (a load above 2 is other work competing for the "
+                  "2 CPUs; it slows whichever tool is running, and trials alternate)."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.markdown:

@@ -3,8 +3,12 @@
 Variants, each a fresh process (cold: nothing imported, nothing cached in-process), trials interleaved
 so drift in machine load falls on all of them; median and p90 of the wall times:
 
-  old        this tree with svdops/host/inventory.py taken from --old-ref (the parser svdops had)
-  new        this tree (ansible-core's InventoryManager + VariableManager, in-process)
+  old        this tree with svdops/host/inventory.py taken from --old-ref (the parser svdops had; with
+             --old-ref main before the inventory cache: Ansible on every run)
+  new        this tree (ansible-core's InventoryManager + VariableManager, in-process), its inventory
+             cache (svdops/host/inventory_cache.py, in a private $XDG_CACHE_HOME) filled by the untimed
+             first run, so timed runs read the cache
+  new, cache off   this tree with SVDOPS_INVENTORY_CACHE=off: Ansible reads the inventory every run
   subproc    `ansible-inventory -i INV --limit L --list` alone: what the rejected subprocess design
              would add on top of a process that still has to start itself
 
@@ -63,18 +67,24 @@ def old_tree(ref: str, into: Path) -> Path:
     return into
 
 
-def environment(pythonpath: Path | None) -> dict[str, str]:
+# the inventory cache of the `new` variants: private to this run, never the user's own
+CACHE_HOME: dict[str, str] = {}
+
+
+def environment(pythonpath: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
     # the old copy has no profiles/ beside its package; both variants read this tree's
-    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "SVDOPS_PROFILE_PATH": str(ROOT / "profiles")}
+    env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "SVDOPS_PROFILE_PATH": str(ROOT / "profiles"),
+           **CACHE_HOME, **(extra or {})}
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     return env
 
 
-def timed(cmd: list[str], pythonpath: Path | None, cwd: Path) -> tuple[float, int]:
+def timed(cmd: list[str], pythonpath: Path | None, cwd: Path, extra: dict[str, str] | None = None) -> tuple[float, int]:
     # cwd away from the tree: `python -c` puts the cwd first on sys.path, ahead of PYTHONPATH
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=environment(pythonpath), cwd=cwd, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=environment(pythonpath, extra), cwd=cwd,
+                          timeout=300)
     return time.perf_counter() - start, proc.returncode
 
 
@@ -103,6 +113,7 @@ def main() -> int:
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="svdops-inv-bench-") as tmp_text:
         tmp = Path(tmp_text)
+        CACHE_HOME["XDG_CACHE_HOME"] = str(tmp / "cache")
         old = old_tree(args.old_ref, tmp / "old")
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "svdops")], check=True)
         port = closed_port()
@@ -117,17 +128,20 @@ def main() -> int:
                       "t = select_targets(inventory=Path(sys.argv[1]), limit=sys.argv[2]); "
                       "assert [x.name for x in t] == ['gpu001', 'gpu002', 'gpu003'], t", str(inventory), limit]
             subproc = [str(VENV_BIN / "ansible-inventory"), "-i", str(inventory), "--limit", limit, "--list"]
-            variants = {
-                "check old": (check, old), "check new": (check, ROOT),
-                "select old": (select, old), "select new": (select, ROOT),
-                "ansible-inventory --list": (subproc, None),
+            off = {"SVDOPS_INVENTORY_CACHE": "off"}
+            variants: dict[str, tuple[list[str], Path | None, dict[str, str] | None]] = {
+                "check old": (check, old, None), "check new": (check, ROOT, None),
+                "check new, cache off": (check, ROOT, off),
+                "select old": (select, old, None), "select new": (select, ROOT, None),
+                "select new, cache off": (select, ROOT, off),
+                "ansible-inventory --list": (subproc, None, None),
             }
             times: dict[str, list[float]] = {name: [] for name in variants}
-            for cmd, path in variants.values():  # one untimed run each: page cache, .pyc
-                timed(cmd, path, tmp)
+            for cmd, path, extra in variants.values():  # one untimed run each: page cache, .pyc, the cache
+                timed(cmd, path, tmp, extra)
             for _ in range(args.repeats):
-                for name, (cmd, path) in variants.items():
-                    seconds, rc = timed(cmd, path, tmp)
+                for name, (cmd, path, extra) in variants.items():
+                    seconds, rc = timed(cmd, path, tmp, extra)
                     expected = 3 if name.startswith("check") else 0  # check: the 3 hosts refuse SSH
                     if rc != expected:
                         raise SystemExit(f"{name} ({size} hosts) exited {rc}, expected {expected}")
@@ -135,8 +149,8 @@ def main() -> int:
             med = {name: statistics.median(v) for name, v in times.items()}
             for name, values in times.items():
                 added = ""
-                if name.endswith(" new"):
-                    base = med[name.replace(" new", " old")]
+                if " new" in name:
+                    base = med[name.split(" new")[0] + " old"]
                     added = f"{med[name] - base:+.2f} s ({med[name] / base:.2f}x)"
                 rows.append(f"| {size} | {name} | {med[name]:.2f} | {p90(values):.2f} | {added} |")
                 print(rows[-1], flush=True)
@@ -146,7 +160,7 @@ def main() -> int:
         f"{platform.node()} ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
         f"old = {args.old_ref}, limit `{limit}` (3 hosts)",
         "",
-        "| hosts | variant | median s | p90 s | added by Ansible |",
+        "| hosts | variant | median s | p90 s | against old |",
         "|---:|---|---:|---:|---|",
     ]
     text = "\n".join(header + rows) + "\n"

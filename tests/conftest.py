@@ -27,6 +27,13 @@ def host_text() -> Callable[[str, str], str]:
     return read
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own empty $XDG_CACHE_HOME (the inventory cache lives there): no test reads
+    what another one cached, and none writes into the cache of the person running the tests."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
 @pytest.fixture(scope="session")
 def _signal_handlers_at_start() -> dict[int, object]:
     return {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -151,9 +151,14 @@ def probe_host(
     if opened is not None:
         opened(shell)
     try:
-        watch = _Watch(_one_round_trip(shell, options.python))
+        batched = _one_round_trip(shell, options.python)
+        # the one script runs now; when it answered every command, they are read one after another
+        # (dictionary look-ups) instead of from a pool of threads per host
+        answered_all = isinstance(batched, BatchShell) and batched.prefetch()
+        watch = _Watch(batched)
         probed: Shell = RecordingShell(watch, bundle) if bundle is not None else watch
-        facts = gather_facts(probed, python=options.python, use_nvml=False, source=_source(target))
+        facts = gather_facts(probed, python=options.python, use_nvml=False, source=_source(target),
+                             parallel=not answered_all)
     except SvdopsError as exc:  # e.g. a bundle folder svdops will not write into: this host's error, said plainly
         return result(HostStatus.ERROR, message=f"{exc.message}: {exc.where}" if exc.where else exc.message,
                       hint=exc.hint or "")

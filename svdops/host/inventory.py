@@ -7,7 +7,8 @@ pattern syntax all mean exactly what they mean to `provision` (an executable fil
 inventory script, run as Ansible runs it; inventory plugin files work too). In-process rather than
 `ansible-inventory --list` because a second Python start-up costs about a second more per run
 (benchmarks/inventory_startup.py). ansible-core is imported only when an inventory or a `--limit`
-over `--host` names needs it.
+over `--host` names needs it, and not even then when inventory_cache.py holds Ansible's answer for
+exactly these files, settings and `--limit` (static inventories only; never a dynamic one).
 
 What reaches ssh (host names, ansible_host, ansible_user, ansible_port) is validated like `--host`:
 the inventory is data, and a name such as `$(touch /tmp/x)` is refused, never passed on.
@@ -199,12 +200,7 @@ def select_targets(
         keep = set(_match_names([t.name for t in targets], limit))
         targets = [t for t in targets if t.name in keep]
     if inventory is not None:
-        inv = load_inventory(inventory)
-        names = inv.select(limit)
-        if not names and not targets:
-            raise BadInputError(f"--limit {limit!r} matches no host in the inventory", where=str(inventory),
-                                hint=f"groups here: {', '.join(inv.groups)}")
-        targets.extend(inv.target(n, default_identity=identity) for n in names)
+        targets.extend(_inventory_targets(inventory, limit, identity, others=bool(targets)))
     elif limit and not targets:
         raise BadInputError(f"--limit {limit!r} matches none of the --host arguments")
     seen: set[str] = set()
@@ -214,6 +210,43 @@ def select_targets(
             seen.add(t.name)
             unique.append(t)
     return unique
+
+
+def _inventory_targets(inventory: Path, limit: str | None, identity: Path | None, *, others: bool) -> list[Target]:
+    """The inventory's hosts that `limit` selects, from the cache (inventory_cache.py) when it has this
+    very selection, else read through Ansible (and cached when it may be)."""
+    from svdops.host import inventory_cache as cache
+
+    key = cache.key_for(inventory, limit, identity)
+    if key is not None:
+        where = f"{inventory} (cached)"
+        hit = cache.load(key, lambda row: _from_cache(row, where))
+        if hit is not None:
+            return hit
+    inv = load_inventory(inventory)
+    names = inv.select(limit)
+    if not names and not others:
+        raise BadInputError(f"--limit {limit!r} matches no host in the inventory", where=str(inventory),
+                            hint=f"groups here: {', '.join(inv.groups)}")
+    found = [inv.target(n, default_identity=identity) for n in names]
+    # stored only when the files did not change while Ansible read them
+    if found and key is not None and cache.key_for(inventory, limit, identity) == key:
+        cache.store(key, [cache.CachedTarget(t.name, t.address, t.port, t.user,
+                                             None if t.identity is None else str(t.identity), t.groups)
+                          for t in found])
+    return found
+
+
+def _from_cache(row: Any, where: str) -> Target:
+    """A cached target, held to the same rules as one fresh from the inventory (a cache file is hostile)."""
+    return Target(
+        _valid_host(row.name, where, what="inventory host name"),
+        _valid_host(row.address, where, what="ansible_host"),
+        row.port,
+        None if row.user is None else _valid_user(row.user, where),
+        None if row.identity is None else Path(row.identity),
+        row.groups,
+    )
 
 
 def _match_names(names: list[str], pattern: str) -> list[str]:

@@ -93,6 +93,23 @@ def test_local_script_runner_is_a_script_runner() -> None:
 NASTY = ("; touch {d}/pwned", "$(touch {d}/pwned2)", "`touch {d}/pwned3`", "a b\tc\nd", "'\"\\", "*", "", "-n")
 
 
+def test_programs_come_from_path_as_env_would_run_them_never_a_shell_builtin() -> None:
+    """The script runs each command as `env NAME=VALUE PROGRAM` would, without an `env` process: the
+    variables reach that command only, and a name that is also a builtin of sh runs no builtin."""
+    answers = batch(
+        LocalScript(),
+        Command("type.txt", ("type", "ls")),  # a dash builtin; no program of that name on PATH
+        Command("vars.txt", ("sh", "-c", 'echo "$LC_ALL|${SVDOPS_X-unset}|$SVDOPS_Y"'),
+                env=(("LC_ALL", "C.UTF-8"), ("SVDOPS_Y", "a b=c $(x)"))),
+        Command("after.txt", ("sh", "-c", 'echo "${SVDOPS_Y-unset}"')),
+        Command("equals.txt", ("printf", "%s|", "A=1", "B=2")),  # '=' in arguments is data
+    )
+    assert answers["type.txt"].missing and answers["type.txt"].rc == 127
+    assert answers["vars.txt"].stdout == "C.UTF-8|unset|a b=c $(x)\n"
+    assert answers["after.txt"].stdout == "unset\n"  # another command never sees them
+    assert answers["equals.txt"].stdout == "A=1|B=2|"
+
+
 def test_each_command_keeps_its_own_exit_status_stdout_and_stderr(tmp_path: Path) -> None:
     args = tuple(a.format(d=tmp_path) for a in NASTY)
     runner = LocalScript()
@@ -111,9 +128,9 @@ def test_each_command_keeps_its_own_exit_status_stdout_and_stderr(tmp_path: Path
     assert not list(tmp_path.iterdir())  # every word reached printf as data; nothing ran
     both = answers["both.txt"]
     assert (both.rc, both.stdout, both.stderr, both.ok) == (3, "out", "err\n", False)
-    assert answers["env.txt"].stdout == "C\n"  # Command.env, through `env` on the command line
+    assert answers["env.txt"].stdout == "C\n"  # Command.env, exported for that command alone
     missing = answers["missing.txt"]
-    assert missing.missing and missing.rc == 127 and "No such file" in missing.stderr
+    assert missing.missing and missing.rc == 127 and "not found" in missing.stderr
     assert answers["cat.txt"].rc == 1 and "No such file" in answers["cat.txt"].reason
     assert answers["stdin.txt"].ok and answers["stdin.txt"].stdout == ""
     assert answers["empty.txt"].ok and answers["empty.txt"].stdout == "" and answers["empty.txt"].stderr == ""
@@ -276,3 +293,21 @@ def test_a_command_env_would_misread_is_refused_without_running() -> None:
 def test_the_boundary_must_be_plain() -> None:
     with pytest.raises(ValueError):
         build_script([(0, 1.0, ["true"])], "a b")
+
+
+def test_prefetch_says_whether_the_script_answered_every_command(tmp_path: Path) -> None:
+    """probe_host reads a host's answers one after another, without a thread pool, only when prefetch
+    says the script answered them all; otherwise they are asked in parallel, as before."""
+    commands = (Command("a.txt", ("echo", "a")), Command("b.txt", ("echo", "b")))
+    runner = LocalScript()
+    shell = BatchShell(runner, commands)
+    assert shell.prefetch() is True and runner.scripts == 1
+    assert [shell.run(c).stdout for c in commands] == ["a\n", "b\n"]
+    assert runner.scripts == 1 and runner.one_by_one == []  # the script ran once, before any run()
+
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    refused = NoMemoryFs(env={**env, "TMPDIR": str(tmp_path / "absent")})
+    shell = BatchShell(refused, commands)
+    assert shell.prefetch() is False and refused.one_by_one == []
+    assert [shell.run(c).stdout for c in commands] == ["a\n", "b\n"]
+    assert refused.scripts == 1 and refused.one_by_one == ["a.txt", "b.txt"]

@@ -469,3 +469,13 @@ def test_one_scenario_registry_serves_the_bench_and_the_knowledge_base() -> None
         assert memory.source.strip(), name
         assert (memory.min_vram_gib >= memory.peak_allocated_gib) if bench.needs_gpu else memory.min_vram_gib == 0, name
     assert not resources.files("svdops.judge.knowledge").joinpath("scenarios.yaml").is_file()
+
+
+@pytest.mark.parametrize("where", [("svdops.judge.knowledge", name) for name in (*kb.FILES, "xid.yaml")]
+                         + [("svdops", "data/scenarios.yaml")])
+def test_shipped_data_reads_the_same_through_libyaml(where: tuple[str, str]) -> None:
+    """load_shipped_yaml takes libyaml's loader for speed; it must give exactly PyYAML's own values."""
+    from svdops.scenarios import load_shipped_yaml
+
+    text = resources.files(where[0]).joinpath(where[1]).read_text(encoding="utf-8")
+    assert load_shipped_yaml(text) == yaml.safe_load(text)

@@ -30,8 +30,12 @@ def commands_for(shell: Shell, python: str = "python3") -> tuple[Command, ...]:
     return tuple(cmd.with_python(command, python) for command in selected)
 
 
-def run_commands(shell: Shell, commands: Iterable[Command]) -> dict[str, CommandResult]:
+def run_commands(shell: Shell, commands: Iterable[Command], *, parallel: bool = True) -> dict[str, CommandResult]:
+    """Every command's result. `parallel=False` asks them one after another: for a shell that already
+    holds every answer (a fleet host's batch script ran), where a pool of threads would only cost CPU."""
     commands = list(commands)
+    if not parallel:
+        return {result.key: result for result in (_run_one(shell, command) for command in commands)}
     with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, max(1, len(commands)))) as pool:
         results = list(pool.map(lambda command: _run_one(shell, command), commands))
     return {result.key: result for result in results}
@@ -45,11 +49,12 @@ def _run_one(shell: Shell, command: Command) -> CommandResult:
 
 
 def gather_facts(
-    shell: Shell, *, python: str = "python3", use_nvml: bool = False, source: str | None = None
+    shell: Shell, *, python: str = "python3", use_nvml: bool = False, source: str | None = None,
+    parallel: bool = True,
 ) -> HostFacts:
     """Everything svdops knows about the host behind `shell`. Never raises for a missing or
-    failing command: the value is None and `notes` says why."""
-    results = run_commands(shell, commands_for(shell, python))
+    failing command: the value is None and `notes` says why. `parallel`: see run_commands."""
+    results = run_commands(shell, commands_for(shell, python), parallel=parallel)
     out = Outputs(results)
     notes = Notes()
     for key, result in results.items():  # a refused or cut recorded file is said even where no probe asks why

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import yaml
-
-from svdops.scenarios import scenario_values, scenarios_document
+from svdops.scenarios import load_shipped_yaml, scenario_values, scenarios_document
 from svdops.versions import Version, parse_version
 
 FILES = ("cuda.yaml", "torch.yaml", "libraries.yaml", "gpus.yaml")  # scenarios: svdops/data/scenarios.yaml
@@ -189,7 +187,7 @@ class Knowledge:
 
 def _read(name: str) -> dict[str, Any]:
     text = resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = load_shipped_yaml(text)
     if not isinstance(data, dict) or not isinstance(data.get("version"), str):
         raise KnowledgeDataError(f"{name}: expected a mapping with a string `version:`")
     return data

@@ -6,7 +6,7 @@ import functools
 from dataclasses import dataclass
 from importlib import resources
 
-import yaml
+from svdops.scenarios import load_shipped_yaml
 
 ACTIONS = ("app", "reset", "reboot", "rma", "none")
 SEVERITIES = ("fail", "warn")
@@ -37,7 +37,7 @@ class XidCatalogue:
 @functools.cache
 def catalogue() -> XidCatalogue:
     text = resources.files("svdops.judge.knowledge").joinpath("xid.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = load_shipped_yaml(text)
     rows: dict[int, Xid] = {}
     for i, row in enumerate(data.get("xids") or []):
         where = f"xid.yaml: xids[{i}]"
