@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,7 +285,25 @@ def _import_ansible() -> _Ansible:
     except ImportError as exc:
         raise MissingDependencyError(f"reading an Ansible inventory needs ansible-core, not importable here ({exc})",
                                      hint=_INSTALL_HINT) from exc
+    _confine_intern_patch()
     return _Ansible(DataLoader, InventoryManager, VariableManager, Display)
+
+
+# ansible-core (2.19+) replaces sys.intern process-wide, on import, with a callable object that also
+# takes str subclasses. Anything imported later that expects the builtin breaks: torch._dynamo
+# registers a polyfill for sys.intern and dies with "substitute_in_graph expects a function but got
+# SysInternPatch" (`svdops plan` after an inventory was read in the same process). The patch is kept
+# here and put in place only while Ansible itself runs (inside _quiet_ansible).
+_ansible_intern: Any = None
+
+
+def _confine_intern_patch() -> None:
+    global _ansible_intern
+    current = sys.intern
+    builtin = getattr(type(current), "unpatched_implementation", None)
+    if builtin is not None:
+        _ansible_intern = current
+        sys.intern = builtin
 
 
 @contextlib.contextmanager
@@ -308,10 +327,14 @@ def _quiet_ansible(notes: list[str]) -> Iterator[None]:
     patched = {"warning": warning, "error_as_warning": error_as_warning, "deprecated": deprecated}
     for attr, fn in patched.items():
         setattr(display, attr, fn)  # an instance attribute shadows the method, for this block only
+    builtin_intern = sys.intern
+    if _ansible_intern is not None:
+        sys.intern = _ansible_intern
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
+        sys.intern = builtin_intern
         for attr in patched:
             with contextlib.suppress(AttributeError):
                 delattr(display, attr)

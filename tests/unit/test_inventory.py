@@ -362,3 +362,25 @@ def test_bad_host_args(text: str) -> None:
 def test_target_url() -> None:
     assert Target("x", "::1", 2222, "me").url == "ssh://me@[::1]:2222"
     assert Target("x", "gpu01").url == "ssh://gpu01"
+
+
+def test_reading_an_inventory_leaves_the_builtin_sys_intern_for_what_comes_next(tmp_path):
+    """ansible-core replaces sys.intern on import; torch._dynamo, imported later in the same process
+    (`svdops plan` after an inventory read), then died with "substitute_in_graph expects a function
+    but got SysInternPatch". Run in a fresh process: this one may have imported ansible already."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  hosts:\n    gpu01.lab: {ansible_user: ops, ansible_port: 2222}\n")
+    script = (
+        "import sys, types\n"
+        "from svdops.host.inventory import load_inventory\n"
+        f"inv = load_inventory({str(inventory)!r})\n"
+        "first = inv.target('gpu01.lab')\n"
+        "assert isinstance(sys.intern, types.BuiltinFunctionType), type(sys.intern)\n"
+        "again = load_inventory(" + repr(str(inventory)) + ").target('gpu01.lab')\n"
+        "assert isinstance(sys.intern, types.BuiltinFunctionType), type(sys.intern)\n"
+        "print(first.user, first.port, again.user, again.port)\n"
+    )
+    env = {**os.environ, "SVDOPS_INVENTORY_CACHE": "off"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ops", "2222", "ops", "2222"]
