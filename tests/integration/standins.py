@@ -190,6 +190,7 @@ WantedBy=multi-user.target
 
 # the driver packages the pinning package keeps on its branch
 PINNED = ("nvidia-open", "cuda-drivers", "nvidia-driver", "libcuda1", "nvidia-smi", "nvidia-persistenced",
+          "nvidia-kernel-support",
           "nvidia-kernel-open-dkms", "nvidia-kernel-dkms", "nvidia-fabricmanager")
 
 
