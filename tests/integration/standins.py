@@ -462,7 +462,8 @@ def build_conda_channel(root: Path) -> Path:
         channel, "python", PYTHON_VERSION, "0_svdops_standin",
         {"pyvenv.cfg": f"home = /usr/bin\ninclude-system-site-packages = false\nversion = {PYTHON_VERSION}\n".encode(),
          f"{site}/.stand-in": b"svdops stand-in python: a venv over Debian's /usr/bin/python3.11\n"},
-        {f"bin/python{short}": f"/usr/bin/python{short}", "bin/python3": f"python{short}", "bin/python": f"python{short}"},
+        {f"bin/python{short}": f"/usr/bin/python{short}", "bin/python3": f"python{short}",
+         "bin/python": f"python{short}"},
         []))
     wheel = _bundled_pip_wheel()
     pip_version = wheel.name.split("-")[1]
@@ -533,8 +534,12 @@ def vars_for(lock: Path) -> dict[str, object]:
 SERVE = textwrap.dedent(f"""\
     set -e; rm -rf {GUEST_ROOT}; mkdir -p {GUEST_ROOT}; tar -xzf - -C {GUEST_ROOT}
     systemctl stop svdops-standin 2>/dev/null || true
-    systemd-run --unit svdops-standin --quiet /usr/bin/python3 -m http.server {PORT} --bind 127.0.0.1 --directory {GUEST_ROOT}
-    for i in $(seq 50); do python3 -c "import urllib.request; urllib.request.urlopen('{BASE_URL}/{REPO_PATH}/InRelease')" 2>/dev/null && exit 0; sleep 0.2; done
+    systemd-run --unit svdops-standin --quiet /usr/bin/python3 -m http.server {PORT} --bind 127.0.0.1 \\
+        --directory {GUEST_ROOT}
+    for i in $(seq 100); do
+        python3 -c "import urllib.request as u; u.urlopen('{BASE_URL}/{REPO_PATH}/InRelease')" 2>/dev/null && exit 0
+        sleep 0.3
+    done
     exit 1""")
 
 
