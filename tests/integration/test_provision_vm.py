@@ -82,10 +82,11 @@ def setup(vm: vm_rig.Vm) -> dict[str, Path]:
 
 
 def provision(setup: dict[str, Path], *args: str, tags: tuple[str, ...] = ("storage",),
-              ssh_args: str = "-o ControlMaster=no") -> tuple[int, str, dict]:  # type: ignore[type-arg]
+              ssh_args: str = "-o ControlMaster=no",
+              env_extra: dict[str, str] | None = None) -> tuple[int, str, dict]:  # type: ignore[type-arg]
     # the VM's host key is new on every build: not checked, and not written into the user's known_hosts
     env = {"ANSIBLE_HOST_KEY_CHECKING": "False", "SVDOPS_RUNS_DIR": str(setup["runs"]),
-           "ANSIBLE_SSH_ARGS": f"{ssh_args} -o UserKnownHostsFile=/dev/null"}
+           "ANSIBLE_SSH_ARGS": f"{ssh_args} -o UserKnownHostsFile=/dev/null", **(env_extra or {})}
     result = CliRunner(env=env).invoke(cli, ["provision", "-p", str(setup["profile"]), "--inventory",
                                              str(setup["inventory"]), *[a for t in tags for a in ("--tags", t)],
                                              *args])
@@ -248,8 +249,10 @@ def site_run(site: dict[str, Path], *args: str) -> tuple[int, str, dict]:  # typ
     started = time.monotonic()
     # one SSH connection for the whole run: under emulation each new one costs about a second, and the
     # play has a few hundred tasks (the master exits two seconds after the run's last task)
+    # (an emulated guest on a loaded machine answers SSH slowly: a longer timeout and retries)
     code, out, summary = provision(site, "-e", f"@{site['vars']}", *args, tags=(),
-                                   ssh_args="-o ControlMaster=auto -o ControlPersist=2s")
+                                   ssh_args="-o ControlMaster=auto -o ControlPersist=2s",
+                                   env_extra={"ANSIBLE_TIMEOUT": "60", "ANSIBLE_SSH_RETRIES": "3"})
     (site["runs"].parent / f"site-{len(list(site['runs'].iterdir()))}.out").write_text(
         f"{time.monotonic() - started:.0f} s\n{out}")
     return code, out, summary
