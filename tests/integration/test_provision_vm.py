@@ -64,7 +64,7 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vm_rig.Vm]:
             f"{DATA[2]} {DATA[3]}; mkfs.ext4 -q -F -L legacy /dev/md/legacy; mkdir -p /legacy; "
             f"echo \"UUID=$(blkid -p -o value -s UUID /dev/md/legacy) /legacy ext4 defaults 0 2\" >> /etc/fstab; "
             f"mdadm --detail --brief /dev/md/legacy >> /etc/mdadm/mdadm.conf; echo '{NFS_LINE}' >> /etc/fstab; "
-            f"systemctl daemon-reload; mount /legacy")
+            f"systemctl daemon-reload; mount /legacy", timeout=600)
         yield running
 
 
