@@ -11,7 +11,13 @@ set), the VM reboots from the initramfs the role rebuilt and both arrays come ba
 names, mounted by UUID. Last, it boots with one NVMe and one data disk missing: it must still boot
 (not emergency mode), with the RAID6 degraded but mounted and the RAID0 skipped.
 
-Slow (about 8 minutes, plus about 3 minutes once to build the cached root filesystem): skip with
+Between the two reboot tests the same VM gets the whole site.yml (every role, no --tags) against the
+stand-ins of tests/integration/standins.py (NVIDIA's CUDA repository for Debian 12, Miniforge and a
+conda channel; named and described there and in docs/provision.md): applied once, again with no change,
+in check mode with no change, and through a 580 -> 590 driver branch change, without a reboot.
+
+Slow (storage: about 8 minutes on an idle machine, plus a few minutes once to build the cached root
+filesystem; the site runs add more, see the report of issue 14 for measured times): skip with
 -m "not vm". The tests run in order against one VM.
 """
 
