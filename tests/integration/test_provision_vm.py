@@ -337,8 +337,8 @@ def test_site_applies_every_role_for_real(vm: vm_rig.Vm, site: dict[str, Path]) 
     assert version.strip() == svdops.__version__
     # what conda recorded is exactly the lock (URL and sha256 of every package)
     resolved = vm.ssh("cat /opt/miniforge3/svdops/svd.conda.resolved").stdout.splitlines()
-    assert [line for line in resolved if line.startswith("http")] == \
-        [line for line in site["lock"].read_text().splitlines() if line.startswith("http")]
+    assert sorted(line for line in resolved if line.startswith("http")) == \
+        sorted(line for line in site["lock"].read_text().splitlines() if line.startswith("http"))
     assert vm.ssh(f"test -s {ENV}/.svdops-complete", check=False).returncode == 0
 
 
