@@ -265,9 +265,10 @@ def site_run(site: dict[str, Path], *args: str) -> tuple[int, str, dict]:  # typ
 
 
 def packages(vm: vm_rig.Vm) -> dict[str, str]:
-    """Installed packages (dpkg's status ii) and their versions."""
+    """Installed packages (dpkg's status "i", whether held or not: ii, hi) and their versions."""
     out = vm.ssh("dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\\n'").stdout
-    return {p: v for state, p, v in (line.split() for line in out.splitlines() if line.strip()) if state == "ii"}
+    return {p: v for state, p, v in (line.split() for line in out.splitlines() if line.strip())
+            if len(state) >= 2 and state[1] == "i"}
 
 
 def holds(vm: vm_rig.Vm) -> set[str]:
