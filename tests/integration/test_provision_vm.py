@@ -16,8 +16,9 @@ stand-ins of tests/integration/standins.py (NVIDIA's CUDA repository for Debian 
 conda channel; named and described there and in docs/provision.md): applied once, again with no change,
 in check mode with no change, and through a 580 -> 590 driver branch change, without a reboot.
 
-Slow (storage: about 8 minutes on an idle machine, plus a few minutes once to build the cached root
-filesystem; the site runs add more, see the report of issue 14 for measured times): skip with
+Slow: storage about 8 minutes on an idle machine, plus about 6 minutes once to build the cached root
+filesystem; the first site run took 583-602 s on the 2-core dev machine (about half of it
+update-initramfs under emulation), and the later site runs add a few minutes each. Skip with
 -m "not vm". The tests run in order against one VM.
 """
 
