@@ -338,10 +338,13 @@ def build_svdops_wheel(dest: Path, source: Path | None = None) -> Path:
     if source is None:
         # installed from a wheel (pip, pipx, uv tool): the installed files are the wheel, packed again
         return repack_installed_wheel(dest)
+    # the same sources make the same bytes: the conda role rebuilds the environment whenever the wheel's
+    # checksum changes, and a wheel stamped with the build time changed it on every run
+    env = {**os.environ, "SOURCE_DATE_EPOCH": str(_WHEEL_EPOCH)}
     try:
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                                "--no-input", "--quiet", "-w", str(dest), str(source)],
-                              capture_output=True, text=True, timeout=600, check=False)
+                              capture_output=True, text=True, timeout=600, check=False, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RunFailedError(f"building the svdops wheel failed: {exc}", where=str(source)) from exc
     wheels = sorted(dest.glob("svdops-*.whl"))
@@ -351,6 +354,11 @@ def build_svdops_wheel(dest: Path, source: Path | None = None) -> Path:
                              where=str(source), hint="python -m pip wheel --no-deps --no-build-isolation . shows why; "
                                                      "or give one with -e svdops_package_wheel=PATH")
     return wheels[0]
+
+
+# the timestamp of every file in the wheels svdops builds (1980-01-01, the first a zip can hold)
+_WHEEL_EPOCH = 315532800
+_WHEEL_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 # written by the installer, not part of the wheel (PEP 376/610/627)
@@ -401,13 +409,21 @@ def repack_installed_wheel(dest: Path) -> Path:
     lines = []
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for rel, data in sorted(entries):
-            zf.writestr(rel, data)
+            zf.writestr(_zip_entry(rel), data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             lines.append(f"{rel},sha256={digest},{len(data)}")
         lines.append(f"{info}/RECORD,,")
-        zf.writestr(f"{info}/RECORD", "\n".join(lines) + "\n")
+        zf.writestr(_zip_entry(f"{info}/RECORD"), "\n".join(lines) + "\n")
     partial.replace(wheel)
     return wheel
+
+
+def _zip_entry(name: str) -> zipfile.ZipInfo:
+    """A wheel entry stamped with a fixed date (writestr with a bare name stamps the current time)."""
+    entry = zipfile.ZipInfo(name, date_time=_WHEEL_DATE)
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    entry.external_attr = 0o644 << 16
+    return entry
 
 
 def conda_role_runs(request: ProvisionRequest) -> bool:

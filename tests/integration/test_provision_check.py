@@ -149,7 +149,7 @@ def test_roles_that_cannot_apply_say_why(whole_play: tuple) -> None:  # type: ig
     out = whole_play[1]
     assert "skipped: not a distribution NVIDIA's repository serves here (Debian" in out
     # this machine is Debian 12: NVIDIA's pinning scheme (what Ubuntu gets is in test_roles_vars.py)
-    assert "would install nvidia-driver-pinning-580 nvidia-open" in out
+    assert "would install nvidia-driver-pinning-580 nvidia-open=580.*" in out
     assert "would install cuda-toolkit-13-0" in out
     assert "skipped: no NVSwitch on this host" in out
     assert "skipped: no disks listed for this host" in out
@@ -161,7 +161,7 @@ def test_the_plan_follows_the_profile(whole_play: tuple) -> None:  # type: ignor
     for host in ("gpu01", "gpu02"):
         plan = summary["plan"][host]
         assert plan["nvidia_driver"]["pinning"] == ["nvidia-driver-pinning-580"]
-        assert plan["nvidia_driver"]["install"] == ["nvidia-open"]
+        assert plan["nvidia_driver"]["install"] == ["nvidia-open=580.*"]
         assert plan["nvidia_driver"]["flavor"] == "open" and plan["nvidia_driver"]["scheme"] == "pinning"
         assert set(plan["nvidia_driver"]["hold"]) == {"nvidia-driver-pinning-580", "nvidia-open", "libcuda1",
                                                       "nvidia-kernel-open-dkms"}

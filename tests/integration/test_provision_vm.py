@@ -11,7 +11,14 @@ set), the VM reboots from the initramfs the role rebuilt and both arrays come ba
 names, mounted by UUID. Last, it boots with one NVMe and one data disk missing: it must still boot
 (not emergency mode), with the RAID6 degraded but mounted and the RAID0 skipped.
 
-Slow (about 8 minutes, plus about 3 minutes once to build the cached root filesystem): skip with
+Between the two reboot tests the same VM gets the whole site.yml (every role, no --tags) against the
+stand-ins of tests/integration/standins.py (NVIDIA's CUDA repository for Debian 12, Miniforge and a
+conda channel; named and described there and in docs/provision.md): applied once, again with no change,
+in check mode with no change, and through a 580 -> 590 driver branch change, without a reboot.
+
+Slow: storage about 8 minutes on an idle machine, plus about 6 minutes once to build the cached root
+filesystem; the first site run took 583-602 s on the 2-core dev machine (about half of it
+update-initramfs under emulation), and the later site runs add a few minutes each. Skip with
 -m "not vm". The tests run in order against one VM.
 """
 
@@ -29,7 +36,8 @@ from click.testing import CliRunner
 
 from svdops.cli.main import cli
 
-import vm_rig  # isort: skip  (tests/integration is on sys.path)
+import standins  # isort: skip  (tests/integration is on sys.path)
+import vm_rig  # isort: skip
 
 pytestmark = [
     pytest.mark.vm,
@@ -63,7 +71,7 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[vm_rig.Vm]:
             f"{DATA[2]} {DATA[3]}; mkfs.ext4 -q -F -L legacy /dev/md/legacy; mkdir -p /legacy; "
             f"echo \"UUID=$(blkid -p -o value -s UUID /dev/md/legacy) /legacy ext4 defaults 0 2\" >> /etc/fstab; "
             f"mdadm --detail --brief /dev/md/legacy >> /etc/mdadm/mdadm.conf; echo '{NFS_LINE}' >> /etc/fstab; "
-            f"systemctl daemon-reload; mount /legacy")
+            f"systemctl daemon-reload; mount /legacy", timeout=600)
         yield running
 
 
@@ -80,12 +88,15 @@ def setup(vm: vm_rig.Vm) -> dict[str, Path]:
     return {"profile": profile, "inventory": inventory, "runs": work / "runs"}
 
 
-def provision(setup: dict[str, Path], *args: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+def provision(setup: dict[str, Path], *args: str, tags: tuple[str, ...] = ("storage",),
+              ssh_args: str = "-o ControlMaster=no",
+              env_extra: dict[str, str] | None = None) -> tuple[int, str, dict]:  # type: ignore[type-arg]
     # the VM's host key is new on every build: not checked, and not written into the user's known_hosts
     env = {"ANSIBLE_HOST_KEY_CHECKING": "False", "SVDOPS_RUNS_DIR": str(setup["runs"]),
-           "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o UserKnownHostsFile=/dev/null"}
+           "ANSIBLE_SSH_ARGS": f"{ssh_args} -o UserKnownHostsFile=/dev/null", **(env_extra or {})}
     result = CliRunner(env=env).invoke(cli, ["provision", "-p", str(setup["profile"]), "--inventory",
-                                             str(setup["inventory"]), "--tags", "storage", *args])
+                                             str(setup["inventory"]), *[a for t in tags for a in ("--tags", t)],
+                                             *args])
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     runs = sorted(setup["runs"].iterdir())
@@ -187,6 +198,177 @@ def test_after_a_reboot_the_arrays_keep_their_names_and_mount_by_uuid(vm: vm_rig
     assert code == 0, out
     assert summary["recap"][vm_rig.HOSTNAME]["changed"] == 1, out
     assert vm.ssh("stat -c %a /data").stdout.strip() == "2775"
+
+
+# ---------------------------------------------------------------- the whole site.yml, for real
+# Every role against the stand-ins of tests/integration/standins.py (NVIDIA's CUDA repository for
+# Debian 12, Miniforge and a conda channel), served on the guest's loopback. The storage arrays built
+# above stay: the storage role runs too and must find nothing to do.
+
+SITE_PROFILE = """\
+description: "test: the whole stack in the VM, against the stand-ins"
+extends: ci-cpu
+driver:
+  version: "580"
+  flavor: open
+cuda:
+  toolkit: "12.8"
+  cudnn: "9"
+  nccl: "*"
+python:
+  version: "3.11"
+storage:
+  scratch: {level: raid0, nvme: true, min_devices: 4}
+  data: {levels: [raid5, raid6], min_devices: 4}
+"""
+OLD_ENTRY = ("deb [signed-by=/usr/share/keyrings/cuda-old-keyring.gpg] "
+             "https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/ /")
+ENV = "/opt/miniforge3/envs/svd"
+
+
+@pytest.fixture(scope="module")
+def site(vm: vm_rig.Vm, setup: dict[str, Path]) -> dict[str, Path]:
+    if (missing := standins.missing_tools()) is not None:
+        pytest.skip(missing)
+    kernel = (vm.image / "ready").read_text().strip().removeprefix("vmlinuz-")
+    tree = standins.ensure_standins(vm_rig.cache_dir(), kernel) / "tree"
+    standins.serve_in_guest(vm.ssh_argv(), tree)
+    # what a host built from an older guide has: the same repository under another signed-by, which
+    # makes `apt update` fail until it is disabled
+    vm.ssh(f"echo '{OLD_ENTRY}' > /etc/apt/sources.list.d/cuda.list")
+    profile = vm.work / "site-test.yaml"
+    profile.write_text(SITE_PROFILE)
+    variables = vm.work / "site-vars.yml"
+    variables.write_text(yaml.safe_dump({**standins.vars_for(tree / "svd.conda.lock"),
+                                         "svdops_fabricmanager": True, "svdops_dcgm": True,
+                                         # the stand-ins weigh megabytes; the guest's root has 1.5 GiB free
+                                         "svdops_min_free_gib": 1}))
+    # the arrays the storage tests built are not listed: the storage role says so and leaves them,
+    # and these tests also run alone (-k site)
+    inventory = vm.work / "site-hosts.yml"
+    host = {"ansible_host": "127.0.0.1", "ansible_port": vm.port, "ansible_user": "root",
+            "ansible_ssh_private_key_file": str(vm.key), "ansible_python_interpreter": "/usr/bin/python3"}
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"gpu": {"hosts": {vm_rig.HOSTNAME: host}}}}}))
+    return {**setup, "profile": profile, "inventory": inventory, "vars": variables, "lock": tree / "svd.conda.lock"}
+
+
+def site_run(site: dict[str, Path], *args: str) -> tuple[int, str, dict]:  # type: ignore[type-arg]
+    started = time.monotonic()
+    # one SSH connection for the whole run: under emulation each new one costs about a second, and the
+    # play has a few hundred tasks (the master exits two seconds after the run's last task)
+    # (an emulated guest on a loaded machine answers SSH slowly: a longer timeout and retries)
+    code, out, summary = provision(site, "-e", f"@{site['vars']}", *args, tags=(),
+                                   ssh_args="-o ControlMaster=auto -o ControlPersist=2s",
+                                   env_extra={"ANSIBLE_TIMEOUT": "60", "ANSIBLE_SSH_RETRIES": "3"})
+    (site["runs"].parent / f"site-{len(list(site['runs'].iterdir()))}.out").write_text(
+        f"{time.monotonic() - started:.0f} s\n{out}")
+    return code, out, summary
+
+
+def packages(vm: vm_rig.Vm) -> dict[str, str]:
+    """Installed packages (dpkg's status "i", whether held or not: ii, hi) and their versions."""
+    out = vm.ssh("dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\\n'").stdout
+    return {p: v for state, p, v in (line.split() for line in out.splitlines() if line.strip())
+            if len(state) >= 2 and state[1] == "i"}
+
+
+def holds(vm: vm_rig.Vm) -> set[str]:
+    return set(vm.ssh("apt-mark showhold").stdout.split())
+
+
+def driver_state(vm: vm_rig.Vm, branch: str) -> None:
+    version = standins.DRIVERS[branch]
+    installed = packages(vm)
+    for name in ("nvidia-open", "nvidia-driver", "libcuda1", "nvidia-kernel-open-dkms", "nvidia-persistenced",
+                 "nvidia-fabricmanager", f"nvidia-driver-pinning-{branch}"):
+        assert installed.get(name) == f"{version}-1", (name, installed.get(name))
+    # the proprietary modules and cuda-drivers were never asked for
+    assert "nvidia-kernel-dkms" not in installed and "cuda-drivers" not in installed
+    others = [b for b in standins.DRIVERS if b != branch]
+    assert not [f"nvidia-driver-pinning-{b}" for b in others if f"nvidia-driver-pinning-{b}" in installed]
+    pinning = vm.ssh(f"cat /etc/apt/preferences.d/nvidia-driver-pinning-{branch}").stdout
+    assert f"Pin: version {branch}.*" in pinning
+    assert {f"nvidia-driver-pinning-{branch}", "nvidia-open", "libcuda1", "nvidia-kernel-open-dkms",
+            "nvidia-fabricmanager"} <= holds(vm)
+    # what DKMS built (the stand-in's module file) is the installed version; nothing loaded it
+    assert vm.ssh("modinfo -F version nvidia").stdout.strip() == version
+    assert vm.ssh("test -e /sys/module/nvidia", check=False).returncode != 0
+
+
+def test_site_applies_every_role_for_real(vm: vm_rig.Vm, site: dict[str, Path]) -> None:
+    boot = vm.ssh("cat /proc/sys/kernel/random/boot_id").stdout
+    code, out, summary = site_run(site)
+    assert code == 0, out
+    assert summary["recap"][vm_rig.HOSTNAME]["changed"] > 0
+    # the driver changed and no reboot was allowed: none happened, and the run says one is needed
+    assert summary["reboot_required"] == {vm_rig.HOSTNAME: True}, out
+    assert vm.ssh("cat /proc/sys/kernel/random/boot_id").stdout == boot
+    assert "skipped: reboot required first" in out, out
+    driver_state(vm, "580")
+    installed = packages(vm)
+    assert installed["cuda-keyring"] == standins.KEYRING_VERSION
+    assert installed["cuda-toolkit-12-8"] == standins.TOOLKIT_VERSION
+    # cuda-12-8 would have pulled in cuda-drivers, a driver next to the held one
+    assert "cuda-12-8" not in installed
+    assert installed["cudnn9-cuda-12"] == "9.10.2.21-1" and "cudnn9-cuda-13" not in installed
+    # the newest NCCL is built for CUDA 13.0: the host's CUDA is 12.8
+    assert installed["libnccl2"] == installed["libnccl-dev"] == "2.27.7-1+cuda12.8"
+    assert {"libnccl2", "libnccl-dev"} <= holds(vm)
+    assert installed["datacenter-gpu-manager-4-cuda12"] == standins.DCGM_VERSION
+    # the repository: one entry, at the configured URL; the older guide's entry disabled
+    sources = vm.ssh("ls /etc/apt/sources.list.d").stdout.split()
+    assert sorted(sources) == ["cuda-debian12-x86_64.list", "cuda.list.svdops.disabled"], sources
+    entry = vm.ssh("cat /etc/apt/sources.list.d/cuda-debian12-x86_64.list").stdout
+    assert entry == (f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] "
+                     f"{standins.BASE_URL}/{standins.REPO_PATH}/ /\n")
+    assert "blacklist nouveau" in vm.ssh("cat /etc/modprobe.d/blacklist-nouveau.conf").stdout
+    assert vm.ssh("lsinitramfs /boot/initrd.img-$(uname -r) | grep -c blacklist-nouveau.conf",
+                  check=False).stdout.strip() == "1"
+    dropin = vm.ssh("systemctl cat nvidia-persistenced").stdout
+    assert "ExecStart=/usr/bin/nvidia-persistenced --persistence-mode --verbose" in dropin, dropin
+    # enabled, and not started against a driver that is not loaded
+    services = "nvidia-persistenced nvidia-fabricmanager nvidia-dcgm"
+    assert vm.ssh(f"systemctl is-enabled {services}", check=False).stdout.split() == ["enabled"] * 3
+    assert vm.ssh(f"systemctl is-active {services}", check=False).stdout.split() == ["inactive"] * 3
+    assert "/usr/local/cuda-12.8/bin" in vm.ssh("bash -lc 'echo $PATH'").stdout
+    # the environment: built from the lock with the stand-in conda, svdops from the controller's wheel
+    assert vm.ssh(f"{ENV}/bin/python -c 'import sys; print(sys.prefix)'").stdout.strip() == ENV
+    import svdops
+
+    version = vm.ssh(f"{ENV}/bin/python -c 'import importlib.metadata as m; print(m.version(\"svdops\"))'").stdout
+    assert version.strip() == svdops.__version__
+    # what conda recorded is exactly the lock (URL and sha256 of every package)
+    resolved = vm.ssh("cat /opt/miniforge3/svdops/svd.conda.resolved").stdout.splitlines()
+    assert sorted(line for line in resolved if line.startswith("http")) == \
+        sorted(line for line in site["lock"].read_text().splitlines() if line.startswith("http"))
+    assert vm.ssh(f"test -s {ENV}/.svdops-complete", check=False).returncode == 0
+
+
+def test_site_second_run_changes_nothing(vm: vm_rig.Vm, site: dict[str, Path]) -> None:
+    code, out, summary = site_run(site)
+    assert code == 0, out
+    assert summary["recap"][vm_rig.HOSTNAME]["changed"] == 0, out
+    assert "skipped: reboot required first" in out, out
+
+
+def test_site_check_mode_changes_nothing(vm: vm_rig.Vm, site: dict[str, Path]) -> None:
+    code, out, summary = site_run(site, "--check")
+    assert code == 0, out
+    assert summary["recap"][vm_rig.HOSTNAME]["changed"] == 0, out
+
+
+def test_site_moves_the_driver_to_a_newer_branch(vm: vm_rig.Vm, site: dict[str, Path]) -> None:
+    boot = vm.ssh("cat /proc/sys/kernel/random/boot_id").stdout
+    code, out, summary = site_run(site, "--driver-branch", "590")
+    assert code == 0, out
+    assert summary["recap"][vm_rig.HOSTNAME]["changed"] > 0
+    assert summary["reboot_required"] == {vm_rig.HOSTNAME: True}, out
+    assert vm.ssh("cat /proc/sys/kernel/random/boot_id").stdout == boot
+    driver_state(vm, "590")
+    assert "nvidia-driver-pinning-580" not in holds(vm)
+    assert vm.ssh("test -e /etc/apt/preferences.d/nvidia-driver-pinning-580", check=False).returncode != 0
+    # the libraries stayed where they were
+    assert packages(vm)["libnccl2"] == "2.27.7-1+cuda12.8"
 
 
 def test_the_host_still_boots_with_a_member_disk_missing(vm: vm_rig.Vm, setup: dict[str, Path]) -> None:

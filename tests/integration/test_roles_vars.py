@@ -123,7 +123,8 @@ def test_driver_packages_in_both_schemes_on_every_target(tmp_path: Path) -> None
     assert u590["svdops_cuda_repo_url"] == f"{NV}/ubuntu2404/x86_64"
     assert u590["nvidia_driver_scheme"] == "pinning"
     assert u590["nvidia_driver_pinning"] == ["nvidia-driver-pinning-590"]
-    assert u590["nvidia_driver_install"] == ["nvidia-open"]
+    # one name for every branch: the version names the branch (an installed 580 would satisfy "nvidia-open")
+    assert u590["nvidia_driver_install"] == ["nvidia-open=590.*"]
     assert set(u590["nvidia_driver_holds"]) == {"nvidia-driver-pinning-590", "nvidia-open", "libnvidia-compute",
                                                 "nvidia-dkms-open"}
     assert u590["svdops_fabricmanager_package"] == "nvidia-fabricmanager"
@@ -139,7 +140,7 @@ def test_driver_packages_in_both_schemes_on_every_target(tmp_path: Path) -> None
         d = got[case]
         assert d["svdops_cuda_repo_url"] == f"{NV}/debian12/x86_64"
         assert d["nvidia_driver_pinning"] == [f"nvidia-driver-pinning-{branch}"]
-        assert d["nvidia_driver_install"] == ["nvidia-open"]
+        assert d["nvidia_driver_install"] == [f"nvidia-open={branch}.*"]
         assert set(d["nvidia_driver_holds"]) == {f"nvidia-driver-pinning-{branch}", "nvidia-open", "libcuda1",
                                                  "nvidia-kernel-open-dkms"}
         assert d["nvidia_driver_headers"] == ["linux-headers-amd64"]

@@ -34,10 +34,13 @@ MIRROR_ENV = "SVDOPS_VM_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 QEMU = "qemu-system-x86_64"
 PACKAGES = ("systemd-sysv", "udev", "kmod", "openssh-server", "mdadm", "xfsprogs", "linux-image-amd64",
-            "initramfs-tools", "iproute2", "python3", "python3-apt", "nvme-cli", "util-linux", "procps")
+            "initramfs-tools", "iproute2", "python3", "python3-apt", "nvme-cli", "util-linux", "procps",
+            # preflight installs the running kernel's headers and the flavour's metapackage (DKMS builds
+            # against them): the real Debian packages, so that apt finds them installed offline
+            "linux-headers-amd64")
 # changing the recipe (packages, guest config) must invalidate a cached image
-RECIPE_VERSION = "3"
-ROOT_SIZE = "2G"
+RECIPE_VERSION = "4"
+ROOT_SIZE = "3G"
 NVME_COUNT, NVME_SIZE_MIB = 4, 256
 DATA_COUNT, DATA_SIZE_MIB = 4, 320  # XFS needs 300 MiB (the test puts one on a single disk)
 HOSTNAME = "svdvm"

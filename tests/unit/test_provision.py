@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -446,6 +447,27 @@ def test_the_controller_builds_the_wheel_the_hosts_install(tmp_path: Path) -> No
     assert wheel.name.startswith("svdops-") and wheel.suffix == ".whl"
     names = zipfile.ZipFile(wheel).namelist()
     assert "svdops/provision/run.py" in names and "svdops/__init__.py" in names
+
+
+@pytest.mark.slow
+def test_the_same_sources_make_the_same_wheel(tmp_path: Path) -> None:
+    # the conda role rebuilds the environment when the wheel's checksum changes: a wheel stamped with its
+    # build time made every run rebuild it (the VM suite's second run was never changed=0)
+    first = provision_run.build_svdops_wheel(tmp_path / "one").read_bytes()
+    time.sleep(2.1)  # zip timestamps have two-second resolution
+    assert provision_run.build_svdops_wheel(tmp_path / "two").read_bytes() == first
+
+
+def test_a_repacked_wheel_does_not_carry_the_time_it_was_packed(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import zipfile
+
+    first = provision_run._zip_entry("svdops/__init__.py")
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)
+    assert provision_run._zip_entry("svdops/__init__.py").date_time == first.date_time == (1980, 1, 1, 0, 0, 0)
+    with zipfile.ZipFile(tmp_path / "w.zip", "w") as zf:
+        zf.writestr(provision_run._zip_entry("a"), "x")
+    assert zipfile.ZipFile(tmp_path / "w.zip").getinfo("a").date_time == (1980, 1, 1, 0, 0, 0)
 
 
 def test_neither_a_source_tree_nor_packable_files_is_a_clear_error(
