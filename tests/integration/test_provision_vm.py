@@ -17,9 +17,10 @@ conda channel; named and described there and in docs/provision.md): applied once
 in check mode with no change, and through a 580 -> 590 driver branch change, without a reboot.
 
 The site tests are opt-in (SVDOPS_VM_SITE=1): together they take about 20 minutes on the 2-core dev
-machine, more than CI's budget leaves (issue 14). The branch change is a known failure (strict xfail):
-apt refuses nvidia-open=590.* while libcuda1 and nvidia-kernel-open-dkms, held by the 580 plan and
-named again in the 590 plan's holds, stay held; the role releases only holds the new plan drops.
+machine, more than CI's budget leaves (issue 14). The branch change failed until the driver role
+released held packages whose version is off the wanted branch (libcuda1 and nvidia-kernel-open-dkms are
+in both branches' holds); after that fix the VM's upgrade run released, installed 590 and held again,
+but was cut short by a time limit before the end of the play: this test has not yet passed whole.
 
 Slow: storage about 8 minutes on an idle machine, plus about 6 minutes once to build the cached root
 filesystem; the first site run took 583-602 s on the 2-core dev machine (about half of it
@@ -373,8 +374,6 @@ def test_site_check_mode_changes_nothing(vm: vm_rig.Vm, site: dict[str, Path]) -
 
 
 @SITE_OPT_IN
-@pytest.mark.xfail(strict=True, reason="role defect (issue 14): held libcuda1 and nvidia-kernel-open-dkms, named in "
-                   "both branches' holds, are never released, and apt refuses nvidia-open=590.*")
 def test_site_moves_the_driver_to_a_newer_branch(vm: vm_rig.Vm, site: dict[str, Path]) -> None:
     boot = vm.ssh("cat /proc/sys/kernel/random/boot_id").stdout
     code, out, summary = site_run(site, "--driver-branch", "590")

@@ -150,6 +150,44 @@ def test_driver_packages_in_both_schemes_on_every_target(tmp_path: Path) -> None
     assert got["u2404-arm-610"]["nvidia_driver_pinning"] == ["nvidia-driver-pinning-610"]
 
 
+def test_a_branch_change_releases_every_driver_hold_off_the_wanted_branch(tmp_path: Path) -> None:
+    """The release task's own expressions (read from apt.yml, not copied), on `apt-mark showhold | xargs
+    dpkg-query` answers. Both pinning plans hold libcuda1 and nvidia-kernel-open-dkms: releasing only the
+    names the new plan drops kept them held at 580, and apt refused nvidia-open=590.* (the VM's site run)."""
+    apt = yaml.safe_load((ROLES / "nvidia_driver" / "tasks" / "apt.yml").read_text())
+    release = next(t for t in apt if str(t.get("name", "")).startswith("Release holds"))
+    probe = tmp_path / "release.yml"
+    probe.write_text(yaml.safe_dump([{"name": "Evaluate", "ansible.builtin.set_fact": {
+        "release": "{{ nvidia_driver_release }}"}, "vars": release["vars"]}]))
+    plan590 = ["nvidia-driver-pinning-590", "nvidia-open", "libcuda1", "nvidia-kernel-open-dkms"]
+    at580 = ["nvidia-driver-pinning-580 580.95.05-1", "nvidia-open 580.95.05-1", "libcuda1 580.95.05-1",
+             "nvidia-kernel-open-dkms 580.95.05-1", "nvidia-fabricmanager 580.95.05-1", "libnccl2 2.27.7-1+cuda12.8"]
+    at590 = [line.replace("580", "590").replace("590.95.05", "590.44.01") for line in at580]
+
+    def case(lines: list[str], holds: list[str], branch: str,
+             version: str = "") -> tuple[dict[str, str], dict[str, Any]]:
+        return DEBIAN12, {"nvidia_driver_showhold": {"stdout_lines": lines}, "nvidia_driver_holds": holds,
+                          "svdops_driver_branch": branch, "svdops_driver_version": version}
+
+    got = evaluate(tmp_path, probe, {
+        "580-to-590": case(at580, plan590, "590"),
+        "steady-590": case(at590, plan590, "590"),
+        "exact-version": case(at590, plan590, "590", "590.48.07"),
+        "numbered-steady": (UBUNTU2204, {"nvidia_driver_showhold": {"stdout_lines": [
+            "nvidia-driver-580-open 580.95.05-0ubuntu1", "libnvidia-compute-580 580.95.05-0ubuntu1"]},
+            "nvidia_driver_holds": ["nvidia-driver-580-open", "libnvidia-compute-580"], "svdops_driver_branch": "580",
+            "svdops_driver_version": ""}),
+        "no-versions": case(["nvidia-open", "", "libcuda1 5801.2-1"], plan590, "580"),
+    }, ["release"])
+    assert got["580-to-590"]["release"] == ["nvidia-driver-pinning-580", "nvidia-open", "libcuda1",
+                                            "nvidia-kernel-open-dkms"]
+    assert got["steady-590"]["release"] == []  # a steady run stays changed=0
+    assert got["exact-version"]["release"] == ["nvidia-open", "libcuda1", "nvidia-kernel-open-dkms"]
+    assert got["numbered-steady"]["release"] == []
+    # a line without a version is not judged; 5801.x is not branch 580
+    assert got["no-versions"]["release"] == ["libcuda1"]
+
+
 def test_signed_modules_follow_the_kernel_flavour(tmp_path: Path) -> None:
     cases = {
         "generic-580": (UBUNTU2204, {"svdops_driver_branch": "580", "svdops_driver_signed_modules": True}),
