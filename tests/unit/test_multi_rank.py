@@ -50,15 +50,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_baseline_longer_than_the_collective_timeout_does_not_kill_the_waiting_rank(tmp_path):
+def run_two_ranks(tmp_path: Path, source: str, *args: str) -> None:
+    """`source` as ranks 0 and 1 of a real two-process gloo group (argv: rank, tmp_path, *args); both must exit 0."""
     script = tmp_path / "rank.py"
-    script.write_text(RANK_SCRIPT)
+    script.write_text(source)
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2",
            "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}  # fmt: skip
-    argv = [sys.executable, str(script)]
     procs = [
         subprocess.Popen(
-            [*argv, str(r), str(tmp_path), "5"],
+            [sys.executable, str(script), str(r), str(tmp_path), *args],
             env={**env, "RANK": str(r)},
             text=True,
             stdout=subprocess.PIPE,
@@ -68,6 +68,10 @@ def test_a_baseline_longer_than_the_collective_timeout_does_not_kill_the_waiting
     ]
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
+
+
+def test_a_baseline_longer_than_the_collective_timeout_does_not_kill_the_waiting_rank(tmp_path):
+    run_two_ranks(tmp_path, RANK_SCRIPT, "5")
     waited = json.loads((tmp_path / "out-1.json").read_text())["waited"]
     assert waited >= 4.5  # rank 1 waited out the whole baseline, past the 2 s timeout
     assert json.loads((tmp_path / "out-0.json").read_text())["sum"] == 3.0
@@ -102,20 +106,5 @@ LAST_OUT_SCRIPT = textwrap.dedent(
 def test_the_store_host_leaves_the_last_barrier_only_after_every_rank_has(tmp_path):
     """Rank 0 hosts the TCPStore here (no torchrun agent): leaving the last barrier and exiting
     while rank 1 still polled it failed rank 1 with "recvValue failed ... remote server shutdown"."""
-    script = tmp_path / "rank.py"
-    script.write_text(LAST_OUT_SCRIPT)
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}  # fmt: skip
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(r), str(tmp_path)],
-            env={**env, "RANK": str(r)},
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for r in range(2)
-    ]
-    outputs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    run_two_ranks(tmp_path, LAST_OUT_SCRIPT)
     assert (tmp_path / "rank-1.done").read_text() == "ok"
