@@ -12,11 +12,14 @@ stdin, so its boundary is in no process's argv on the host):
 
 - starts every command at once in the background, stdin from /dev/null, stdout and stderr into files
   of a private `mktemp -d` folder (on a memory file system where there is one), `ulimit -f` capping each file;
-- stops a command still running at its timeout (TERM, then KILL) from one watchdog per timeout value,
+- runs a fallback (nvcc outside PATH, /sbin/ldconfig) after its primary, and only when the primary
+  answered nothing usable; its frame otherwise says it was skipped;
+- stops a command still running at its timeout (TERM, then KILL) from one watchdog for every timeout,
   so a hung nvidia-smi costs its timeout once and every other command still answers;
 - as commands end (a FIFO wakes it), prints a header line per finished command,
-  `BOUNDARY F INDEX EXIT-STATUS STDOUT-BYTES STDERR-BYTES STOPPED`, then `BOUNDARY P`, then exactly
-  those bytes: each command's stdout and stderr, in header order.
+  `BOUNDARY F INDEX EXIT-STATUS STDOUT-BYTES STDERR-BYTES STOPPED` (EXIT-STATUS `s`: a skipped
+  fallback, with no output), then `BOUNDARY P`, then exactly those bytes: each command's stdout and
+  stderr, in header order.
 
 The boundary is random per run and payloads are skipped by their length, never scanned, so nothing a
 command prints (binary, invalid UTF-8, frame-like lines) can end or forge a frame. Our own deadline
@@ -27,14 +30,13 @@ by then is timed out.
 from __future__ import annotations
 
 import secrets
-import shlex
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from svdops.host.shell import Command, CommandResult, env_words
+from svdops.host.shell import Command, CommandResult, display_argv, env_words
 
 # More than any probe prints (nvidia-smi -q -x for 8 GPUs is ~0.5 MB); a runaway command stops here.
 OUTPUT_CAP_BYTES = 8 * 1024 * 1024
@@ -70,7 +72,7 @@ class ScriptRunner(Protocol):
 
 @dataclass
 class Frame:
-    rc: int
+    rc: int | None  # None: a fallback the script skipped, its primary having answered
     stdout: bytes
     stderr: bytes
     stdout_bytes: int  # what the command wrote, which may be more than was kept
@@ -92,8 +94,8 @@ class FrameReader:
     refused: str | None = None  # the script's own reason for not running the commands
     broken: str | None = None
     _buffer: bytearray = field(default_factory=bytearray)
-    # index, exit status, stdout bytes, stderr bytes, stopped at its timeout
-    _announced: list[tuple[int, int, int, int, bool]] = field(default_factory=list)
+    # index, exit status (None: skipped), stdout bytes, stderr bytes, stopped at its timeout
+    _announced: list[tuple[int, int | None, int, int, bool]] = field(default_factory=list)
     _in_payload: bool = False
     _out: bytearray = field(default_factory=bytearray)
     _err: bytearray = field(default_factory=bytearray)
@@ -152,7 +154,8 @@ class FrameReader:
         try:
             if len(words) != 7 or words[1] != b"F" or words[6] not in (b"0", b"1"):
                 raise ValueError
-            index, rc, out_bytes, err_bytes = (int(w) for w in words[2:6])
+            index, out_bytes, err_bytes = int(words[2]), int(words[4]), int(words[5])
+            rc = None if words[3] == b"s" and out_bytes == err_bytes == 0 else int(words[3])
         except ValueError:
             self.broken = f"malformed frame header {b' '.join(words[1:])[:80]!r}"
             return False
@@ -188,10 +191,22 @@ class FrameReader:
 
 
 def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str,
-                 cap_bytes: int = OUTPUT_CAP_BYTES) -> str:
-    """The sh script that runs `jobs` (index, timeout in seconds, quoted words) and frames their answers."""
+                 cap_bytes: int = OUTPUT_CAP_BYTES, fallbacks: Mapping[int, int] | None = None) -> str:
+    """The sh script that runs `jobs` (index, timeout in seconds, quoted words) and frames their answers.
+
+    `fallbacks` maps a job to the job it stands in for (its primary): it runs after the primary, in the
+    same background subshell, and only when the primary answered nothing usable (a non-zero exit status or
+    no stdout); otherwise its frame says it was skipped (exit status `s`, no output). Its watchdog allows
+    both timeouts, one after the other.
+    """
     if not boundary.isalnum():
         raise ValueError("the boundary must be letters and digits: it is written into the script unquoted")
+    fallbacks = dict(fallbacks or {})
+    by_index = {index: (timeout_s, words) for index, timeout_s, words in jobs}
+    for fallback, primary in fallbacks.items():
+        if (fallback not in by_index or primary not in by_index or primary in fallbacks or fallback == primary
+                or list(fallbacks.values()).count(primary) > 1):
+            raise ValueError(f"job {fallback} cannot stand in for job {primary} (one fallback per primary job)")
     lines = [
         f"B={boundary}",
         # a memory file system first: on a disk one, creating and removing the ~120 small files costs more
@@ -215,39 +230,32 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         # read-write open: a FIFO opened for reading alone would block until the first writer
         'exec 3<>"$d/q"',
         'printf \'%s H\\n\' "$B"',
-        # j INDEX [NAME=VALUE...] PROGRAM ARG...: start one command; INDEX.p holds its PID, INDEX.r its exit
-        # status once it is done. The variables are exported in the job's own subshell, for that command
-        # alone: what `env NAME=VALUE... PROGRAM` does on a command line, without a process for `env`
-        # (an exec per command, a fifth of the script's CPU). `exec` runs PROGRAM from PATH, never a shell
-        # builtin of that name, as env would; not found is status 127, as with env.
-        "j() {",
+        # x INDEX [NAME=VALUE...] PROGRAM ARG...: run one command and wait for it; INDEX.p holds its PID,
+        # INDEX.r its exit status once it is done, and the FIFO hears its INDEX. The variables are exported
+        # in the command's own process, for that command alone: what `env NAME=VALUE... PROGRAM` does on a
+        # command line, without a process for `env` (an exec per command, a fifth of the script's CPU).
+        # `exec` runs PROGRAM from PATH, never a shell builtin of that name, as env would; not found is
+        # status 127, as with env.
+        "x() {",
         "  k=$1",
         "  shift",
         "  (",
-        f"    ulimit -f {max(1, cap_bytes // 512)} 2>/dev/null",
         '    while [ "$#" -gt 1 ]; do case $1 in *=*) export "$1"; shift ;; *) break ;; esac; done',
-        '    { exec "$@"; } </dev/null >"$d/$k.o" 2>"$d/$k.e" 3>&- &',
-        '    echo "$!" >"$d/$k.p"',
-        '    wait "$!"',
-        '    echo "$?" >"$d/$k.r"',
-        '    echo "$k" >&3',
-        "  ) &",
+        '    exec "$@"',
+        '  ) </dev/null >"$d/$k.o" 2>"$d/$k.e" 3>&- &',
+        '  echo "$!" >"$d/$k.p"',
+        '  wait "$!"',
+        '  echo "$?" >"$d/$k.r"',
+        '  echo "$k" >&3',
         "}",
-        # w SECONDS INDEX...: stop those of these commands still running after SECONDS (TERM, then KILL).
-        # One watchdog per distinct timeout, not a `timeout` process per command: that cost ~2 ms of CPU
-        # each, a quarter of the script. A command with an exit status is never signalled (its PID may be
-        # someone else's by then); one between its exit and that status is a zombie, whose PID is not reused.
-        "w() {",
-        "  s=$1",
-        "  shift",
-        "  (",
-        "    trap 'kill \"$z\" 2>/dev/null; exit 0' TERM",
-        '    sleep "$s" & z=$!; wait "$z"',
-        '    for k do [ -s "$d/$k.r" ] || { read -r c <"$d/$k.p" && : >"$d/$k.t" && kill -TERM "$c"; }; done',
-        f'    sleep {KILL_AFTER_S:g} & z=$!; wait "$z"',
-        '    for k do [ -s "$d/$k.r" ] || { read -r c <"$d/$k.p" && kill -KILL "$c"; }; done',
-        "  ) </dev/null >/dev/null 2>&1 3>&- &",
-        '  W="$W $!"',
+        # u INDEX PRIMARY: true when the fallback INDEX need not run (PRIMARY exited 0 and printed something);
+        # its frame then says `s`, skipped
+        "u() {",
+        '  read -r c <"$d/$2.r" && [ "$c" = 0 ] && [ -s "$d/$2.o" ] || return 1',
+        '  : >"$d/$1.o"',
+        '  : >"$d/$1.e"',
+        '  echo s >"$d/$1.r"',
+        '  echo "$1" >&3',
         "}",
         # f INDEX...: one header line per finished command, then all their outputs in one `cat`
         "f() {",
@@ -266,11 +274,39 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         '  (cd "$d" && exec cat $l)',
         "}",
     ]
-    lines += [f"j {index} {' '.join(words)}" for index, _, words in jobs]
-    by_timeout: dict[str, list[str]] = {}
-    for index, timeout_s, _ in jobs:
-        by_timeout.setdefault(f"{timeout_s:g}", []).append(str(index))
-    lines += [f"w {shlex.quote(seconds)} {' '.join(indexes)}" for seconds, indexes in by_timeout.items()]
+    ulimit = f"ulimit -f {max(1, cap_bytes // 512)} 2>/dev/null"
+    chained = {primary: fallback for fallback, primary in fallbacks.items()}
+    limits: dict[int, float] = {}
+    for index, timeout_s, words in jobs:
+        if index in fallbacks:
+            continue
+        limits[index] = timeout_s
+        steps = [ulimit, f"x {index} {' '.join(words)}"]
+        if (after := chained.get(index)) is not None:
+            after_timeout, after_words = by_index[after]
+            limits[after] = timeout_s + after_timeout
+            steps.append(f"u {after} {index} || x {after} {' '.join(after_words)}")
+        lines += ["(", *(f"  {step}" for step in steps), ") &"]
+    # one watchdog for every timeout, not a `timeout` process per command (that cost ~2 ms of CPU each, a
+    # quarter of the script) nor one per timeout value: at each limit it stops those of its commands still
+    # running (TERM), KILL_AFTER_S later those still there. A command with an exit status is never signalled
+    # (its PID may be someone else's by then); one between its exit and that status is a zombie, whose PID
+    # is not reused. A fallback that has not started has no PID yet and is left to our own deadline.
+    events: dict[float, list[tuple[str, list[int]]]] = {}
+    for limit in sorted(set(limits.values())):
+        group = [index for index, value in limits.items() if value == limit]
+        events.setdefault(limit, []).append(("TERM", group))
+        events.setdefault(limit + KILL_AFTER_S, []).append(("KILL", group))
+    watchdog = ["(", "  trap 'kill \"$z\" 2>/dev/null; exit 0' TERM", "  z="]
+    now = 0.0
+    for at in sorted(events):
+        watchdog.append(f'  sleep {at - now:g} & z=$!; wait "$z"')
+        now = at
+        for signal_name, group in events[at]:
+            mark = ' && : >"$d/$k.t"' if signal_name == "TERM" else ""
+            watchdog.append(f"  for k in {' '.join(map(str, group))}; do "
+                            f'[ -s "$d/$k.r" ] || {{ read -r c <"$d/$k.p"{mark} && kill -{signal_name} "$c"; }}; done')
+    lines += [*watchdog, ") </dev/null >/dev/null 2>&1 3>&- &", 'W=$!']
     lines += [
         f"p='{' '.join(str(index) for index, _, _ in jobs)}'",
         # each finished command writes a line to the FIFO: wake up, send every answer that is complete
@@ -282,7 +318,7 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         "  p=$q",
         '  [ -n "$r" ] && f $r',
         "done",
-        # reap every child before leaving: none is left to init, and the watchdogs' sleeps end now
+        # reap every child before leaving: none is left to init, and the watchdog's sleep ends now
         'kill $W 2>/dev/null',
         "wait",
         "exit 0",
@@ -299,11 +335,14 @@ class BatchShell:
     """
 
     def __init__(self, inner: ScriptRunner, commands: Iterable[Command], *,
-                 cap_bytes: int = OUTPUT_CAP_BYTES) -> None:
+                 cap_bytes: int = OUTPUT_CAP_BYTES, fallbacks: Mapping[str, str] | None = None) -> None:
         self.inner = inner
         self.name = inner.name
         self.cap_bytes = cap_bytes
         self._primed = {command.key: command for command in commands}
+        # fallback key -> primary key: the script runs a fallback only when its primary answered nothing
+        # usable (what Outputs.first would then read); a skipped fallback answers "not run"
+        self._fallbacks = {f: p for f, p in (fallbacks or {}).items() if f in self._primed and p in self._primed}
         self._answers: dict[str, CommandResult] | None = None
         self._lock = threading.Lock()
         self.fallback: str | None = None  # why some primed commands went one by one, if they did
@@ -343,18 +382,37 @@ class BatchShell:
             return answers
         boundary = secrets.token_hex(16)
         reader = FrameReader(boundary.encode(), len(commands), self.cap_bytes)
-        limit_s = max(timeouts.values()) + KILL_AFTER_S + DEADLINE_SLACK_S
+        position = {command.key: index for index, command in enumerate(commands)}
+        chained = {position[f]: position[p] for f, p in self._fallbacks.items()
+                   if position[f] in timeouts and position[p] in timeouts}
+        # a fallback may start only when its primary ends: both timeouts, one after the other
+        limit_s = max(timeouts[i] + (timeouts[chained[i]] if i in chained else 0) for i in timeouts)
+        limit_s += KILL_AFTER_S + DEADLINE_SLACK_S
+        script = build_script(jobs, boundary, self.cap_bytes, chained)
         start = time.monotonic()
-        end = self.inner.run_script(build_script(jobs, boundary, self.cap_bytes).encode(), reader.feed, limit_s)
+        end = self.inner.run_script(script.encode(), reader.feed, limit_s)
+        skipped = []
         for index, command in enumerate(commands):
             frame = reader.frames.get(index)
-            if frame is not None:
+            if frame is not None and frame.rc is None:
+                skipped.append(index)
+            elif frame is not None:
                 answers[command.key] = self._answer(command, frame, start, timeouts[index])
-            elif end.timed_out and index in timeouts:
+        for index in skipped:
+            primary = commands[chained[index]] if index in chained else None
+            answer = answers.get(primary.key) if primary is not None else None
+            # the script's test (status 0 and any stdout) is looser than a usable answer (stdout that is not
+            # all blanks): where they differ, the fallback is left unanswered and asked on its own
+            if primary is not None and answer is not None and answer.ok and answer.stdout.strip():
+                command = commands[index]
+                answers[command.key] = CommandResult(command.key, command.argv, None, "",
+                                                     f"not run: `{display_argv(primary.argv)}` answered first")
+        for index, command in enumerate(commands):
+            if command.key not in answers and index not in skipped and end.timed_out and index in timeouts:
                 # still running at our deadline: hung (no usable `timeout` there, or an unkillable process)
                 answers[command.key] = CommandResult(command.key, command.argv, None, "", "",
                                                      time.monotonic() - start, timed_out=True)
-        if len(answers) < len(commands):
+        if any(command.key not in answers and index not in skipped for index, command in enumerate(commands)):
             self.fallback = reader.refused or reader.broken or end.error or _script_failed(end)
         return answers
 

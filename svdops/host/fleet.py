@@ -186,9 +186,10 @@ def _one_round_trip(shell: Shell, python: str) -> Shell:
     """The shell primed with every command a gather asks, where it can run them as one script."""
     if not isinstance(shell, ScriptRunner):
         return shell
+    from svdops.host.probe.commands import FALLBACKS
     from svdops.host.probe.gather import commands_for
 
-    return BatchShell(shell, commands_for(shell, python))
+    return BatchShell(shell, commands_for(shell, python), fallbacks=FALLBACKS)
 
 
 def _source(target: Target) -> str:

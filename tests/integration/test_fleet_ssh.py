@@ -301,14 +301,26 @@ def _bundle(folder: Path) -> dict[str, bytes]:
 
 def test_one_script_per_host_gives_the_same_facts_and_bundle_as_a_round_trip_per_command(
         fleet: SshdFleet, tmp_path: Path) -> None:
-    """Every recorded fixture, served by sshd, gathered both ways: equal facts, byte-equal bundles."""
+    """Every recorded fixture, served by sshd, gathered both ways: equal facts, byte-equal bundles, except
+    that the script skips a fallback whose primary answered (its file is then absent, and only then)."""
+
+    fallbacks_seen: set[tuple[str, bool]] = set()
 
     def both_ways(name: str) -> tuple[str, dict[str, Any], dict[str, Any], int, int]:
         with shell(fleet, name) as each:
             per_command = gather_facts(RecordingShell(each, tmp_path / "each" / name))
         with shell(fleet, name) as one:
-            batched = gather_facts(RecordingShell(BatchShell(one, commands_for(one)), tmp_path / "batch" / name))
-        assert _bundle(tmp_path / "each" / name) == _bundle(tmp_path / "batch" / name), name
+            batched_shell = BatchShell(one, commands_for(one), fallbacks=probe_commands.FALLBACKS)
+            batched = gather_facts(RecordingShell(batched_shell, tmp_path / "batch" / name))
+        each_bundle, batch_bundle = _bundle(tmp_path / "each" / name), _bundle(tmp_path / "batch" / name)
+        for fallback, primary in probe_commands.FALLBACKS.items():
+            answered = primary in each_bundle and f"{primary}.rc" not in each_bundle and each_bundle[primary].strip()
+            assert (fallback in batch_bundle) == (not answered), (name, fallback)
+            fallbacks_seen.add((fallback, bool(answered)))
+            if answered:
+                for suffix in ("", ".rc", ".err"):
+                    each_bundle.pop(fallback + suffix, None)
+        assert each_bundle == batch_bundle, name
         return name, _facts(per_command), _facts(batched), each.sessions_opened, one.sessions_opened
 
     with ThreadPoolExecutor(6) as pool:
@@ -318,6 +330,10 @@ def test_one_script_per_host_gives_the_same_facts_and_bundle_as_a_round_trip_per
     for name, per_command, batched, each_sessions, one_sessions in results:
         assert batched == per_command, name
         assert (each_sessions, one_sessions) == (len(probe_commands.ALL), 1), name  # one channel, one round trip
+    # nvcc is on PATH on some fixtures (its fallback skipped) and not on others (run); every fixture has
+    # ldconfig on PATH (a fallback run is covered in tests/unit/test_batch.py)
+    nvcc_default, ldconfig_sbin = probe_commands.NVCC_VERSION_DEFAULT_PATH.key, probe_commands.LDCONFIG_SBIN.key
+    assert fallbacks_seen == {(nvcc_default, True), (nvcc_default, False), (ldconfig_sbin, True)}, fallbacks_seen
     with_gpus = [name for name, per_command, _, _, _ in results if per_command["gpus"]]
     assert with_gpus == [n for n in OK_HOSTS if gather_facts(RecordedShell(fleet.host(n).recorded)).gpus]  # type: ignore[arg-type]
     assert len(with_gpus) == 12  # GPUs were compared too (no-gpu, nouveau and such hosts have none)

@@ -311,3 +311,83 @@ def test_prefetch_says_whether_the_script_answered_every_command(tmp_path: Path)
     assert shell.prefetch() is False and refused.one_by_one == []
     assert [shell.run(c).stdout for c in commands] == ["a\n", "b\n"]
     assert refused.scripts == 1 and refused.one_by_one == ["a.txt", "b.txt"]
+
+
+# ---------------------------------------------------------------- fallbacks: run only when needed
+
+
+def _fallback_pair(tmp_path: Path, primary_argv: tuple[str, ...], *,
+                   primary_timeout_s: float = 5) -> tuple[Command, Command, Path]:
+    ran = tmp_path / "fallback-ran"
+    primary = Command("primary.txt", primary_argv, timeout_s=primary_timeout_s)
+    fallback = Command("fallback.txt", ("sh", "-c", f'echo ran >> "{ran}"; echo fallback'), timeout_s=5)
+    return primary, fallback, ran
+
+
+def test_a_fallback_whose_primary_answered_is_not_run(tmp_path: Path) -> None:
+    primary, fallback, ran = _fallback_pair(tmp_path, ("echo", "primary"))
+    runner = LocalScript()
+    shell = BatchShell(runner, [primary, fallback, Command("other.txt", ("echo", "other"))],
+                       fallbacks={fallback.key: primary.key})
+    assert shell.prefetch()
+    assert shell.run(primary).stdout == "primary\n" and shell.run(primary).ok
+    skipped = shell.run(fallback)
+    assert skipped.rc is None and not skipped.ok and skipped.stdout == ""
+    assert "not run: `echo primary` answered first" in skipped.stderr
+    assert not ran.exists(), "the script ran the fallback although its primary answered"
+    assert runner.scripts == 1 and runner.one_by_one == [] and shell.fallback is None
+
+
+@pytest.mark.parametrize("primary_argv", [("false",), ("no-such-program-svdops",), ("true",)],
+                         ids=["exit 1", "missing", "no output"])
+def test_a_fallback_runs_when_its_primary_answered_nothing_usable(tmp_path: Path,
+                                                                  primary_argv: tuple[str, ...]) -> None:
+    primary, fallback, ran = _fallback_pair(tmp_path, primary_argv)
+    runner = LocalScript()
+    answers = {c.key: c for c in (primary, fallback)}
+    shell = BatchShell(runner, answers.values(), fallbacks={fallback.key: primary.key})
+    first = shell.run(primary)
+    assert not (first.ok and first.stdout.strip())
+    assert shell.run(fallback).stdout == "fallback\n" and shell.run(fallback).ok
+    assert ran.read_text() == "ran\n" and runner.one_by_one == [] and runner.scripts == 1
+
+
+def test_a_fallback_after_a_primary_that_timed_out_gets_its_own_time(tmp_path: Path) -> None:
+    primary, fallback, ran = _fallback_pair(tmp_path, ("sleep", "30"), primary_timeout_s=1)
+    started = time.monotonic()
+    runner = LocalScript()
+    shell = BatchShell(runner, [primary, fallback, Command("quick.txt", ("echo", "quick"))],
+                       fallbacks={fallback.key: primary.key})
+    answers = {c.key: shell.run(c) for c in (primary, fallback)}
+    assert answers["primary.txt"].timed_out
+    assert answers["fallback.txt"].stdout == "fallback\n" and not answers["fallback.txt"].timed_out
+    assert ran.exists() and runner.one_by_one == []
+    assert time.monotonic() - started < 1 + KILL_AFTER_S + 3
+
+
+def test_blank_output_counts_as_nothing_usable_so_the_fallback_is_asked_on_its_own(tmp_path: Path) -> None:
+    """The script's test is `status 0 and any stdout`; the collectors want stdout that is not all blanks.
+    Where the two differ the skipped fallback is not passed off as an answer: it goes one by one."""
+    primary, fallback, ran = _fallback_pair(tmp_path, ("echo", "   "))
+    runner = LocalScript()
+    shell = BatchShell(runner, [primary, fallback], fallbacks={fallback.key: primary.key})
+    assert not shell.prefetch()
+    assert shell.run(fallback).stdout == "fallback\n"
+    assert runner.one_by_one == ["fallback.txt"] and ran.read_text() == "ran\n"
+
+
+def test_a_skipped_frame_is_read_and_one_with_output_is_not() -> None:
+    reader = FrameReader(b"B0", 2)
+    reader.feed(b"B0 H\nB0 F 1 s 0 0 0\nB0 P\n")
+    assert reader.frames[1].rc is None and reader.frames[1].stdout == b"" and reader.broken is None
+    bad = FrameReader(b"B0", 2)
+    bad.feed(b"B0 H\nB0 F 1 s 3 0 0\nB0 P\nabc")
+    assert bad.broken is not None and 1 not in bad.frames
+
+
+def test_one_fallback_per_primary() -> None:
+    jobs = [(0, 1.0, ["true"]), (1, 1.0, ["true"]), (2, 1.0, ["true"])]
+    with pytest.raises(ValueError):
+        build_script(jobs, "abc", fallbacks={1: 0, 2: 0})
+    with pytest.raises(ValueError):
+        build_script(jobs, "abc", fallbacks={1: 0, 0: 2})

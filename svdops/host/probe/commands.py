@@ -114,6 +114,15 @@ ALL: tuple[Command, ...] = (
 
 RECORDED_ONLY: tuple[Command, ...] = (TORCH_COLLECT_ENV,)
 
+# fallback key -> the key of the command it stands in for. The collectors read the fallback only when the
+# primary printed nothing usable (Outputs.first), so a host's one script (svdops.host.batch) runs it only
+# then. Not the kernel log's dmesg: journalctl's pipe exits 0 whatever journalctl said, and the collector
+# judges that answer by its words.
+FALLBACKS: dict[str, str] = {
+    NVCC_VERSION_DEFAULT_PATH.key: NVCC_VERSION.key,
+    LDCONFIG_SBIN.key: LDCONFIG.key,
+}
+
 
 def with_python(command: Command, python: str) -> Command:
     """The same command run with another interpreter (the target env's), e.g. /opt/conda/envs/svd/bin/python."""
