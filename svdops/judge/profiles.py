@@ -17,6 +17,7 @@ and a message saying what was expected; unknown keys are errors with a did-you-m
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -489,6 +490,7 @@ def _torch_cuda(value: Any, file: str, keypath: str) -> VersionSpec | str:
 _PACKAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+@functools.lru_cache(maxsize=8192)  # asked for every package of every host, once per rule that looks
 def normalise_package(name: str) -> str:
     """PEP 503 form: 'Pillow' -> 'pillow', 'typing_extensions' -> 'typing-extensions'."""
     return re.sub(r"[-_.]+", "-", name).lower()

@@ -352,3 +352,18 @@ def test_a_remote_interpreter_that_is_not_there_makes_python_checks_unknown(tmp_
     types = {c.find("failure").get("type") for c in suite.findall("testcase")  # type: ignore[union-attr]
              if c.find("failure") is not None}
     assert types == {"svdops.unknown"}
+
+
+def test_a_fleet_document_is_one_host_per_line_and_the_same_json() -> None:
+    document = {"schema": "x", "summary": {"hosts": 2, "by_status": {"ok": 2}},
+                "hosts": [{"host": "gpu01", "facts": {"gpus": [{"name": "H100 \"SXM\"\n"}]}},
+                          {"host": "gpu02", "check": None}]}
+    text = documents.json_text(document)
+    assert json.loads(text) == document and text.endswith("}\n")
+    lines = text.splitlines()
+    assert lines[0] == "{" and '  "schema": "x",' in lines and '    "hosts": 2,' in lines
+    assert [line for line in lines if line.startswith("    {")] == [
+        '    {"host": "gpu01", "facts": {"gpus": [{"name": "H100 \\"SXM\\"\\n"}]}},',
+        '    {"host": "gpu02", "check": null}']
+    # a fleet of none, and any other document, is indented throughout, as before
+    assert documents.json_text({"hosts": []}) == '{\n  "hosts": []\n}\n'
