@@ -2,7 +2,9 @@
 
 Commands are all read-only and independent, so they run together on a small thread pool: on a
 local host the wall time is that of the slowest (nvidia-smi), not the sum. Fallback commands
-(nvcc outside PATH, /sbin/ldconfig) run alongside rather than after, for the same reason.
+(nvcc outside PATH, /sbin/ldconfig) run alongside rather than after, for the same reason; a fleet
+host's one remote script (svdops.host.batch) runs them only when their primary answered nothing
+usable (commands.FALLBACKS), which the collectors read the same way (Outputs.first).
 """
 
 from __future__ import annotations
