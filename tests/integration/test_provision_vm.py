@@ -14,13 +14,13 @@ names, mounted by UUID. Then it boots with one NVMe and one data disk missing: i
 Last, the same VM gets the whole site.yml (every role, no --tags) against the stand-ins of
 tests/integration/standins.py (NVIDIA's CUDA repository for Debian 12, Miniforge and a conda channel;
 named and described there and in docs/provision.md): applied once, again with no change, in check mode
-with no change, and through a 580 -> 590 driver branch change, without a reboot. They come after the
-reboots: the guest builds its initramfs for its own boot devices (MODULES=dep), which no later boot
-then depends on. SVDOPS_VM_SITE=0 leaves them out.
+with no change, and through a 580 -> 590 driver branch change, without a reboot (so they come after
+the reboot tests, on a host whose arrays are degraded and not theirs to touch). SVDOPS_VM_SITE=0 leaves
+them out.
 
 Slow, and timed on the 2-core dev machine (qemu under software emulation): the storage tests about 8
 minutes idle (14 with other work on the machine), plus about 6 minutes once to build the cached root
-filesystem; the site tests about 23 minutes (first run 567-602 s, 10-40 s per changed apt
+filesystem; the site tests about 23 minutes (first run 523-602 s, 10-40 s per changed apt
 task; second run 242-250 s; check mode 245-275 s; branch change 322 s). Skip all of it with
 -m "not vm". The tests run in order against one VM.
 """
@@ -256,11 +256,6 @@ def site(vm: vm_rig.Vm, setup: dict[str, Path]) -> dict[str, Path]:
     kernel = (vm.image / "ready").read_text().strip().removeprefix("vmlinuz-")
     tree = standins.ensure_standins(vm_rig.cache_dir(), kernel) / "tree"
     standins.serve_in_guest(vm.ssh_argv(), tree)
-    # The guest's own initramfs-tools setting, as a lab might choose: modules for this machine's boot
-    # devices only (MODULES=dep, not Debian's MODULES=most). The driver role's update-initramfs still runs
-    # for real; under emulation MODULES=most made it two minutes of each run that changes the driver. No
-    # reboot follows the site tests, and the arrays are assembled from the root filesystem's udev rules.
-    vm.ssh("echo MODULES=dep > /etc/initramfs-tools/conf.d/svdops-test.conf")
     # what a host built from an older guide has: the same repository under another signed-by, which
     # makes `apt update` fail until it is disabled
     vm.ssh(f"echo '{OLD_ENTRY}' > /etc/apt/sources.list.d/cuda.list")
