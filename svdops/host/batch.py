@@ -275,14 +275,14 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         "}",
     ]
     ulimit = f"ulimit -f {max(1, cap_bytes // 512)} 2>/dev/null"
-    chained = {primary: fallback for fallback, primary in fallbacks.items()}
+    fallback_of = {primary: fallback for fallback, primary in fallbacks.items()}
     limits: dict[int, float] = {}
     for index, timeout_s, words in jobs:
         if index in fallbacks:
             continue
         limits[index] = timeout_s
         steps = [ulimit, f"x {index} {' '.join(words)}"]
-        if (after := chained.get(index)) is not None:
+        if (after := fallback_of.get(index)) is not None:
             after_timeout, after_words = by_index[after]
             limits[after] = timeout_s + after_timeout
             steps.append(f"u {after} {index} || x {after} {' '.join(after_words)}")
@@ -383,23 +383,23 @@ class BatchShell:
         boundary = secrets.token_hex(16)
         reader = FrameReader(boundary.encode(), len(commands), self.cap_bytes)
         position = {command.key: index for index, command in enumerate(commands)}
-        chained = {position[f]: position[p] for f, p in self._fallbacks.items()
+        primary_of = {position[f]: position[p] for f, p in self._fallbacks.items()
                    if position[f] in timeouts and position[p] in timeouts}
         # a fallback may start only when its primary ends: both timeouts, one after the other
-        limit_s = max(timeouts[i] + (timeouts[chained[i]] if i in chained else 0) for i in timeouts)
+        limit_s = max(timeouts[i] + (timeouts[primary_of[i]] if i in primary_of else 0) for i in timeouts)
         limit_s += KILL_AFTER_S + DEADLINE_SLACK_S
-        script = build_script(jobs, boundary, self.cap_bytes, chained)
+        script = build_script(jobs, boundary, self.cap_bytes, primary_of)
         start = time.monotonic()
         end = self.inner.run_script(script.encode(), reader.feed, limit_s)
-        skipped = []
+        skipped: set[int] = set()
         for index, command in enumerate(commands):
             frame = reader.frames.get(index)
             if frame is not None and frame.rc is None:
-                skipped.append(index)
+                skipped.add(index)
             elif frame is not None:
                 answers[command.key] = self._answer(command, frame, start, timeouts[index])
         for index in skipped:
-            primary = commands[chained[index]] if index in chained else None
+            primary = commands[primary_of[index]] if index in primary_of else None
             answer = answers.get(primary.key) if primary is not None else None
             # the script's test (status 0 and any stdout) is looser than a usable answer (stdout that is not
             # all blanks): where they differ, the fallback is left unanswered and asked on its own
