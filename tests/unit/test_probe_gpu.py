@@ -82,6 +82,45 @@ def test_xml_garbage_gives_no_gpus_and_a_reason(text):
     assert report.problems
 
 
+_BOMB = ('<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+         + "".join(f'<!ENTITY {n} "{("&" + p + ";") * 10}">' for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+         + ']><nvidia_smi_log><driver_version>&i;</driver_version></nvidia_smi_log>')
+
+
+def test_an_entity_expansion_bomb_is_refused_not_expanded():
+    """10^9 bytes if expanded: expat (>= 2.4) stops it, and the document counts as not well-formed."""
+    report = parse_nvidia_smi_xml(_BOMB)
+    assert report.gpus == () and report.driver_version is None
+    assert "not well-formed" in report.problems[0]
+
+
+def test_an_external_entity_is_never_fetched(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("580.1.2")
+    text = (f'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY x SYSTEM "file://{secret}">]>'
+            "<nvidia_smi_log><driver_version>&x;</driver_version></nvidia_smi_log>")
+    report = parse_nvidia_smi_xml(text)
+    assert report.driver_version is None and report.problems
+
+
+def test_a_whole_document_and_the_event_walk_read_the_same(host_text):
+    """Well-formed XML is parsed whole; a broken one is walked event by event. Each recorded document,
+    with garbage appended (which breaks it after its end), gives the same report both ways."""
+    from tests.support.paths import recorded_outputs
+
+    compared = 0
+    for text in recorded_outputs("nvidia-smi-q.xml"):
+        whole = parse_nvidia_smi_xml(text)
+        if not whole.gpus:  # nvidia-smi's error message, recorded where the XML would be
+            continue
+        walked = parse_nvidia_smi_xml(text + "<garbage")
+        assert whole.gpus == walked.gpus
+        assert (whole.driver_version, whole.cuda_version) == (walked.driver_version, walked.cuda_version)
+        assert walked.problems and not [p for p in whole.problems if "well-formed" in p]
+        compared += 1
+    assert compared == 7
+
+
 def test_pre_r575_thresholds_and_power_readings():
     xml = """<?xml version="1.0" ?><nvidia_smi_log><driver_version>470.199.02</driver_version>
     <cuda_version>11.4</cuda_version><gpu id="00000000:07:00.0"><product_name>NVIDIA A100-SXM4-40GB</product_name>

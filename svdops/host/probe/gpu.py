@@ -32,6 +32,42 @@ class SmiReport:
 
 def parse_nvidia_smi_xml(text: str) -> SmiReport:
     """GPUs from `nvidia-smi -q -x`. A truncated document still yields the GPUs that were complete."""
+    gpu_elements: list[ET.Element] = []
+    driver_text = cuda_text = attached_text = None
+    problems: list[str] = []
+    try:
+        # the whole document at once, walked in C; only a broken one goes event by event (below). The same
+        # expat parser either way: it fetches no external entity, and refuses an entity-expansion bomb
+        # (expat >= 2.4, tests/unit/test_gpu_xml_hostile.py)
+        root = ET.fromstring(text)  # noqa: S314
+    except ET.ParseError:
+        gpu_elements, driver_text, cuda_text, attached_text, problems = _parse_in_pieces(text)
+    else:
+        gpu_elements = list(root.iter("gpu"))
+        driver_text, cuda_text, attached_text = (_last_text(root, tag)
+                                                 for tag in ("driver_version", "cuda_version", "attached_gpus"))
+    gpus = tuple(_gpu_from_xml(index, element) for index, element in enumerate(gpu_elements))
+    if not gpus and not problems:
+        problems.append("no <gpu> entries in nvidia-smi XML")
+    attached = first_int(attached_text)
+    if attached is not None and attached != len(gpus):
+        # a GPU that fell off the bus is still counted by the driver but gets no <gpu> entry
+        # (or the document was cut short): the facts would silently hold fewer GPUs
+        problems.append(f"nvidia-smi says {attached} attached GPU(s) but describes {len(gpus)}")
+    return SmiReport(gpus, version_of(driver_text), version_of(cuda_text), tuple(dict.fromkeys(problems)))
+
+
+def _last_text(root: ET.Element, tag: str) -> str | None:
+    """The text of the last `tag` element, as the event walk keeps it (nvidia-smi writes each once)."""
+    text = None
+    for element in root.iter(tag):
+        text = element.text
+    return text
+
+
+def _parse_in_pieces(text: str) -> tuple[list[ET.Element], str | None, str | None, str | None, list[str]]:
+    """A document that is not well-formed (cut short, a stray byte): every element that ended before the
+    error, in the order they ended, so the GPUs that were complete still count."""
     parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("end",))
     gpu_elements: list[ET.Element] = []
     driver_text = cuda_text = attached_text = None
@@ -56,15 +92,7 @@ def parse_nvidia_smi_xml(text: str) -> SmiReport:
     except ET.ParseError as exc:  # events after the first error surface here
         if not problems:
             problems.append(f"nvidia-smi XML is not well-formed ({exc})")
-    gpus = tuple(_gpu_from_xml(index, element) for index, element in enumerate(gpu_elements))
-    if not gpus and not problems:
-        problems.append("no <gpu> entries in nvidia-smi XML")
-    attached = first_int(attached_text)
-    if attached is not None and attached != len(gpus):
-        # a GPU that fell off the bus is still counted by the driver but gets no <gpu> entry
-        # (or the document was cut short): the facts would silently hold fewer GPUs
-        problems.append(f"nvidia-smi says {attached} attached GPU(s) but describes {len(gpus)}")
-    return SmiReport(gpus, version_of(driver_text), version_of(cuda_text), tuple(dict.fromkeys(problems)))
+    return gpu_elements, driver_text, cuda_text, attached_text, problems
 
 
 def _text(element: ET.Element, *paths: str) -> str | None:
