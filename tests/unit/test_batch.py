@@ -1,6 +1,6 @@
 """BatchShell and its remote script, run by this machine's real `sh` (dash on Debian/Ubuntu).
 
-The script is what an SSH host runs; here `sh -s` runs it locally, so quoting, timeouts, FIFO wake-ups,
+The script is what an SSH host runs; here `sh -s` runs it locally, so quoting, timeouts, rounds of answers,
 caps and framing meet a real POSIX shell and real programs. Over real sshd the same paths are tested in
 tests/integration/test_fleet_ssh.py.
 """
@@ -31,11 +31,14 @@ class LocalScript:
     """
 
     def __init__(self, *, env: dict[str, str] | None = None, deadline_s: float | None = None,
-                 drop_after_bytes: int | None = None) -> None:
+                 drop_after_bytes: int | None = None, give_up_after_s: float | None = None) -> None:
         self.name = "local-script"
         self.env = env
         self.deadline_s = deadline_s
         self.drop_after_bytes = drop_after_bytes
+        # sends the script's shell the watchdog's last word (USR1) early, as it does when a command
+        # outlived SIGKILL: a process stuck in the kernel cannot be made here
+        self.give_up_after_s = give_up_after_s
         self.scripts = 0
         self.one_by_one: list[str] = []
 
@@ -54,6 +57,10 @@ class LocalScript:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         proc.stdin.write(script)
         proc.stdin.close()
+        if self.give_up_after_s is not None:
+            give_up = threading.Timer(self.give_up_after_s,
+                                      lambda: proc.poll() is None and proc.send_signal(signal.SIGUSR1))
+            give_up.start()
         seen = 0
         try:
             while True:
@@ -73,9 +80,13 @@ class LocalScript:
                 feed(data)
             return ScriptEnd(proc.wait(), proc.stderr.read().decode())
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            if proc.poll() is None:  # TERM first, as a closed channel would: the script removes its folder
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
             proc.stdout.close()
             proc.stderr.close()
 
@@ -203,6 +214,55 @@ def test_our_deadline_covers_a_command_the_script_cannot_stop() -> None:
                     Command("quick.txt", ("echo", "quick")))
     assert time.monotonic() - started < 5
     assert answers["stuck.txt"].timed_out and answers["quick.txt"].stdout == "quick\n"
+
+
+def test_a_command_that_outlives_sigkill_is_given_up_and_the_rest_still_answer(tmp_path: Path) -> None:
+    """The watchdog's last word (USR1, a second after its last KILL): the script sends what has ended,
+    says the rest was stopped, and ends, instead of waiting on a process stuck in the kernel."""
+    primary, fallback, ran = _fallback_pair(tmp_path, ("sleep", "30"), primary_timeout_s=30)
+    runner = LocalScript(give_up_after_s=1.0)
+    started = time.monotonic()
+    commands = (primary, fallback, Command("quick.txt", ("echo", "quick")),
+                Command("slowish.txt", ("sh", "-c", "sleep 0.3; echo late"), timeout_s=30))
+    shell = BatchShell(runner, commands, fallbacks={fallback.key: primary.key})
+    answers = {c.key: shell.run(c) for c in commands}
+    assert time.monotonic() - started < 4
+    assert answers["quick.txt"].stdout == "quick\n" and answers["slowish.txt"].stdout == "late\n"
+    assert answers["primary.txt"].timed_out and answers["fallback.txt"].timed_out  # never started: stopped too
+    assert not ran.exists() and runner.one_by_one == [] and runner.scripts == 1
+
+
+class NoProc(LocalScript):
+    """A host whose /proc does not show the script's children (not Linux, say)."""
+
+    def run_script(self, script: bytes, feed: Callable[[bytes], None], timeout_s: float) -> ScriptEnd:
+        assert b'[ -r "/proc/$M/stat" ] && P=1' in script
+        return super().run_script(script.replace(b'[ -r "/proc/$M/stat" ] && P=1', b":"), feed, timeout_s)
+
+
+def test_without_proc_every_answer_comes_at_the_end_and_a_hung_command_is_still_stopped(tmp_path: Path) -> None:
+    primary, fallback, _ran = _fallback_pair(tmp_path, ("false",))
+    runner = NoProc()
+    commands = (primary, fallback, Command("hang.txt", ("sleep", "30"), timeout_s=1),
+                Command("quick.txt", ("echo", "quick")))
+    started = time.monotonic()
+    shell = BatchShell(runner, commands, fallbacks={fallback.key: primary.key})
+    answers = {c.key: shell.run(c) for c in commands}
+    assert time.monotonic() - started < 1 + KILL_AFTER_S + 2.5
+    assert answers["hang.txt"].timed_out and answers["quick.txt"].stdout == "quick\n"
+    assert answers["primary.txt"].rc == 1 and answers["fallback.txt"].stdout == "fallback\n"
+    assert runner.one_by_one == [] and shell.fallback is None
+
+
+def test_each_command_costs_one_process(tmp_path: Path) -> None:
+    """No wrapper process per command: each command's PID is a direct child of the script's shell, and
+    the temporary folder holds its outputs and nothing per command besides (a fallback's PID file aside)."""
+    commands = [Command(f"{i}.txt", ("sh", "-c", 'echo "$PPID"; sleep 0.2')) for i in range(5)]
+    answers = batch(LocalScript(env={**os.environ, "TMPDIR": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path)}),
+                    *commands)
+    parents = {answers[f"{i}.txt"].stdout for i in range(5)}
+    assert len(parents) == 1, parents  # the script's own shell, for every command
+    assert not list(tmp_path.iterdir())  # removed on exit
 
 
 def test_huge_output_is_cut_at_the_cap_with_a_note() -> None:
