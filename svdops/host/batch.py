@@ -247,7 +247,8 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         '    "$B" "${TMPDIR:-/tmp}"',
         "  exit 0",
         "fi",
-        "W= g= a= o=",
+        # every variable the script reads is set here first: none comes from the login environment
+        "W= g= a= o=" + "".join(f" p{f}= r{f}=" for f in sorted(fallbacks)),
         "trap 'kill $W 2>/dev/null; rm -rf \"$d\"' EXIT",
         "trap 'exit 1' HUP INT TERM PIPE",
         # the watchdog's last word: whatever still runs then outlived SIGKILL (stuck in the kernel)
@@ -261,6 +262,7 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         # z PID: true when PID has ended: a zombie, or gone (sh reaps every ended child while it waits for
         # any one), or a PID that is no longer our child
         "z() {",
+        '  [ -n "$1" ] || return 1',
         '  read -r l 2>/dev/null <"/proc/$1/stat" || return 0',
         "  l=${l##*) }",
         "  set -- $l",

@@ -254,6 +254,22 @@ def test_without_proc_every_answer_comes_at_the_end_and_a_hung_command_is_still_
     assert runner.one_by_one == [] and shell.fallback is None
 
 
+def test_variables_in_the_login_environment_do_not_steer_the_script(tmp_path: Path) -> None:
+    """The script's own variables (g: give up, P: /proc usable, p/r: PIDs and statuses, ...) start empty
+    or are set by it: a login environment that exports the same names changes nothing."""
+    primary, fallback, ran = _fallback_pair(tmp_path, ("false",))
+    hostile = {name: "1" for name in ("g", "a", "o", "u", "q", "W", "M", "P", "c", "k", "w", "l", "x", "y")}
+    hostile.update({f"{kind}{i}": "1" for kind in "prt" for i in range(4)})
+    runner = LocalScript(env={**os.environ, **hostile})
+    commands = (primary, fallback, Command("quick.txt", ("echo", "quick")),
+                Command("hang.txt", ("sleep", "30"), timeout_s=1))
+    shell = BatchShell(runner, commands, fallbacks={fallback.key: primary.key})
+    answers = {c.key: shell.run(c) for c in commands}
+    assert answers["primary.txt"].rc == 1 and answers["fallback.txt"].stdout == "fallback\n"
+    assert ran.read_text() == "ran\n" and answers["quick.txt"].stdout == "quick\n"
+    assert answers["hang.txt"].timed_out and runner.one_by_one == [] and shell.fallback is None
+
+
 def test_each_command_costs_one_process(tmp_path: Path) -> None:
     """No wrapper process per command: each command's PID is a direct child of the script's shell, and
     the temporary folder holds its outputs and nothing per command besides (a fallback's PID file aside)."""
