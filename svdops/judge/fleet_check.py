@@ -123,15 +123,29 @@ def check_fleet(
     on_result: OnResult | None = None,
     allow_unknown: bool = False,
 ) -> FleetCheck:
-    """Probe every target and judge each host that answered against `profile`."""
-    probed = gather_fleet(targets, options, connect=connect, on_result=on_result)
-    return judge_fleet(probed, profile, allow_unknown=allow_unknown)
+    """Probe every target and judge each host that answered against `profile`.
+
+    Each host is judged as its answer comes in, while the others are still being probed: the judging
+    (and the first import of the rules) then overlaps the hosts' own work instead of following it."""
+    reports: dict[int, CheckReport | None] = {}
+
+    def judge_now(result: HostResult) -> None:
+        reports[id(result)] = _judge(result, profile, allow_unknown)
+        if on_result is not None:
+            on_result(result)
+
+    probed = gather_fleet(targets, options, connect=connect, on_result=judge_now)
+    return FleetCheck(profile, tuple(
+        HostCheck(r, reports[id(r)] if id(r) in reports else _judge(r, profile, allow_unknown)) for r in probed.hosts
+    ))
 
 
 def judge_fleet(probed: FleetFacts, profile: Profile, *, allow_unknown: bool = False) -> FleetCheck:
     """Judge each host that answered; with allow_unknown a required check that could not look fails no host."""
-    hosts = tuple(
-        HostCheck(r, run_check(r.facts, profile, allow_unknown=allow_unknown) if r.ok and r.facts is not None else None)
-        for r in probed.hosts
-    )
-    return FleetCheck(profile, hosts)
+    return FleetCheck(profile, tuple(HostCheck(r, _judge(r, profile, allow_unknown)) for r in probed.hosts))
+
+
+def _judge(result: HostResult, profile: Profile, allow_unknown: bool) -> CheckReport | None:
+    if not result.ok or result.facts is None:
+        return None
+    return run_check(result.facts, profile, allow_unknown=allow_unknown)

@@ -18,13 +18,13 @@ import pytest
 from svdops.errors import BadInputError
 from svdops.findings import Finding, Status
 from svdops.host.facts import HostFacts
-from svdops.host.fleet import FleetOptions, HostStatus
+from svdops.host.fleet import FleetOptions, HostResult, HostStatus
 from svdops.host.inventory import Target
 from svdops.host.shell import Command, CommandResult, RecordedShell, Shell
 from svdops.host.ssh import SshUnreachableError
-from svdops.judge import documents
+from svdops.judge import documents, fleet_check
 from svdops.judge.check import CheckReport, check_profile, run_check
-from svdops.judge.fleet_check import FleetCheck, check_fleet, fleet_targets, gather_fleet
+from svdops.judge.fleet_check import FleetCheck, check_fleet, fleet_targets, gather_fleet, judge_fleet
 from svdops.judge.profiles import Profile, load_profile
 from tests.support.paths import HOSTS, REPO
 from tests.support.profiles import GPU_ONLY
@@ -107,6 +107,37 @@ def test_every_answering_host_is_judged_against_the_one_loaded_profile(gpu_only:
     assert {f.key for f in no_gpu.findings if f.status is Status.FAIL} == {"driver.present", "gpu.count",
                                                                         "torch.cuda-build"}
     assert (fleet.checked, fleet.failed) == (3, 1)
+
+
+def test_each_host_is_judged_as_it_answers_and_the_same_as_judging_after_all(
+        gpu_only: Profile, monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = {"gpu01": "h100-sxm-ubuntu2404", "gpu02": "no-gpu", "down": None, "hung": "hung:h200-ubuntu2404"}
+    targets = [Target(name, "127.0.0.1", 22, "root") for name in hosts]
+    judged: list[str] = []
+    judged_when_seen: list[tuple[str, bool]] = []
+    reports: dict[str, object] = {}
+
+    def counting_run_check(facts: HostFacts, profile: Profile, **kwargs: bool) -> CheckReport:
+        judged.append(facts.hostname)
+        return run_check(facts, profile, **kwargs)
+
+    monkeypatch.setattr(fleet_check, "run_check", counting_run_check)
+
+    def seen(result: HostResult) -> None:  # the progress callback: a host that answered is judged by then
+        judged_when_seen.append((result.target.name, result.ok))
+        assert not result.ok or (result.facts is not None and judged[-1] == result.facts.hostname)
+
+    fleet = check_fleet(targets, FleetOptions(forks=2), gpu_only, connect=connector(hosts), on_result=seen)
+    later = judge_fleet(gather_fleet(targets, FleetOptions(forks=2), connect=connector(hosts)), gpu_only)
+    assert sorted(judged_when_seen) == [("down", False), ("gpu01", True), ("gpu02", True), ("hung", False)]
+    for now, after in zip(fleet.hosts, later.hosts, strict=True):
+        reports[now.name] = now.report
+        assert (now.report is None) == (after.report is None), now.name
+        if now.report is not None and after.report is not None:
+            assert now.report.findings == after.report.findings and now.report.failed == after.report.failed
+    assert reports["down"] is None and reports["hung"] is None and reports["gpu01"] is not None
+    assert fleet.exit_code == later.exit_code == 3
+    assert len(judged) == 4  # two hosts answered, each judged once per way
 
 
 @pytest.mark.parametrize(("hosts", "exit_code"), [
