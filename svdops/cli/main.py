@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -109,7 +111,38 @@ def completion(shell: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="svdops")
+    """The `svdops` program. Run as a process (no `argv`: it reads sys.argv) it ends that process itself;
+    to call svdops from Python, invoke `cli` (click's testing runner, or cli.main(standalone_mode=False))."""
+    try:
+        return cli.main(args=argv, prog_name="svdops")
+    except SystemExit as done:
+        if argv is None:
+            end_process(done.code)
+        raise
+
+
+def end_process(code: object) -> NoReturn:
+    """Exit with `code` as SystemExit would, without the interpreter's finalization.
+
+    Everything svdops writes is written and closed by now (files atomically; stdout and stderr are
+    flushed here) and the atexit handlers run first, so what is skipped is only tearing down the heap
+    and ~1,000 modules while paramiko's transport threads wind down: 0.08-0.16 s measured at the end of a
+    20-host check on the 2-vCPU benchmark machine, a tenth of the whole run.
+    """
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # SystemExit("message"): printed, status 1
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`svdops ... | head`): Python's own status for that
+            status = status or 120
+    os._exit(status & 0xFF)
 
 
 if __name__ == "__main__":  # pragma: no cover
