@@ -259,8 +259,8 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         # P: /proc shows this shell's children, so one that has ended can be told from one still running
         "P=",
         '[ -r "/proc/$M/stat" ] && P=1',
-        # z PID: true when PID has ended: a zombie, or gone (sh reaps every ended child while it waits for
-        # any one), or a PID that is no longer our child
+        # z PID: true when PID has ended (the script and its watchdog both ask): a zombie, or gone (sh
+        # reaps every ended child while it waits for any one), or a PID that is no longer our child
         "z() {",
         '  [ -n "$1" ] || return 1',
         '  read -r l 2>/dev/null <"/proc/$1/stat" || return 0',
@@ -332,12 +332,7 @@ def build_script(jobs: Sequence[tuple[int, float, Sequence[str]]], boundary: str
         "  s() {",
         '    eval "q=\\$p$2"',
         '    [ -n "$q" ] || read -r q 2>/dev/null <"$d/$2.p" || return 0',
-        '    if [ -n "$P" ]; then',
-        '      read -r l 2>/dev/null <"/proc/$q/stat" || return 0',
-        "      l=${l##*) }",
-        "      set -- \"$1\" \"$2\" $l",
-        '      [ "$3" != Z ] && [ "$4" = "$M" ] || return 0',
-        "    fi",
+        '    [ -n "$P" ] && z "$q" && return 0',
         '    [ "$1" = TERM ] && : >"$d/$2.t"',
         '    kill -"$1" "$q"',
         "  }",

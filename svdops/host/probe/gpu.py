@@ -32,13 +32,11 @@ class SmiReport:
 
 def parse_nvidia_smi_xml(text: str) -> SmiReport:
     """GPUs from `nvidia-smi -q -x`. A truncated document still yields the GPUs that were complete."""
-    gpu_elements: list[ET.Element] = []
-    driver_text = cuda_text = attached_text = None
     problems: list[str] = []
     try:
         # the whole document at once, walked in C; only a broken one goes event by event (below). The same
         # expat parser either way: it fetches no external entity, and refuses an entity-expansion bomb
-        # (expat >= 2.4, tests/unit/test_gpu_xml_hostile.py)
+        # (expat >= 2.4; tests/unit/test_probe_gpu.py)
         root = ET.fromstring(text)  # noqa: S314
     except ET.ParseError:
         gpu_elements, driver_text, cuda_text, attached_text, problems = _parse_in_pieces(text)
